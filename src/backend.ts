@@ -1,0 +1,167 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** The backends we know how to set up, best first. */
+export type BackendId = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** What {@link initBackend} chose, and why. */
+export interface BackendChoice {
+  /** Our id of the backend. */
+  id: BackendId;
+  /** The name tfjs knows it by (`tf.getBackend()`). */
+  tfjsName: string;
+  /** The npm package that provides it. */
+  package: string;
+  /** Why this one was chosen (first available, or the `TFJS_BACKEND` override). */
+  reason: string;
+}
+
+interface Candidate {
+  id: BackendId;
+  tfjsName: string;
+  package: string;
+  /** Loads the package (registering the backend); throws when it is not usable here. */
+  load(): void;
+}
+
+const BACKEND_ENV = 'TFJS_BACKEND';
+
+function gpuVisible(): boolean {
+  // The NVIDIA driver exposes this file when a GPU is usable by CUDA.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require('fs') as typeof import('fs');
+  return fs.existsSync('/proc/driver/nvidia/version');
+}
+
+function quietTensorFlowLogs(): void {
+  // TensorFlow's C++ banner lines (CPU features, oneDNN) are noise for our users.
+  if (process.env.TF_CPP_MIN_LOG_LEVEL === undefined) process.env.TF_CPP_MIN_LOG_LEVEL = '2';
+}
+
+const CANDIDATES: Candidate[] = [
+  {
+    id: 'tensorflow-gpu',
+    tfjsName: 'tensorflow',
+    package: '@tensorflow/tfjs-node-gpu',
+    load() {
+      if (!gpuVisible()) throw new Error('no NVIDIA GPU is visible');
+      quietTensorFlowLogs();
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@tensorflow/tfjs-node-gpu');
+    },
+  },
+  {
+    id: 'tensorflow',
+    tfjsName: 'tensorflow',
+    package: '@tensorflow/tfjs-node',
+    load() {
+      quietTensorFlowLogs();
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@tensorflow/tfjs-node');
+    },
+  },
+  {
+    id: 'wasm',
+    tfjsName: 'wasm',
+    package: '@tensorflow/tfjs-backend-wasm',
+    load() {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@tensorflow/tfjs-backend-wasm');
+    },
+  },
+  {
+    id: 'cpu',
+    tfjsName: 'cpu',
+    package: '@tensorflow/tfjs-backend-cpu',
+    load() {
+      /* bundled with @tensorflow/tfjs */
+    },
+  },
+];
+
+let current: BackendChoice | undefined;
+
+/** The backend chosen by {@link initBackend}, if it has run. */
+export function currentBackend(): BackendChoice | undefined {
+  return current;
+}
+
+/** Options of {@link initBackend}. */
+export interface InitBackendOptions {
+  /** Backend to use; default: the `TFJS_BACKEND` environment variable, else the best available. */
+  backend?: BackendId;
+  /** Where the one-line report goes; default `console.log`. Pass `() => {}` to silence it. */
+  log?: (message: string) => void;
+}
+
+async function activate(candidate: Candidate): Promise<void> {
+  candidate.load();
+  const ok = await tf.setBackend(candidate.tfjsName);
+  if (!ok) throw new Error(`tf.setBackend('${candidate.tfjsName}') failed`);
+  await tf.ready();
+}
+
+function describeError(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0];
+}
+
+/**
+ * Chooses and activates the fastest available tfjs backend, once per process:
+ * `@tensorflow/tfjs-node-gpu` when installed and a GPU is visible, else `@tensorflow/tfjs-node`
+ * (TensorFlow's native library), else `wasm`, else the pure-JS `cpu`. The environment variable
+ * `TFJS_BACKEND` (one of `tensorflow-gpu`, `tensorflow`, `wasm`, `cpu`) overrides the choice, and
+ * then a backend that cannot be loaded is an error rather than a fallback.
+ */
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
+  const requested = options.backend ?? (process.env[BACKEND_ENV] as BackendId | undefined);
+  if (current && (requested === undefined || requested === current.id)) return current;
+  const log = options.log ?? ((m: string) => console.log(m));
+
+  if (requested !== undefined && requested !== ('' as BackendId)) {
+    const candidate = CANDIDATES.find((c) => c.id === requested);
+    if (!candidate) {
+      throw new Error(
+        `${BACKEND_ENV}/backend='${requested}' is not a backend we know; ` +
+          `use one of ${CANDIDATES.map((c) => c.id).join(', ')}`,
+      );
+    }
+    try {
+      await activate(candidate);
+    } catch (err) {
+      throw new Error(
+        `backend '${requested}' was requested but cannot be used: ${describeError(err)}` +
+          (candidate.package.includes('tfjs-node')
+            ? ' (is the package installed and `npm run setup` done?)'
+            : ''),
+      );
+    }
+    current = {
+      id: candidate.id,
+      tfjsName: candidate.tfjsName,
+      package: candidate.package,
+      reason: `requested (${BACKEND_ENV} or option)`,
+    };
+  } else {
+    const skipped: string[] = [];
+    for (const candidate of CANDIDATES) {
+      try {
+        await activate(candidate);
+        current = {
+          id: candidate.id,
+          tfjsName: candidate.tfjsName,
+          package: candidate.package,
+          reason: skipped.length
+            ? `best available; skipped ${skipped.join('; ')}`
+            : 'best available',
+        };
+        break;
+      } catch (err) {
+        skipped.push(`${candidate.id}: ${describeError(err)}`);
+      }
+    }
+    if (!current) throw new Error(`no tfjs backend could be initialised: ${skipped.join('; ')}`);
+  }
+  const { id, tfjsName, package: pkg, reason } = current;
+  log(`[tfjs-antifragile] backend: ${id} (tfjs '${tfjsName}' from ${pkg}; ${reason})`);
+  return { id, tfjsName, package: pkg, reason };
+}

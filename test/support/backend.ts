@@ -1,0 +1,5 @@
+import { initBackend } from '../../src/backend';
+
+beforeAll(async () => {
+  await initBackend({ log: () => undefined });
+});

@@ -1,0 +1,472 @@
+import * as tf from '@tensorflow/tfjs';
+import { fgsmBatch, logitsFunction, pgd, toClassIds, toOneHot } from './attacks';
+import { filterStep, valueRange } from './filters';
+import { GraphRunner, type GraphSplit } from './graph';
+import { resolveAnalyzeOptions, type AnalyzeOptions, type ResolvedOptions } from './options';
+import { selectParameters, type SelectedParameter } from './parameters';
+import { scoreSweep } from './scores';
+import type { AnalysisReport, FilterId, FilterResult, ParameterResult, StepResult } from './types';
+
+/** Evaluation data: inputs and labels (one-hot `[n, classes]` or class ids `[n]`). */
+export interface AnalysisData {
+  xs: tf.Tensor;
+  ys: tf.Tensor;
+}
+
+interface Batch {
+  xs: tf.Tensor;
+  oneHot: tf.Tensor;
+  ids: tf.Tensor1D;
+  /** Adversarial examples against the unfiltered model. */
+  adversarial: tf.Tensor;
+}
+
+/** A weight tensor under analysis: its original value, kept to restore it exactly. */
+interface Target {
+  param: SelectedParameter;
+  original: tf.Tensor;
+  values: Float32Array;
+  range: { min: number; max: number };
+}
+
+/** One (filter, step) cell of a sweep and the removed set it produces. */
+interface Cell {
+  filter: FilterId;
+  step: number;
+  alpha: number;
+  progress: number;
+  removed: number;
+  /** Identifies the removed set: cells with equal keys give the same model. */
+  key: string;
+}
+
+interface Accuracy {
+  clean: number;
+  adversarial: number;
+}
+
+const REFERENCE = 'reference';
+
+function rawVariable(v: tf.LayerVariable): tf.Variable {
+  // LayerVariable.write() applies the layer's weight constraint; restoring must not.
+  return (v as unknown as { val: tf.Variable }).val;
+}
+
+function assign(v: tf.LayerVariable, value: Float32Array | tf.Tensor): void {
+  if (value instanceof tf.Tensor) {
+    rawVariable(v).assign(value);
+    return;
+  }
+  const t = tf.tensor(value, v.shape as number[], 'float32');
+  rawVariable(v).assign(t);
+  t.dispose();
+}
+
+/** Hash of the removed index set (two independent 32-bit hashes and the count). */
+function removedKey(
+  values: Float32Array,
+  removes: (v: number) => boolean,
+): { removed: number; key: string } {
+  let removed = 0;
+  let h1 = 0x811c9dc5;
+  let h2 = 0x9747b28c;
+  for (let i = 0; i < values.length; i++) {
+    if (removes(values[i])) {
+      removed++;
+      h1 = Math.imul(h1 ^ i, 0x01000193);
+      h2 = Math.imul(h2 ^ (i + 0x9e3779b9), 0x5bd1e995);
+      h2 ^= h2 >>> 13;
+    }
+  }
+  return { removed, key: removed === 0 ? REFERENCE : `${removed}:${h1 >>> 0}:${h2 >>> 0}` };
+}
+
+function filtered(values: Float32Array, removes: (v: number) => boolean): Float32Array {
+  const out = new Float32Array(values);
+  for (let i = 0; i < out.length; i++) if (removes(out[i])) out[i] = 0;
+  return out;
+}
+
+function checkData(model: tf.LayersModel, data: AnalysisData): { n: number; classes: number } {
+  if (!data || !(data.xs instanceof tf.Tensor) || !(data.ys instanceof tf.Tensor)) {
+    throw new Error('analyze: data must be { xs: tf.Tensor, ys: tf.Tensor }');
+  }
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new Error(
+      `analyze: the model must have one input and one output; got ${model.inputs.length} and ${model.outputs.length}`,
+    );
+  }
+  const expected = model.inputs[0].shape;
+  const got = data.xs.shape;
+  const fits =
+    got.length === expected.length &&
+    expected.every((d, i) => i === 0 || d === null || d === got[i]);
+  if (!fits) {
+    throw new Error(
+      `analyze: data.xs has shape [${got.join(', ')}] but the model expects [${expected
+        .map((d) => (d === null ? 'n' : d))
+        .join(', ')}]`,
+    );
+  }
+  const n = got[0];
+  if (n < 1) throw new Error('analyze: data.xs holds no examples');
+  if (data.ys.shape[0] !== n) {
+    throw new Error(`analyze: data.xs has ${n} examples but data.ys has ${data.ys.shape[0]}`);
+  }
+  const outShape = model.outputs[0].shape;
+  const classes = outShape[outShape.length - 1];
+  if (typeof classes !== 'number')
+    throw new Error('analyze: the model output has no fixed class count');
+  const ysOk =
+    data.ys.rank === 1 ||
+    (data.ys.rank === 2 && (data.ys.shape[1] === classes || data.ys.shape[1] === 1));
+  if (!ysOk) {
+    throw new Error(
+      `analyze: data.ys must be class ids [n] or one-hot [n, ${classes}]; got [${data.ys.shape.join(', ')}]`,
+    );
+  }
+  return { n, classes };
+}
+
+function countCorrect(predictions: tf.Tensor, ids: tf.Tensor1D): number {
+  return tf.tidy(() => {
+    const classes = predictions.rank === 1 ? predictions : predictions.argMax(-1);
+    return classes.toInt().equal(ids).sum().dataSync()[0];
+  });
+}
+
+/**
+ * The analysis of method.md §1–§5: for each selected parameter and filter, a sweep of K
+ * filtering steps, each evaluated on the clean and the adversarial set; filtering scores and
+ * labels. The model's weights after the analysis are bit-identical to those before it, and no
+ * tensor is left behind. Options are validated first: a bad option, bad data or non-finite
+ * weights raise an error before the model is touched.
+ */
+export async function analyze(
+  model: tf.LayersModel,
+  data: AnalysisData,
+  options: AnalyzeOptions,
+): Promise<AnalysisReport> {
+  const started = Date.now();
+  const opts = resolveAnalyzeOptions(options);
+  const { n, classes } = checkData(model, data);
+  const params = selectParameters(model, opts.selection);
+  // Read and check every weight before touching any (non-finite values are an error).
+  const snapshots = params.map((param) => {
+    const values = param.variable.read().dataSync() as Float32Array;
+    return { param, values, range: valueRange(values, `weight '${param.name}'`) };
+  });
+  // The clones share the variables' buffers: restoring them is exact, bit for bit.
+  const targets: Target[] = snapshots.map((s) => ({
+    ...s,
+    original: s.param.variable.read().clone(),
+  }));
+
+  const session = new AnalysisSession(model, opts, classes);
+  try {
+    session.prepare(data, n);
+    const results =
+      opts.mode === 'global'
+        ? [await session.sweepGlobal(targets)]
+        : await session.sweepEach(targets);
+    return {
+      reference: session.reference,
+      parameters: results,
+      options: {
+        epsilon: opts.epsilon,
+        steps: opts.steps,
+        filters: opts.filters,
+        tolerance: opts.tolerance,
+        baseline: opts.baseline,
+        regenerate: opts.regenerate,
+        attack: opts.attack,
+        ...(opts.pgd ? { pgd: opts.pgd } : {}),
+        parameters: params.map((p) => p.name),
+        batchSize: opts.batchSize,
+        ...(opts.clip ? { clip: opts.clip } : {}),
+        mode: opts.mode,
+      },
+      backend: tf.getBackend(),
+      seconds: (Date.now() - started) / 1000,
+      examples: n,
+    };
+  } finally {
+    for (const t of targets) {
+      assign(t.param.variable, t.original);
+      t.original.dispose();
+    }
+    session.dispose();
+  }
+}
+
+/** The state of one analysis run: data batches, the graph runner, the reference accuracies. */
+class AnalysisSession {
+  reference: Accuracy = { clean: 0, adversarial: 0 };
+  private batches: Batch[] = [];
+  private readonly runner: GraphRunner;
+  private readonly logits: (x: tf.Tensor) => tf.Tensor;
+  private examples = 0;
+  private done = 0;
+  private total = 0;
+
+  constructor(
+    private readonly model: tf.LayersModel,
+    private readonly opts: ResolvedOptions,
+    private readonly classes: number,
+  ) {
+    this.runner = new GraphRunner(model);
+    this.logits = logitsFunction(model, opts.output);
+  }
+
+  /** Splits the data into batches, attacks the unfiltered model, measures the reference. */
+  prepare(data: AnalysisData, n: number): void {
+    this.examples = n;
+    const oneHot = toOneHot(data.ys, this.classes);
+    const ids = toClassIds(data.ys);
+    for (let start = 0; start < n; start += this.opts.batchSize) {
+      const size = Math.min(this.opts.batchSize, n - start);
+      const xs = data.xs.slice(start, size);
+      const batch: Batch = {
+        xs,
+        oneHot: oneHot.slice(start, size),
+        ids: ids.slice(start, size),
+        adversarial: xs, // replaced below
+      };
+      this.batches.push(batch);
+    }
+    tf.dispose([oneHot, ids]);
+    let clean = 0;
+    let adversarial = 0;
+    for (const b of this.batches) {
+      const attacked = this.attack(b);
+      b.adversarial = attacked.adversarial;
+      clean += this.cleanCorrect(b, attacked.cleanPredictions);
+      adversarial += this.predictCorrect(b.adversarial, b.ids);
+    }
+    this.reference = { clean: clean / n, adversarial: adversarial / n };
+  }
+
+  dispose(): void {
+    for (const b of this.batches) {
+      tf.dispose([b.xs, b.oneHot, b.ids]);
+      if (b.adversarial !== b.xs) b.adversarial.dispose();
+    }
+    this.batches = [];
+  }
+
+  /** Layer-wise analysis: each parameter on its own, the others untouched. */
+  async sweepEach(targets: Target[]): Promise<ParameterResult[]> {
+    this.total = targets.length * this.opts.filters.length * this.opts.steps;
+    const results: ParameterResult[] = [];
+    for (const [index, target] of targets.entries()) {
+      const cells = this.cells([target]);
+      const accuracy = await this.evaluateCells(cells, [target]);
+      assign(target.param.variable, target.original);
+      results.push(
+        this.result(
+          target.param.name,
+          target.param.layer.name,
+          target.param.variable.shape as number[],
+          target.values.length,
+          index / targets.length,
+          cells,
+          accuracy,
+        ),
+      );
+    }
+    return results;
+  }
+
+  /** Global analysis: every selected tensor filtered at once, each with its own range. */
+  async sweepGlobal(targets: Target[]): Promise<ParameterResult> {
+    this.total = this.opts.filters.length * this.opts.steps;
+    const cells = this.cells(targets);
+    const accuracy = await this.evaluateCells(cells, targets);
+    for (const t of targets) assign(t.param.variable, t.original);
+    const size = targets.reduce((s, t) => s + t.values.length, 0);
+    return this.result('(global)', '(all)', [size], size, 0, cells, accuracy);
+  }
+
+  private result(
+    name: string,
+    layer: string,
+    shape: number[],
+    size: number,
+    depth: number,
+    cells: Cell[],
+    accuracy: Map<string, Accuracy>,
+  ): ParameterResult {
+    const filters: ParameterResult['filters'] = {};
+    for (const filter of this.opts.filters) {
+      const steps: StepResult[] = cells
+        .filter((c) => c.filter === filter)
+        .map((c) => {
+          const acc = accuracy.get(c.key) as Accuracy;
+          return {
+            progress: c.progress,
+            alpha: c.alpha,
+            removed: c.removed,
+            clean: acc.clean,
+            adversarial: acc.adversarial,
+          };
+        });
+      const scored = scoreSweep(steps, size, this.opts.baseline, this.opts.tolerance);
+      const result: FilterResult = { steps, ...scored };
+      filters[filter] = result;
+    }
+    return { name, layer, shape: [...shape], size, depth, filters };
+  }
+
+  /** Every (filter, step) cell with its removed set's identity (summed over `targets`). */
+  private cells(targets: Target[]): Cell[] {
+    const cells: Cell[] = [];
+    for (const filter of this.opts.filters) {
+      for (let step = 0; step < this.opts.steps; step++) {
+        let removed = 0;
+        const keys: string[] = [];
+        let alpha = 0;
+        let progress = 0;
+        for (const t of targets) {
+          const rule = filterStep(filter, step, this.opts.steps, t.range.min, t.range.max);
+          const k = removedKey(t.values, rule.removes);
+          removed += k.removed;
+          keys.push(k.key);
+          alpha = rule.alpha;
+          progress = rule.progress;
+        }
+        const key = removed === 0 ? REFERENCE : keys.join('|');
+        // Naive strategy: every cell is its own evaluation.
+        const cellKey = this.opts.strategy === 'naive' ? `${filter}:${step}` : key;
+        cells.push({ filter, step, alpha, progress, removed, key: cellKey });
+      }
+    }
+    return cells;
+  }
+
+  private applyCell(cell: Cell, targets: Target[]): void {
+    for (const t of targets) {
+      const rule = filterStep(cell.filter, cell.step, this.opts.steps, t.range.min, t.range.max);
+      assign(t.param.variable, filtered(t.values, rule.removes));
+    }
+  }
+
+  /** Evaluates each distinct removed set once. */
+  private async evaluateCells(cells: Cell[], targets: Target[]): Promise<Map<string, Accuracy>> {
+    const accuracy = new Map<string, Accuracy>();
+    const parameter = targets.length === 1 ? targets[0].param.name : '(global)';
+    const groups = new Map<string, Cell[]>();
+    for (const c of cells) groups.set(c.key, [...(groups.get(c.key) ?? []), c]);
+    const fast = this.opts.strategy === 'fast';
+    if (fast && groups.has(REFERENCE)) {
+      accuracy.set(REFERENCE, this.reference);
+      this.advance(groups.get(REFERENCE)?.length ?? 0, parameter);
+    }
+    const cache =
+      fast && !this.opts.regenerate && targets.length === 1
+        ? this.cacheFrontiers(targets[0].param.layer)
+        : undefined;
+    try {
+      for (const [key, group] of groups) {
+        if (accuracy.has(key)) continue;
+        this.applyCell(group[0], targets);
+        accuracy.set(key, cache ? this.evaluateFromCache(cache) : this.evaluateModel());
+        this.advance(group.length, parameter);
+        // Let timers and signal handlers run between steps.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      cache?.frontiers.forEach((f) => tf.dispose(f));
+    }
+    return accuracy;
+  }
+
+  private advance(cells: number, parameter: string): void {
+    this.done += cells;
+    this.opts.onProgress?.({ done: this.done, total: this.total, parameter });
+  }
+
+  /** Accuracy of the current (filtered) model, attacking it afresh when `regenerate`. */
+  private evaluateModel(): Accuracy {
+    let clean = 0;
+    let adversarial = 0;
+    for (const b of this.batches) {
+      if (this.opts.regenerate) {
+        const attacked = this.attack(b);
+        clean += this.cleanCorrect(b, attacked.cleanPredictions);
+        adversarial += this.predictCorrect(attacked.adversarial, b.ids);
+        attacked.adversarial.dispose();
+      } else {
+        clean += this.predictCorrect(b.xs, b.ids);
+        adversarial += this.predictCorrect(b.adversarial, b.ids);
+      }
+    }
+    return { clean: clean / this.examples, adversarial: adversarial / this.examples };
+  }
+
+  /**
+   * With a fixed adversarial set, the activations entering the ablated layer do not change
+   * between steps: compute them once per batch (clean and adversarial stacked) and re-run only
+   * the layers downstream.
+   */
+  private cacheFrontiers(layer: tf.layers.Layer): { split: GraphSplit; frontiers: tf.Tensor[][] } {
+    const split = this.runner.split(layer);
+    const frontiers = this.batches.map((b) =>
+      tf.tidy(() => {
+        const both = tf.concat([b.xs, b.adversarial]);
+        return this.runner.frontier(split, both);
+      }),
+    );
+    return { split, frontiers };
+  }
+
+  private evaluateFromCache(cache: { split: GraphSplit; frontiers: tf.Tensor[][] }): Accuracy {
+    let clean = 0;
+    let adversarial = 0;
+    this.batches.forEach((b, i) => {
+      const size = b.xs.shape[0];
+      const [c, a] = tf.tidy(() => {
+        const out = this.runner.suffixOutput(cache.split, cache.frontiers[i]);
+        const predicted = out.argMax(-1).toInt();
+        const hits = predicted.equal(tf.concat([b.ids, b.ids]).toInt()).toInt();
+        return [hits.slice(0, size).sum(), hits.slice(size, size).sum()];
+      });
+      clean += c.dataSync()[0];
+      adversarial += a.dataSync()[0];
+      tf.dispose([c, a]);
+    });
+    return { clean: clean / this.examples, adversarial: adversarial / this.examples };
+  }
+
+  /** Attacks a batch; FGSM also yields the clean predictions of its forward pass. */
+  private attack(b: Batch): { adversarial: tf.Tensor; cleanPredictions?: tf.Tensor1D } {
+    if (this.opts.attack === 'pgd') {
+      const settings = this.opts.pgd as { steps: number; stepSize: number };
+      return {
+        adversarial: pgd(this.model, b.xs, b.oneHot, this.opts.epsilon, {
+          ...settings,
+          clip: this.opts.clip,
+          output: this.opts.output,
+          batchSize: b.xs.shape[0],
+        }),
+      };
+    }
+    return fgsmBatch(this.logits, b.xs, b.oneHot, this.opts.epsilon, this.opts.clip);
+  }
+
+  private cleanCorrect(b: Batch, predictions?: tf.Tensor1D): number {
+    if (predictions && this.opts.strategy === 'fast') {
+      const correct = countCorrect(predictions, b.ids);
+      predictions.dispose();
+      return correct;
+    }
+    predictions?.dispose();
+    return this.predictCorrect(b.xs, b.ids);
+  }
+
+  private predictCorrect(xs: tf.Tensor, ids: tf.Tensor1D): number {
+    const out = this.runner.predict(xs);
+    const correct = countCorrect(out, ids);
+    out.dispose();
+    return correct;
+  }
+}

@@ -14,3 +14,4 @@ export {
   MNIST_STD,
 } from './datasets/mnist-builtin';
 export type { TensorSet, BuiltinMnistOptions } from './datasets/mnist-builtin';
+export * from './src/analysis';

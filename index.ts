@@ -15,3 +15,4 @@ export {
 } from './datasets/mnist-builtin';
 export type { TensorSet, BuiltinMnistOptions } from './datasets/mnist-builtin';
 export * from './src/analysis';
+export * from './callbacks';

@@ -136,6 +136,20 @@ function countCorrect(predictions: tf.Tensor, ids: tf.Tensor1D): number {
 }
 
 /**
+ * Checks an analysis setup without running it: options, data against the model, and the
+ * parameter selection. Throws the same errors {@link analyze} would, before any compute.
+ */
+export function checkAnalysisSetup(
+  model: tf.LayersModel,
+  data: AnalysisData,
+  options: AnalyzeOptions,
+): { examples: number; parameters: string[] } {
+  const opts = resolveAnalyzeOptions(options);
+  const { n } = checkData(model, data);
+  return { examples: n, parameters: selectParameters(model, opts.selection).map((p) => p.name) };
+}
+
+/**
  * The analysis of method.md §1–§5: for each selected parameter and filter, a sweep of K
  * filtering steps, each evaluated on the clean and the adversarial set; filtering scores and
  * labels. The model's weights after the analysis are bit-identical to those before it, and no

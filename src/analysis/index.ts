@@ -1,4 +1,4 @@
-export { analyze } from './analyze';
+export { analyze, checkAnalysisSetup } from './analyze';
 export type { AnalysisData } from './analyze';
 export { applyFilter, filterStep, filterValues, valueRange, FILTER_ALIASES } from './filters';
 export type { FilterStep } from './filters';

@@ -1,0 +1,243 @@
+import * as tf from '@tensorflow/tfjs';
+import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
+import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
+import { SynapticFilterCallback } from './synaptic-filter-callback';
+
+/** Which filters must call a parameter fragile for it to be frozen. */
+export type FragileRule = 'any' | 'all' | FilterId[];
+
+/** Options of {@link SelectiveRetrainCallback}. */
+export interface SelectiveRetrainOptions {
+  /** The analysis whose labels decide; it must come before this callback in the list. Required. */
+  analysis: SynapticFilterCallback;
+  /** The score whose labels are used; default `'adversarial'` (method.md §7). */
+  score?: ScoreId;
+  /**
+   * `'any'` (default): fragile if any analysed filter labels it fragile; `'all'`: only if every
+   * filter does; a list of filter ids: if any of those does.
+   */
+  filters?: FragileRule;
+  /** First epoch (0-based) whose analysis may freeze layers; default 0. */
+  startEpoch?: number;
+  /**
+   * `'layer'` (default): freeze the whole layer (kernel and bias) owning a fragile parameter;
+   * `'parameter'`: freeze only the fragile weight tensor.
+   */
+  granularity?: 'layer' | 'parameter';
+}
+
+/** One refresh of the frozen set. */
+export interface FreezeRecord {
+  /** The epoch whose analysis decided. */
+  epoch: number;
+  /** Layers frozen from the next batch on (with `granularity: 'parameter'`, layers owning a frozen weight). */
+  frozen: string[];
+  /** Weights frozen (every weight of a frozen layer, or the single fragile tensors). */
+  frozenParameters: string[];
+  /** Set when the refresh was skipped, with the reason. */
+  skipped?: string;
+}
+
+/**
+ * Selective retraining (method.md §7): after each analysis, freezes the layers (or weights) whose
+ * parameter is labelled fragile and keeps training the robust and antifragile ones, with the
+ * same optimiser and data. Labels are refreshed at each new analysis, so a layer may be
+ * unfrozen again.
+ *
+ * How freezing works in tfjs: `compile()` fixes the list of trained variables; at each batch
+ * `fit` hands the optimiser that whole list, in that order, with a null gradient for every
+ * variable whose `trainable` flag is off, and optimisers skip null gradients. Turning the flag
+ * off therefore stops every update from the next batch on (Adam's moments and momentum's
+ * velocity of that variable stay as they were), and turning it back on resumes training. We never
+ * recompile: recompiling with the same optimiser would re-pair its slot variables, which it keeps
+ * by position, with other variables. Layers the
+ * user made non-trainable are never touched. BatchNorm layers are not analysed and so never
+ * frozen: their γ, β and moving statistics keep training. Freezing never leaves the model with no
+ * trainable weight (tfjs would throw at the next batch): such a refresh is skipped and recorded.
+ * At the end of training every flag this callback changed is restored.
+ *
+ * Events: `onTrainBegin` checks the setup (the analysis must be placed before this callback);
+ * `onEpochEnd` refreshes the frozen set when the analysis produced a report for this epoch and
+ * adds `frozen_layers` (count) to the logs; `onTrainEnd` restores the flags.
+ */
+export class SelectiveRetrainCallback extends tf.Callback {
+  readonly analysis: SynapticFilterCallback;
+  readonly score: ScoreId;
+  readonly filters: FragileRule;
+  readonly startEpoch: number;
+  readonly granularity: 'layer' | 'parameter';
+  private frozenNow: string[] = [];
+  private frozenParamsNow: string[] = [];
+  private records: FreezeRecord[] = [];
+  /** Variables whose trainable flag we turned off, with the layer they belong to. */
+  private touched = new Map<tf.LayerVariable, string>();
+  /** Variables trainable when training began (ours to toggle). */
+  private toggleable = new Set<tf.LayerVariable>();
+
+  constructor(options: SelectiveRetrainOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new Error('SelectiveRetrainCallback: options must be an object with { analysis }');
+    }
+    const {
+      analysis,
+      score = 'adversarial',
+      filters = 'any',
+      startEpoch = 0,
+      granularity = 'layer',
+    } = options;
+    const allowedKeys = ['analysis', 'score', 'filters', 'startEpoch', 'granularity'];
+    const unknown = Object.keys(options).filter((k) => !allowedKeys.includes(k));
+    if (unknown.length) {
+      throw new Error(
+        `SelectiveRetrainCallback: unknown option '${unknown[0]}'; allowed: ${allowedKeys.join(', ')}`,
+      );
+    }
+    if (!(analysis instanceof SynapticFilterCallback)) {
+      throw new Error(
+        "SelectiveRetrainCallback: option 'analysis' must be the SynapticFilterCallback whose labels decide " +
+          `(placed before this callback); got ${analysis === undefined ? 'undefined' : typeof analysis}`,
+      );
+    }
+    if (!SCORE_IDS.includes(score)) {
+      throw new Error(
+        `SelectiveRetrainCallback: option 'score' must be one of ${SCORE_IDS.join(', ')}; got '${String(score)}'`,
+      );
+    }
+    const filterOk =
+      filters === 'any' ||
+      filters === 'all' ||
+      (Array.isArray(filters) &&
+        filters.length > 0 &&
+        filters.every((f) => FILTER_IDS.includes(f)));
+    if (!filterOk) {
+      throw new Error(
+        `SelectiveRetrainCallback: option 'filters' must be 'any', 'all' or a non-empty list of ${FILTER_IDS.join(', ')}; ` +
+          `got ${JSON.stringify(filters)}`,
+      );
+    }
+    if (Array.isArray(filters)) {
+      const missing = filters.filter(
+        (f) => !(analysis.analysisOptions.filters ?? FILTER_IDS).includes(f),
+      );
+      if (missing.length) {
+        throw new Error(
+          `SelectiveRetrainCallback: filter '${missing[0]}' is not swept by the analysis`,
+        );
+      }
+    }
+    if (!Number.isInteger(startEpoch) || startEpoch < 0) {
+      throw new Error(
+        `SelectiveRetrainCallback: option 'startEpoch' must be an integer ≥ 0; got ${startEpoch}`,
+      );
+    }
+    if (granularity !== 'layer' && granularity !== 'parameter') {
+      throw new Error(
+        `SelectiveRetrainCallback: option 'granularity' must be 'layer' or 'parameter'; got '${String(granularity)}'`,
+      );
+    }
+    this.analysis = analysis;
+    this.score = score;
+    this.filters = filters;
+    this.startEpoch = startEpoch;
+    this.granularity = granularity;
+  }
+
+  /** Layers frozen now. */
+  get frozenLayers(): string[] {
+    return [...this.frozenNow];
+  }
+
+  /** Weights frozen now. */
+  get frozenParameters(): string[] {
+    return [...this.frozenParamsNow];
+  }
+
+  /** Every refresh of the frozen set, oldest first. */
+  get history(): ReadonlyArray<FreezeRecord> {
+    return this.records;
+  }
+
+  /** Whether a parameter's labels in `report` make it fragile under this callback's rule. */
+  isFragile(report: AnalysisReport, parameter: string): boolean {
+    const p = report.parameters.find((q) => q.name === parameter);
+    if (!p) return false;
+    const considered = (
+      this.filters === 'any' || this.filters === 'all' ? FILTER_IDS : this.filters
+    ).filter((f) => p.filters[f]);
+    const fragile = considered.map((f) => p.filters[f]?.labels[this.score] === 'fragile');
+    if (fragile.length === 0) return false;
+    return this.filters === 'all' ? fragile.every(Boolean) : fragile.some(Boolean);
+  }
+
+  override async onTrainBegin(): Promise<void> {
+    if (!this.analysis.hasBegun(this.params)) {
+      throw new Error(
+        'SelectiveRetrainCallback: its SynapticFilterCallback must be in the same callbacks list, ' +
+          'placed before it (e.g. callbacks: [analysis, retrain])',
+      );
+    }
+    const model = this.model as tf.LayersModel;
+    this.frozenNow = [];
+    this.frozenParamsNow = [];
+    this.records = [];
+    this.touched.clear();
+    this.toggleable = new Set(model.trainableWeights.filter((w) => w.trainable));
+    if (!model.optimizer) {
+      throw new Error('SelectiveRetrainCallback: the model must be compiled with an optimizer');
+    }
+    const report = this.analysis.latest;
+    if (report && report.epoch === -1 && this.startEpoch === 0) this.refresh(report, -1);
+  }
+
+  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+    const report = this.analysis.latest;
+    if (report && report.epoch === epoch && epoch >= this.startEpoch) this.refresh(report, epoch);
+    if (logs) logs.frozen_layers = this.frozenNow.length;
+  }
+
+  override async onTrainEnd(): Promise<void> {
+    for (const v of this.touched.keys()) v.trainable = true;
+    this.touched.clear();
+  }
+
+  private refresh(report: AnalysisReport, epoch: number): void {
+    const model = this.model as tf.LayersModel;
+    const fragileNames = report.parameters
+      .map((p) => p.name)
+      .filter((name) => this.isFragile(report, name));
+    const wanted = new Map<tf.LayerVariable, string>();
+    for (const layer of model.layers) {
+      for (const w of layer.weights) {
+        if (!fragileNames.includes(w.name)) continue;
+        const targets = this.granularity === 'layer' ? layer.weights : [w];
+        for (const t of targets) if (this.toggleable.has(t)) wanted.set(t, layer.name);
+      }
+    }
+    const stillTrainable = [...this.toggleable].filter((v) => !wanted.has(v));
+    if (wanted.size > 0 && stillTrainable.length === 0) {
+      this.records.push({
+        epoch,
+        frozen: this.frozenNow,
+        frozenParameters: this.frozenParamsNow,
+        skipped: 'every trainable weight is fragile; freezing all would leave nothing to train',
+      });
+      return;
+    }
+    for (const v of this.touched.keys()) if (!wanted.has(v)) v.trainable = true;
+    for (const v of wanted.keys()) v.trainable = false;
+    this.touched = wanted;
+    this.frozenNow = [...new Set(wanted.values())];
+    this.frozenParamsNow = model.weights.filter((w) => wanted.has(w)).map((w) => w.name);
+    this.records.push({
+      epoch,
+      frozen: this.frozenLayers,
+      frozenParameters: this.frozenParameters,
+    });
+  }
+}
+
+/** Factory for {@link SelectiveRetrainCallback}. */
+export function selectiveRetrain(options: SelectiveRetrainOptions): SelectiveRetrainCallback {
+  return new SelectiveRetrainCallback(options);
+}

@@ -1,0 +1,207 @@
+import * as tf from '@tensorflow/tfjs';
+import {
+  analyze,
+  checkAnalysisSetup,
+  invariance,
+  resolveAnalyzeOptions,
+  type AnalysisData,
+  type AnalysisReport,
+  type AnalyzeOptions,
+  type InvarianceOptions,
+  type InvarianceReport,
+} from '../src/analysis';
+import { LABELS, SCORE_IDS } from '../src/analysis/types';
+
+/** Options of {@link SynapticFilterCallback}: every option of `analyze`, plus these. */
+export interface SynapticFilterCallbackOptions extends AnalyzeOptions {
+  /** Evaluation data (clean); the adversarial set is made from it. Required. */
+  data: AnalysisData;
+  /** Analyse at the end of every `every`-th epoch (1-based count); default 1. */
+  every?: number;
+  /** Also analyse before the first epoch (the report gets `epoch: -1`); default false. */
+  atStart?: boolean;
+  /** Called with each report, after it is stored and before the epoch's logs go on. */
+  onAnalysis?: (report: AnalysisReport) => void | Promise<void>;
+}
+
+/** The summary numbers added to the logs of an analysed epoch (see {@link summaryLogs}). */
+export type AnalysisLogs = Record<string, number>;
+
+/**
+ * Summary numbers of a report, as added to the epoch logs: for each score `s` the number of
+ * (parameter, filter) pairs labelled fragile / robust / antifragile (`fragile_s`, `robust_s`,
+ * `antifragile_s`) and the mean score (`psi_s_mean`); the reference accuracies
+ * (`analysis_clean_acc`, `analysis_adversarial_acc`) and the analysis time (`analysis_seconds`).
+ */
+export function summaryLogs(report: AnalysisReport): AnalysisLogs {
+  const logs: AnalysisLogs = {};
+  for (const score of SCORE_IDS) {
+    const counts = { fragile: 0, robust: 0, antifragile: 0 };
+    let sum = 0;
+    let n = 0;
+    for (const p of report.parameters) {
+      for (const r of Object.values(p.filters)) {
+        if (!r) continue;
+        counts[r.labels[score]]++;
+        sum += r.scores[score];
+        n++;
+      }
+    }
+    for (const label of LABELS) logs[`${label}_${score}`] = counts[label];
+    logs[`psi_${score}_mean`] = n > 0 ? sum / n : 0;
+  }
+  logs.analysis_clean_acc = report.reference.clean;
+  logs.analysis_adversarial_acc = report.reference.adversarial;
+  logs.analysis_seconds = report.seconds;
+  return logs;
+}
+
+/**
+ * Runs the synaptic-filtering analysis inside `model.fit` / `model.fitDataset`.
+ *
+ * Events, in order:
+ * - constructor: options are validated (an error names the option and the value);
+ * - `onTrainBegin`: the setup is checked against the model (data shape, parameter selection)
+ *   and state is reset; with `atStart`, a first analysis runs (epoch −1);
+ * - `onEpochEnd(epoch, logs)`: every `every`-th epoch, `analyze` runs on the epoch's weights;
+ *   the report is stored in `reports` (with its `epoch`), passed to `onAnalysis`, and
+ *   {@link summaryLogs} are added to `logs`, so callbacks placed after this one, and the
+ *   returned `History`, see them. If the analysis throws, the weights are restored to the
+ *   epoch's values and the error stops training.
+ *
+ * The weights after an analysis are bit-identical to those before it.
+ */
+export class SynapticFilterCallback extends tf.Callback {
+  /** The analysis options, as given (validated). */
+  readonly analysisOptions: AnalyzeOptions;
+  readonly data: AnalysisData;
+  readonly every: number;
+  readonly atStart: boolean;
+  private readonly onAnalysis?: (report: AnalysisReport) => void | Promise<void>;
+  private readonly stored: AnalysisReport[] = [];
+  /** The `params` object of the fit whose `onTrainBegin` this callback last ran. */
+  private trainParams?: tf.CustomCallbackArgs | object;
+
+  constructor(options: SynapticFilterCallbackOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new Error('SynapticFilterCallback: options must be an object with { data, epsilon }');
+    }
+    const { data, every = 1, atStart = false, onAnalysis, ...analysisOptions } = options;
+    if (!data || !(data.xs instanceof tf.Tensor) || !(data.ys instanceof tf.Tensor)) {
+      throw new Error(
+        "SynapticFilterCallback: option 'data' must be { xs: tf.Tensor, ys: tf.Tensor }; got " +
+          (data === undefined ? 'undefined' : typeof data),
+      );
+    }
+    if (!Number.isInteger(every) || every < 1) {
+      throw new Error(
+        `SynapticFilterCallback: option 'every' must be an integer ≥ 1; got ${every}`,
+      );
+    }
+    if (typeof atStart !== 'boolean') {
+      throw new Error(
+        `SynapticFilterCallback: option 'atStart' must be a boolean; got ${String(atStart)}`,
+      );
+    }
+    if (onAnalysis !== undefined && typeof onAnalysis !== 'function') {
+      throw new Error("SynapticFilterCallback: option 'onAnalysis' must be a function");
+    }
+    try {
+      resolveAnalyzeOptions(analysisOptions);
+    } catch (err) {
+      throw new Error(`SynapticFilterCallback: ${(err as Error).message}`);
+    }
+    this.analysisOptions = analysisOptions;
+    this.data = data;
+    this.every = every;
+    this.atStart = atStart;
+    this.onAnalysis = onAnalysis;
+  }
+
+  /** Every report of the current (or last) fit, oldest first. */
+  get reports(): readonly AnalysisReport[] {
+    return this.stored;
+  }
+
+  /** The newest report, if any. */
+  get latest(): AnalysisReport | undefined {
+    return this.stored[this.stored.length - 1];
+  }
+
+  /** Whether this callback's `onTrainBegin` ran in the fit that set `params` (placement checks). */
+  hasBegun(params: object | undefined): boolean {
+    return params !== undefined && this.trainParams === params;
+  }
+
+  /** Invariance of the labels across the epochs analysed so far (method.md §6). */
+  invariance(options: InvarianceOptions = {}): InvarianceReport {
+    if (this.stored.length === 0) {
+      throw new Error('SynapticFilterCallback: no analysis has run yet');
+    }
+    return invariance(this.stored, options);
+  }
+
+  /** The state to save with a checkpoint, for resumed runs. */
+  getState(): { reports: AnalysisReport[] } {
+    return { reports: JSON.parse(JSON.stringify(this.stored)) };
+  }
+
+  /** Restores the state saved by {@link getState}. */
+  setState(state: { reports: AnalysisReport[] }): void {
+    if (!state || !Array.isArray(state.reports)) {
+      throw new Error('SynapticFilterCallback.setState: expected { reports: AnalysisReport[] }');
+    }
+    this.stored.splice(0, this.stored.length, ...state.reports);
+  }
+
+  override async onTrainBegin(): Promise<void> {
+    const model = this.requireModel();
+    try {
+      checkAnalysisSetup(model, this.data, this.analysisOptions);
+    } catch (err) {
+      throw new Error(`SynapticFilterCallback: ${(err as Error).message}`);
+    }
+    this.trainParams = this.params;
+    if (this.atStart) await this.analyse(-1);
+  }
+
+  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+    if ((epoch + 1) % this.every !== 0) return;
+    const report = await this.analyse(epoch);
+    if (logs) Object.assign(logs, summaryLogs(report));
+  }
+
+  private requireModel(): tf.LayersModel {
+    if (!this.model)
+      throw new Error('SynapticFilterCallback: used outside model.fit (no model set)');
+    return this.model as tf.LayersModel;
+  }
+
+  private async analyse(epoch: number): Promise<AnalysisReport> {
+    const model = this.requireModel();
+    // analyze() restores the weights itself; this snapshot guards against anything else
+    // (e.g. an onAnalysis hook) failing half-way.
+    const snapshot = model.weights.map((w) => w.read().clone());
+    try {
+      const report = await analyze(model, this.data, this.analysisOptions);
+      report.epoch = epoch;
+      this.stored.push(report);
+      await this.onAnalysis?.(report);
+      return report;
+    } catch (err) {
+      model.weights.forEach((w, i) =>
+        (w as unknown as { val: tf.Variable }).val.assign(snapshot[i]),
+      );
+      model.stopTraining = true;
+      throw err;
+    } finally {
+      tf.dispose(snapshot);
+    }
+  }
+}
+
+/** Factory for {@link SynapticFilterCallback}, in the style of tfjs' `earlyStopping()`. */
+export function synapticFilter(options: SynapticFilterCallbackOptions): SynapticFilterCallback {
+  return new SynapticFilterCallback(options);
+}

@@ -8,3 +8,5 @@ export type {
 } from './selective-retrain-callback';
 export { resolveLogs } from './logs';
 export type { NumericLogs } from './logs';
+export { MlflowCallback, mlflowCallback, modelParams } from './mlflow-callback';
+export type { MlflowCallbackOptions, AnalysisSource, RetrainSource } from './mlflow-callback';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmKernels } from './wasm';
 
 /** The backends we know how to set up, best first. */
 export type BackendId = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -66,6 +67,9 @@ const CANDIDATES: Candidate[] = [
     load() {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require('@tensorflow/tfjs-backend-wasm');
+      // Gradient kernels wasm lacks for training, faster ones, and an exact MaxPoolGrad;
+      // throws TfjsVersionError unless tfjs is exactly the version they were written for.
+      registerWasmKernels();
     },
   },
   {

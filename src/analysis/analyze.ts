@@ -328,7 +328,8 @@ class AnalysisSession {
       const result: FilterResult = { steps, ...scored };
       filters[filter] = result;
     }
-    return { name, layer, shape: [...shape], size, depth, filters };
+    const evaluated = new Set(cells.map((c) => c.key).filter((k) => k !== REFERENCE)).size;
+    return { name, layer, shape: [...shape], size, depth, filters, evaluated };
   }
 
   /** Every (filter, step) cell with its removed set's identity (summed over `targets`). */

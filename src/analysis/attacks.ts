@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { GraphRunner } from './graph';
 
 /**
  * What a model's output is. `auto` (default): if the output comes from a softmax (a softmax
@@ -31,72 +32,35 @@ export interface PgdOptions extends AttackOptions {
 
 type Logits = (x: tf.Tensor) => tf.Tensor;
 
-interface ActivationHolder {
-  activation: unknown;
-}
-
-function outputLayer(model: tf.LayersModel): tf.layers.Layer {
-  if (model.outputs.length !== 1) {
-    throw new Error(`attacks need a model with one output; this one has ${model.outputs.length}`);
-  }
-  return model.outputs[0].sourceLayer as tf.layers.Layer;
-}
-
-function isSoftmaxActivationLayer(layer: tf.layers.Layer): boolean {
-  const cls = layer.getClassName();
-  if (cls === 'Softmax') return true;
-  return cls === 'Activation' && layer.getConfig().activation === 'softmax';
-}
-
-let linearActivation: unknown;
-function linear(): unknown {
-  if (linearActivation === undefined) {
-    linearActivation = (
-      tf.layers.activation({ activation: 'linear' }) as unknown as ActivationHolder
-    ).activation;
-  }
-  return linearActivation;
-}
-
-const logitsCache = new WeakMap<tf.LayersModel, Logits>();
+const logitsCache = new WeakMap<
+  tf.LayersModel,
+  { auto: Logits; raw: Logits; endsInSoftmax: boolean }
+>();
 
 /**
  * A function from inputs to logits for `model`, in inference mode (BatchNorm and Dropout as at
  * test time). The cross-entropy of an attack must come from logits: on clipped probabilities
- * its gradient vanishes where the model is confident, and FGSM silently weakens.
+ * its gradient vanishes where the model is confident, and FGSM silently weakens. Convolutions
+ * and dense layers run as plain ops, so an input gradient does no filter-gradient work.
  */
 export function logitsFunction(model: tf.LayersModel, output: ModelOutputKind = 'auto'): Logits {
-  const inference = (m: tf.LayersModel) => (x: tf.Tensor) =>
-    m.apply(x, { training: false }) as tf.Tensor;
-  if (output === 'logits') return inference(model);
-  const cached = logitsCache.get(model);
-  if (cached) return cached;
-  const last = outputLayer(model);
-  let fn: Logits;
-  if (isSoftmaxActivationLayer(last)) {
-    const pre = tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor });
-    fn = inference(pre);
-  } else if (last.getConfig().activation === 'softmax') {
-    const holder = last as unknown as ActivationHolder;
-    fn = (x) => {
-      const saved = holder.activation;
-      holder.activation = linear();
-      try {
-        return model.apply(x, { training: false }) as tf.Tensor;
-      } finally {
-        holder.activation = saved;
-      }
+  let cached = logitsCache.get(model);
+  if (!cached) {
+    const runner = new GraphRunner(model);
+    cached = {
+      auto: (x) => runner.logits(x),
+      raw: (x) => runner.raw(x),
+      endsInSoftmax: runner.endsInSoftmax(),
     };
-  } else if (output === 'probabilities') {
-    throw new Error(
-      `output: 'probabilities' was given, but the output layer '${last.name}' has no softmax to ` +
-        `look behind; pass output: 'logits' if the model outputs logits`,
-    );
-  } else {
-    fn = inference(model);
+    logitsCache.set(model, cached);
   }
-  logitsCache.set(model, fn);
-  return fn;
+  if (output === 'probabilities' && !cached.endsInSoftmax) {
+    throw new Error(
+      `output: 'probabilities' was given, but the model's output layer has no softmax to look ` +
+        `behind; pass output: 'logits' if the model outputs logits`,
+    );
+  }
+  return output === 'logits' ? cached.raw : cached.auto;
 }
 
 /** One-hot labels `[n, classes]` from one-hot or integer class ids. */

@@ -18,6 +18,59 @@ export interface GraphSplit {
   suffix: GraphNode[];
 }
 
+interface ActivationLike {
+  apply(x: tf.Tensor): tf.Tensor;
+  getClassName(): string;
+}
+
+/** Private fields of tfjs-layers' Conv2D and Dense that the unfused path reads. */
+interface KernelLayer {
+  kernel?: tf.LayerVariable;
+  bias?: tf.LayerVariable | null;
+  activation?: ActivationLike | null;
+}
+
+function isSoftmaxLayer(layer: tf.layers.Layer): boolean {
+  const cls = layer.getClassName();
+  return cls === 'Softmax' || (cls === 'Activation' && layer.getConfig().activation === 'softmax');
+}
+
+/**
+ * Conv2D and Dense through plain (unfused) ops. tfjs-layers runs them as fused ops whose
+ * gradient computes the kernel's gradient too, even when only the input's is asked for; the
+ * plain ops' gradients are computed only where needed, so an attack's input gradient skips the
+ * filter-gradient work. Returns undefined for layers (or configurations) it does not handle.
+ */
+function applyUnfused(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  withActivation: boolean,
+): tf.Tensor | undefined {
+  const cls = layer.getClassName();
+  const own = layer as unknown as KernelLayer;
+  if (!own.kernel || (cls !== 'Conv2D' && cls !== 'Dense')) return undefined;
+  const config = layer.getConfig();
+  let y: tf.Tensor;
+  if (cls === 'Conv2D') {
+    if (config.dataFormat !== 'channelsLast' || x.rank !== 4) return undefined;
+    const dilation = config.dilationRate as number | [number, number];
+    y = tf.conv2d(
+      x as tf.Tensor4D,
+      own.kernel.read() as tf.Tensor4D,
+      config.strides as [number, number],
+      config.padding as 'same' | 'valid',
+      'NHWC',
+      Array.isArray(dilation) ? [dilation[0], dilation[1]] : dilation,
+    );
+  } else {
+    if (x.rank !== 2) return undefined;
+    y = tf.matMul(x as tf.Tensor2D, own.kernel.read() as tf.Tensor2D);
+  }
+  if (own.bias) y = tf.add(y, own.bias.read());
+  if (withActivation && own.activation) y = own.activation.apply(y);
+  return y;
+}
+
 interface NodeLike {
   inputTensors: tf.SymbolicTensor[];
   outputTensors: tf.SymbolicTensor[];
@@ -129,6 +182,34 @@ export class GraphRunner {
     });
   }
 
+  /** The model output through the same ops as {@link logits}, softmax kept. Differentiable. */
+  raw(xs: tf.Tensor): tf.Tensor {
+    const out = this.run(this.nodes, this.feedInputs(xs)).get(this.outputId);
+    if (!out) throw new Error('internal: the model output was not computed');
+    return out;
+  }
+
+  /**
+   * Whether the model's output comes from a softmax that {@link logits} can look behind: a
+   * softmax activation layer, or a Conv2D/Dense layer with `activation: 'softmax'`.
+   */
+  endsInSoftmax(): boolean {
+    const last = this.nodes[this.nodes.length - 1].layer;
+    if (isSoftmaxLayer(last)) return true;
+    return last.getConfig().activation === 'softmax';
+  }
+
+  /**
+   * The pre-softmax output (see {@link endsInSoftmax}); the plain output when the model does not
+   * end in a softmax. Differentiable (no tidy: callers run it under `tf.grad`).
+   */
+  logits(xs: tf.Tensor): tf.Tensor {
+    const values = this.run(this.nodes, this.feedInputs(xs), true);
+    const out = values.get(this.outputId);
+    if (!out) throw new Error('internal: the model output was not computed');
+    return out;
+  }
+
   private feedInputs(xs: tf.Tensor): Map<number, tf.Tensor> {
     if (this.inputIds.length !== 1) {
       throw new Error(`the analysis needs a model with one input; got ${this.inputIds.length}`);
@@ -136,18 +217,38 @@ export class GraphRunner {
     return new Map([[this.inputIds[0], xs]]);
   }
 
-  private run(nodes: GraphNode[], feed: Map<number, tf.Tensor>): Map<number, tf.Tensor> {
+  private run(
+    nodes: GraphNode[],
+    feed: Map<number, tf.Tensor>,
+    stripSoftmax = false,
+  ): Map<number, tf.Tensor> {
     const values = new Map(feed);
+    const last = this.nodes[this.nodes.length - 1];
     for (const node of nodes) {
       const args = node.inputs.map((t) => {
         const v = values.get(t.id);
         if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
         return v;
       });
-      const result = node.layer.apply(args.length === 1 ? args[0] : args, {
-        ...node.callArgs,
-        training: false,
-      }) as tf.Tensor | tf.Tensor[];
+      const strip = stripSoftmax && node === last;
+      if (strip && isSoftmaxLayer(node.layer)) {
+        values.set(node.outputs[0].id, args[0]);
+        continue;
+      }
+      const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
+      const unfused =
+        args.length === 1 ? applyUnfused(node.layer, args[0], withActivation) : undefined;
+      if (!unfused && !withActivation) {
+        throw new Error(
+          `cannot take the logits of layer '${node.layer.name}' (${node.layer.getClassName()} with a softmax activation); ` +
+            `end the model with a separate softmax layer, or pass output: 'logits'`,
+        );
+      }
+      const result = (unfused ??
+        node.layer.apply(args.length === 1 ? args[0] : args, {
+          ...node.callArgs,
+          training: false,
+        })) as tf.Tensor | tf.Tensor[];
       const outs = Array.isArray(result) ? result : [result];
       node.outputs.forEach((t, i) => values.set(t.id, outs[i]));
     }

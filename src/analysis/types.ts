@@ -67,6 +67,11 @@ export interface ParameterResult {
   /** Relative depth: index / count among the analysed parameters, in [0, 1). */
   depth: number;
   filters: Partial<Record<FilterId, FilterResult>>;
+  /**
+   * Distinct filtered models actually evaluated for this parameter: steps whose removed set
+   * repeats an earlier one (or is empty) reuse that result.
+   */
+  evaluated: number;
 }
 
 /** Resolved options recorded in a report (RegExp selections become their source strings). */

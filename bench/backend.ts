@@ -1,0 +1,495 @@
+/**
+ * `bench/backend`: the speed yardstick. For the small CNN (`smallCnn()`) on real MNIST digits,
+ * times one training epoch (2,000 digits, Adam, batch 100), one evaluation pass (1,000) and one
+ * input-gradient pass (∂L/∂x from the logits, what FGSM costs; 1,000 in batches of 100 and in
+ * one batch) on every tfjs backend available here, and on PyTorch running the same network on the
+ * same digits in the same run; prints each time with its ratio to PyTorch, and the FLOP bound.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { BackendId, initBackend } from '../src/backend';
+import { smallCnn } from '../src/models/small-cnn';
+import { disposeSets, headOf, loadBenchDigits, writeDigitsFile } from './cnn/data';
+import { countMacs, matmulGflops, taskFlops, TaskFlops } from './cnn/flops';
+import { compileForBench, evaluate, inputGradientSign, LabelledSet, trainEpoch } from './cnn/tasks';
+import { Bench, intArg, parseArgs } from './lib/bench';
+import { registerFastTensorflowKernels } from './lib/native-speedups';
+import { PythonWorker } from './lib/python';
+import { writeResult } from './lib/results';
+import { formatNumber, markdownTable, ratio, seconds } from './lib/table';
+import { median } from './lib/timing';
+
+/** The four timed tasks. */
+export const TASKS = ['trainEpoch', 'evaluate', 'inputGradient', 'inputGradientOneBatch'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** One measured cell: a median time, or why there is none. */
+export interface Cell {
+  /** Median seconds for the full task (extrapolated when `extrapolatedFrom` is set). */
+  seconds?: number;
+  /** The timed repeats in seconds (scaled up when extrapolated). */
+  samples?: number[];
+  /** PyTorch's time of the same task, measured just before each of `samples`. */
+  torchSamples?: number[];
+  /** Median over the repeats of (this repeat's time ÷ PyTorch's paired time). */
+  ratio?: number;
+  /** The number of examples actually timed, when the time was scaled up from a subset. */
+  extrapolatedFrom?: number;
+  /** Why no time was measured. */
+  error?: string;
+}
+
+/** One column of the report: a backend, or PyTorch. */
+export interface VariantResult {
+  id: string;
+  label: string;
+  cells: Record<Task, Cell>;
+  /** Measured float32 GFLOP/s of a 1024×1024 matmul (512 on `cpu`). */
+  matmulGflops?: number;
+  notes: string[];
+}
+
+/** Sizes and repeat counts of a run. */
+export interface BackendBenchConfig {
+  trainSize: number;
+  evalSize: number;
+  batchSize: number;
+  warmup: number;
+  repeats: number;
+  /** Examples timed on the pure-JS `cpu` backend (its times are scaled up). */
+  cpuSubset: number;
+  matmulSize: number;
+  withTorch: boolean;
+  /** tfjs variants to run (ids of {@link VARIANTS}). */
+  variants: string[];
+}
+
+/** The defaults of `npm run bench backend`. */
+export const DEFAULT_CONFIG: BackendBenchConfig = {
+  trainSize: 2000,
+  evalSize: 1000,
+  batchSize: 100,
+  warmup: 1,
+  repeats: 5,
+  cpuSubset: 100,
+  matmulSize: 1024,
+  withTorch: true,
+  variants: ['tensorflow', 'tensorflow-fast', 'wasm', 'wasm-ours', 'cpu'],
+};
+
+interface Variant {
+  id: string;
+  label: string;
+  backend: BackendId;
+  /** Registers kernels for this variant; returns an undo function, or a reason it cannot run. */
+  setup?: () => (() => void) | string;
+  /** Time on a subset and scale up (the slow pure-JS backend). */
+  subset?: boolean;
+}
+
+/** Loads `registerWasmKernels` from `src/wasm` when that module exists (it is optional here). */
+function wasmKernelRegistrar(): (() => void) | string {
+  let mod: { registerWasmKernels?: () => void };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(['..', 'src', 'wasm'].join('/')) as typeof mod;
+  } catch (err) {
+    return `src/wasm not available (${firstLine(err)})`;
+  }
+  if (typeof mod.registerWasmKernels !== 'function')
+    return 'src/wasm exports no registerWasmKernels';
+  return mod.registerWasmKernels;
+}
+
+/** The tfjs variants the bench knows, in report order. */
+export const VARIANTS: readonly Variant[] = [
+  { id: 'tensorflow', label: 'tfjs tensorflow (tfjs-node)', backend: 'tensorflow' },
+  {
+    id: 'tensorflow-fast',
+    label: 'tfjs tensorflow + fast Step',
+    backend: 'tensorflow',
+    setup: registerFastTensorflowKernels,
+  },
+  { id: 'wasm', label: 'tfjs wasm', backend: 'wasm' },
+  {
+    id: 'wasm-ours',
+    label: 'tfjs wasm + registerWasmKernels',
+    backend: 'wasm',
+    setup: () => {
+      const register = wasmKernelRegistrar();
+      if (typeof register === 'string') return register;
+      register();
+      // Registration replaces kernels for good (run this variant after plain wasm).
+      return () => undefined;
+    },
+  },
+  { id: 'cpu', label: 'tfjs cpu (pure JS)', backend: 'cpu', subset: true },
+];
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
+}
+
+/** A cell for an error: missing kernels are named as such. */
+function errorCell(err: unknown): Cell {
+  const text = firstLine(err);
+  const missing = /Kernel '([^']+)' not registered/.exec(text);
+  return { error: missing ? `n/a (kernel missing: ${missing[1]})` : `failed: ${text}` };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** PyTorch, as a worker that runs one task on request and answers its time. */
+class TorchSide {
+  readonly samples = new Map<Task, number[]>();
+  constructor(
+    readonly worker: PythonWorker,
+    readonly greeting: TorchGreeting,
+  ) {}
+
+  async time(task: Task): Promise<number> {
+    const { seconds } = await this.worker.ask<{ seconds: number }>(task);
+    const list = this.samples.get(task) ?? [];
+    list.push(seconds);
+    this.samples.set(task, list);
+    return seconds;
+  }
+}
+
+/**
+ * Times `fn` after `config.warmup` untimed runs; before each timed repeat, PyTorch runs the same
+ * task, so that both see the same machine load (the machine may be shared), and the ratio is the
+ * median of the paired ratios. With `scale`, one repeat on a subset, scaled up linearly.
+ */
+async function measure(
+  task: Task,
+  fn: () => Promise<unknown>,
+  config: BackendBenchConfig,
+  torch: TorchSide | undefined,
+  scale?: { timed: number; full: number },
+): Promise<Cell> {
+  try {
+    for (let i = 0; i < config.warmup; i++) await fn();
+    const repeats = scale ? 1 : config.repeats;
+    const factor = scale ? scale.full / scale.timed : 1;
+    const samples: number[] = [];
+    const torchSamples: number[] = [];
+    for (let i = 0; i < repeats; i++) {
+      if (torch) {
+        torchSamples.push(await torch.time(task));
+        await pause(PAUSE_MS);
+      }
+      const start = process.hrtime.bigint();
+      await fn();
+      samples.push((Number(process.hrtime.bigint() - start) / 1e9) * factor);
+      await pause(PAUSE_MS);
+    }
+    const cell: Cell = { seconds: median(samples), samples };
+    if (torch) {
+      cell.torchSamples = torchSamples;
+      cell.ratio = median(samples.map((s, i) => s / torchSamples[i]));
+    }
+    if (scale) cell.extrapolatedFrom = scale.timed;
+    return cell;
+  } catch (err) {
+    return errorCell(err);
+  }
+}
+
+/** Idle time between timed runs, so that spinning worker threads of the last run settle. */
+const PAUSE_MS = 20;
+
+const quiet = () => undefined;
+
+async function runVariant(
+  variant: Variant,
+  config: BackendBenchConfig,
+  torch: TorchSide | undefined,
+): Promise<VariantResult | undefined> {
+  const result: VariantResult = {
+    id: variant.id,
+    label: variant.label,
+    cells: {} as Record<Task, Cell>,
+    notes: [],
+  };
+  try {
+    await initBackend({ backend: variant.backend, log: quiet });
+  } catch (err) {
+    const cell = { error: `backend unavailable: ${firstLine(err)}` };
+    for (const task of TASKS) result.cells[task] = cell;
+    return result;
+  }
+  const undo = variant.setup?.();
+  if (typeof undo === 'string') {
+    console.log(`  skipping ${variant.label}: ${undo}`);
+    return undefined;
+  }
+  const before = tf.memory().numTensors;
+  const digits = loadBenchDigits(config.trainSize, config.evalSize);
+  const { batchSize } = config;
+  const subset = variant.subset ? Math.min(config.cpuSubset, config.evalSize) : undefined;
+  let train: LabelledSet = digits.train;
+  let test: LabelledSet = digits.eval;
+  if (subset !== undefined) {
+    train = headOf(digits.train, subset);
+    test = headOf(digits.eval, subset);
+    result.notes.push(
+      `times measured once on ${subset} digits after one warm-up and scaled up linearly`,
+    );
+  }
+  const trainScale = subset ? { timed: subset, full: config.trainSize } : undefined;
+  const evalScale = subset ? { timed: subset, full: config.evalSize } : undefined;
+  const model = smallCnn({ seed: 0 });
+  compileForBench(model);
+  try {
+    const n = test.xs.shape[0];
+    const tasks: Record<Task, [() => Promise<unknown>, typeof trainScale]> = {
+      trainEpoch: [() => trainEpoch(model, train, batchSize), trainScale],
+      evaluate: [() => evaluate(model, test, batchSize), evalScale],
+      inputGradient: [() => inputGradientSign(model, test, batchSize), evalScale],
+      inputGradientOneBatch: [() => inputGradientSign(model, test, n), evalScale],
+    };
+    for (const task of TASKS) {
+      const [fn, scale] = tasks[task];
+      result.cells[task] = await measure(task, fn, config, torch, scale);
+    }
+    const size = variant.subset ? config.matmulSize / 2 : config.matmulSize;
+    result.matmulGflops = await matmulGflops(size, variant.subset ? 1 : config.repeats);
+    if (size !== config.matmulSize) result.notes.push(`matmul measured at ${size}×${size}`);
+  } finally {
+    model.optimizer?.dispose();
+    model.dispose();
+    disposeSets(digits.train, digits.eval);
+    if (subset !== undefined) disposeSets(train, test);
+    if (typeof undo === 'function') undo();
+  }
+  const leaked = tf.memory().numTensors - before;
+  if (leaked > 0) result.notes.push(`${leaked} tensors left after the run`);
+  return result;
+}
+
+/** The greeting of `bench/torch/backend_bench.py`. */
+interface TorchGreeting {
+  torchVersion: string;
+  threads: number;
+  interopThreads: number;
+}
+
+/** Starts the PyTorch worker on the same digits and warms each task up once. */
+async function startTorch(config: BackendBenchConfig): Promise<TorchSide> {
+  await initBackend({ log: quiet });
+  const digits = loadBenchDigits(config.trainSize, config.evalSize);
+  const dataFile = await writeDigitsFile(digits);
+  disposeSets(digits.train, digits.eval);
+  const spec = { dataFile, ...config, threads: os.cpus().length };
+  const specFile = path.join(path.dirname(dataFile), 'spec.json');
+  fs.writeFileSync(specFile, JSON.stringify(spec));
+  const { worker, greeting } = await PythonWorker.start<TorchGreeting>(
+    'bench/torch/backend_bench.py',
+    [specFile],
+  );
+  const side = new TorchSide(worker, greeting);
+  for (let i = 0; i < config.warmup; i++) {
+    for (const task of TASKS) await worker.ask(task);
+  }
+  return side;
+}
+
+/** PyTorch's row: the median of all its timed runs (paired with every tfjs variant). */
+async function torchResult(torch: TorchSide): Promise<VariantResult> {
+  const cells = {} as Record<Task, Cell>;
+  for (const task of TASKS) {
+    const samples = torch.samples.get(task) ?? [];
+    cells[task] = samples.length ? { seconds: median(samples), samples } : { error: 'not run' };
+  }
+  const { gflops } = await torch.worker.ask<{ gflops: number }>('matmul');
+  const { accuracy } = await torch.worker.ask<{ accuracy: number }>('accuracy');
+  const g = torch.greeting;
+  return {
+    id: 'torch',
+    label: `PyTorch ${g.torchVersion}`,
+    cells,
+    matmulGflops: gflops,
+    notes: [
+      `torch.set_num_threads(${g.threads}), ${g.interopThreads} inter-op threads; NCHW; ` +
+        `accuracy after its timed epochs ${formatNumber(accuracy)}; its time is the median of ` +
+        'all its runs (each paired with a tfjs run)',
+    ],
+  };
+}
+
+const TASK_HEADERS: Record<Task, (c: BackendBenchConfig) => string> = {
+  trainEpoch: (c) => `train epoch (${c.trainSize})`,
+  evaluate: (c) => `evaluate (${c.evalSize})`,
+  inputGradient: (c) => `input grad (${c.evalSize / c.batchSize}×${c.batchSize})`,
+  inputGradientOneBatch: (c) => `input grad (1×${c.evalSize})`,
+};
+
+function cellText(cell: Cell | undefined): string {
+  if (!cell) return '–';
+  if (cell.seconds === undefined) return cell.error ?? '–';
+  const star = cell.extrapolatedFrom ? '*' : '';
+  const r = cell.ratio !== undefined ? ` (${ratio(cell.ratio)})` : '';
+  return `${seconds(cell.seconds)}${star}${r}`;
+}
+
+/** The main table: one row per backend, each cell "time (ratio to PyTorch)". */
+export function resultTable(results: VariantResult[], config: BackendBenchConfig): string {
+  const header = ['', ...TASKS.map((t) => TASK_HEADERS[t](config)), 'matmul GFLOP/s'];
+  const rows = results.map((r) => [
+    r.label,
+    ...TASKS.map((t) => cellText(r.cells[t])),
+    r.matmulGflops,
+  ]);
+  return markdownTable(header, rows);
+}
+
+/** The FLOP arithmetic: what each task costs and the time it would take at the matmul rate. */
+export function flopTable(flops: TaskFlops, results: VariantResult[]): string {
+  const rows: (string | number | undefined)[][] = [];
+  const tasks: [Task, number][] = [
+    ['trainEpoch', flops.trainEpoch],
+    ['evaluate', flops.evaluate],
+    ['inputGradient', flops.inputGradient],
+    ['inputGradientOneBatch', flops.inputGradient],
+  ];
+  const shown = results.filter((r) => r.matmulGflops && r.cells.trainEpoch?.seconds !== undefined);
+  for (const [task, taskFlops] of tasks) {
+    const row: (string | number | undefined)[] = [task, taskFlops / 1e9];
+    for (const r of shown) {
+      const bound = taskFlops / ((r.matmulGflops as number) * 1e9);
+      const measured = r.cells[task]?.seconds;
+      row.push(
+        `${seconds(bound)} → ${measured !== undefined ? `${ratio(measured / bound)} the bound` : '–'}`,
+      );
+    }
+    rows.push(row);
+  }
+  return markdownTable(
+    [
+      'task',
+      'GFLOP',
+      ...shown.map((r) => `${r.label}: bound at ${formatNumber(r.matmulGflops as number)} GFLOP/s`),
+    ],
+    rows,
+  );
+}
+
+function parseConfig(args: string[]): BackendBenchConfig {
+  const parsed = parseArgs(args, [
+    'repeats',
+    'warmup',
+    'train',
+    'eval',
+    'cpu-subset',
+    'no-torch',
+    'only',
+  ]);
+  const only = parsed.get('only');
+  const variants = only ? only.split(',') : DEFAULT_CONFIG.variants;
+  const unknown = variants.filter((v) => !VARIANTS.some((k) => k.id === v));
+  if (unknown.length) {
+    throw new Error(
+      `--only: unknown ${unknown.join(', ')}; known: ${VARIANTS.map((v) => v.id).join(', ')}`,
+    );
+  }
+  return {
+    ...DEFAULT_CONFIG,
+    repeats: intArg(parsed, 'repeats', DEFAULT_CONFIG.repeats),
+    warmup: intArg(parsed, 'warmup', DEFAULT_CONFIG.warmup),
+    trainSize: intArg(parsed, 'train', DEFAULT_CONFIG.trainSize),
+    evalSize: intArg(parsed, 'eval', DEFAULT_CONFIG.evalSize),
+    cpuSubset: intArg(parsed, 'cpu-subset', DEFAULT_CONFIG.cpuSubset),
+    withTorch: !parsed.has('no-torch'),
+    variants,
+  };
+}
+
+/** Runs the bench and returns every result (also written to `bench-results/backend.json`). */
+export async function runBackendBench(config: BackendBenchConfig = DEFAULT_CONFIG) {
+  const loadBefore = os.loadavg();
+  const results: VariantResult[] = [];
+  let torch: TorchSide | undefined;
+  if (config.withTorch) {
+    console.log('  PyTorch …');
+    try {
+      torch = await startTorch(config);
+    } catch (err) {
+      console.log(`  PyTorch unavailable, no ratios: ${firstLine(err)}`);
+    }
+  }
+  try {
+    for (const variant of VARIANTS.filter((v) => config.variants.includes(v.id))) {
+      console.log(`  ${variant.label} …`);
+      const r = await runVariant(variant, config, torch);
+      if (r) results.push(r);
+    }
+    if (torch) results.unshift(await torchResult(torch));
+  } finally {
+    await torch?.worker.stop();
+  }
+  await initBackend({ log: quiet });
+  const model = smallCnn();
+  const macs = countMacs(model);
+  const flops = taskFlops(model, config.trainSize, config.evalSize);
+  model.dispose();
+  const loadAfter = os.loadavg();
+  return { config, results, macs, flops, loadBefore, loadAfter };
+}
+
+function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
+  const { config, results, macs, flops } = out;
+  const cpus = os.cpus();
+  console.log(
+    `\nsmall CNN, ${config.trainSize} train / ${config.evalSize} eval real MNIST digits, batch ` +
+      `${config.batchSize}; median of ${config.repeats} after ${config.warmup} warm-up; ` +
+      `${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}; ` +
+      `load average ${out.loadBefore[0].toFixed(2)} → ${out.loadAfter[0].toFixed(2)}\n`,
+  );
+  if (Math.max(out.loadBefore[0], out.loadAfter[0]) > cpus.length / 2) {
+    console.log(
+      `WARNING: the machine was busy (load average above ${cpus.length / 2} on ${cpus.length} ` +
+        'cores): times and ratios are unreliable. PyTorch suffers most (its OpenMP threads ' +
+        'wait on each other when a core is taken). Rerun on an idle machine.\n',
+    );
+  }
+  console.log(resultTable(results, config));
+  console.log('\n* extrapolated from a subset (see notes). Ratios are to PyTorch in this run.');
+  for (const r of results) for (const note of r.notes) console.log(`  ${r.label}: ${note}`);
+  const perLayer = macs.map((m) => `${m.layer} ${formatNumber((2 * m.macs) / 1e6)}`).join(' + ');
+  console.log(
+    `\nFLOP arithmetic: forward per example = ${perLayer} = ` +
+      `${formatNumber(flops.forwardPerExample / 1e6)} MFLOP (2 FLOPs per multiply-accumulate; ` +
+      'pooling, activations and biases not counted). Training = 3× forward (backward ≈ 2× ' +
+      'forward), input gradient = 2× forward (no weight gradients), evaluation = 1× forward. ' +
+      'Bound = FLOPs ÷ the backend’s own measured matmul rate.\n',
+  );
+  console.log(flopTable(flops, results));
+  const torch = results.find((r) => r.id === 'torch');
+  if (torch) {
+    console.log('\nTarget tfjs ≤ 1.2× PyTorch:');
+    for (const r of results.filter((x) => x.id !== 'torch')) {
+      const verdicts = TASKS.map((t) => {
+        const q = r.cells[t]?.ratio;
+        if (q === undefined) return `${t} –`;
+        return `${t} ${ratio(q)} ${q <= 1.2 ? 'met' : 'not met'}`;
+      });
+      console.log(`  ${r.label}: ${verdicts.join('; ')}`);
+    }
+  }
+}
+
+/** `npm run bench backend [--repeats=N] [--warmup=N] [--train=N] [--eval=N] [--cpu-subset=N] [--no-torch] [--only=a,b]` */
+export const bench: Bench = {
+  name: 'backend',
+  description: 'small CNN: train epoch, evaluation, input gradient on each tfjs backend vs PyTorch',
+  async run(args: string[]) {
+    const config = parseConfig(args);
+    const out = await runBackendBench(config);
+    report(out);
+    const file = writeResult('backend', out);
+    console.log(`\nwritten: ${file}`);
+  },
+};

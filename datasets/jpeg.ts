@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs';
+import { currentBackend } from '../src/backend';
+import { DatasetError, DatasetFormatError } from './errors';
+
+type DecodeJpeg = (contents: Uint8Array, channels?: number) => tf.Tensor3D;
+
+let decoder: DecodeJpeg | undefined;
+
+/**
+ * TensorFlow's native JPEG decoder from `@tensorflow/tfjs-node` (or `-gpu`, whichever provides
+ * the active backend), loaded on first use so that this module loads without it. Throws a
+ * {@link DatasetError} naming `user` when the native backend is not the active one.
+ */
+export function nativeJpegDecoder(user: string): DecodeJpeg {
+  if (tf.getBackend() !== 'tensorflow') {
+    throw new DatasetError(
+      `${user} decodes JPEGs with TensorFlow's native library, which needs the 'tensorflow' backend ` +
+        `(@tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu, chosen by initBackend()); ` +
+        `the active backend is '${tf.getBackend()}'`,
+    );
+  }
+  if (decoder) return decoder;
+  const pkg =
+    currentBackend()?.package === '@tensorflow/tfjs-node-gpu'
+      ? '@tensorflow/tfjs-node-gpu'
+      : '@tensorflow/tfjs-node';
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(pkg) as { node: { decodeJpeg: DecodeJpeg } };
+    decoder = mod.node.decodeJpeg;
+  } catch (err) {
+    throw new DatasetError(
+      `${user} needs ${pkg} to decode JPEGs: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    );
+  }
+  return decoder;
+}
+
+/**
+ * Decodes `bytes` (the contents of `file`) to RGB with `decode` and checks its size; an
+ * undecodable file or one of another size is a {@link DatasetFormatError} naming the file.
+ * Writes the pixels, in [0, 255] and HWC order, into `target` at `offset`.
+ */
+export function decodeInto(
+  decode: DecodeJpeg,
+  file: string,
+  bytes: Uint8Array,
+  size: [number, number],
+  target: Float32Array,
+  offset: number,
+): void {
+  let image: tf.Tensor3D;
+  try {
+    image = decode(bytes, 3);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new DatasetFormatError(file, `cannot be decoded as a JPEG (${reason})`);
+  }
+  try {
+    const [h, w] = image.shape;
+    if (h !== size[0] || w !== size[1]) {
+      throw new DatasetFormatError(file, `is ${h}×${w} pixels, expected ${size[0]}×${size[1]}`);
+    }
+    target.set(image.dataSync(), offset);
+  } finally {
+    image.dispose();
+  }
+}

@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs';
+import { attr, composed, input, type KernelArgs } from './kernel-io';
+
+/** Up to this many batches, a batched product may be a loop of fast single products… */
+const MAX_LOOPED_BATCHES = 64;
+/** …when each product has at least this many multiply-adds (below, per-call costs dominate). */
+const MIN_LOOPED_MACS = 128 * 1024;
+
+function product(dims: number[]): number {
+  return dims.reduce((p, d) => p * d, 1);
+}
+
+/** Makes a tracked tensor that owns the output of a kernel function called directly. */
+function own(info: tf.TensorInfo | tf.TensorInfo[]): tf.Tensor {
+  if (Array.isArray(info)) throw new Error('BatchMatMul returned several outputs');
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/**
+ * Builds the `BatchMatMul` replacement. The wasm kernel is fast (XNNPACK) only without
+ * transposes and with one batch; otherwise it runs plain loops. The replacement materialises
+ * transposes (a fast `Transpose`), folds the batch of `a` into its rows when `b` is shared, and
+ * loops over a few large products; many small products stay with the original kernel.
+ */
+export function makeBatchMatMul(original: tf.KernelFunc): tf.KernelFunc {
+  const call = (backend: unknown, a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tensor =>
+    own(
+      original({
+        inputs: { a, b },
+        backend: backend as object,
+        attrs: { transposeA: false, transposeB },
+      }),
+    );
+  return (params) => {
+    const args = params as unknown as KernelArgs;
+    const transposeA = attr<boolean>(args, 'transposeA') === true;
+    const transposeB = attr<boolean>(args, 'transposeB') === true;
+    const { a: aInfo, b: bInfo } = args.inputs;
+    if (aInfo === undefined || bInfo === undefined) throw new Error('BatchMatMul needs a and b');
+    const batchA = product(aInfo.shape.slice(0, -2));
+    const batchB = product(bInfo.shape.slice(0, -2));
+    const fast = !transposeA && !transposeB && batchA === 1 && batchB === 1;
+    if (fast || aInfo.dtype !== 'float32' || bInfo.dtype !== 'float32') return original(params);
+    const [m, k] = aInfo.shape.slice(-2);
+    const n = bInfo.shape[bInfo.shape.length - (transposeB ? 2 : 1)];
+    const batches = Math.max(batchA, batchB);
+    const loop = batches <= MAX_LOOPED_BATCHES && m * k * n >= MIN_LOOPED_MACS;
+    // Many small products of equal batches: the original's own loops beat a loop of calls.
+    if (batchA === batchB && !loop) return original(params);
+    return composed(args, () => {
+      let a = input(args, 'a');
+      let b = input(args, 'b');
+      if (transposeA) a = swapLastAxes(a);
+      if (transposeB) b = swapLastAxes(b);
+      const [rows, inner] = a.shape.slice(-2);
+      const cols = b.shape[b.rank - 1];
+      const outBatch = tf.backend_util.assertAndGetBroadcastShape(
+        a.shape.slice(0, -2),
+        b.shape.slice(0, -2),
+      );
+      const outShape = [...outBatch, rows, cols];
+      const total = product(outBatch);
+      if (batchB === 1) {
+        // b is shared by every batch: one product with the batches of a stacked as rows.
+        const stacked = tf.reshape(a, [total * rows, inner]);
+        const flatB = tf.reshape(b, [inner, cols]);
+        return tf.reshape(call(args.backend, stacked, flatB, false), outShape);
+      }
+      const a3 = tf.reshape(broadcast(a, [...outBatch, rows, inner]), [total, rows, inner]);
+      const b3 = tf.reshape(broadcast(b, [...outBatch, inner, cols]), [total, inner, cols]);
+      if (!loop) return tf.reshape(call(args.backend, a3, b3, false), outShape);
+      const bs = tf.unstack(b3);
+      const parts = tf.unstack(a3).map((ai, i) => call(args.backend, ai, bs[i], false));
+      return tf.reshape(tf.stack(parts), outShape);
+    });
+  };
+}
+
+/** `x` broadcast to `shape` (no copy when it already has that shape). */
+function broadcast(x: tf.Tensor, shape: number[]): tf.Tensor {
+  const same = x.rank === shape.length && x.shape.every((d, i) => d === shape[i]);
+  return same ? x : tf.broadcastTo(x, shape);
+}
+
+/** `x` with its last two axes swapped (a materialised transpose). */
+function swapLastAxes(x: tf.Tensor): tf.Tensor {
+  const perm = [...x.shape.keys()];
+  perm[x.rank - 2] = x.rank - 1;
+  perm[x.rank - 1] = x.rank - 2;
+  return tf.transpose(x, perm);
+}

@@ -1,0 +1,204 @@
+import * as tf from '@tensorflow/tfjs';
+import { attr, composed, input, type KernelArgs } from './kernel-io';
+import {
+  cropNegativePads,
+  explicitPadding,
+  isChannelsFirst,
+  pair,
+  spreadByStrides,
+  toChannelsFirst,
+  toChannelsLast,
+  type SpatialPads,
+} from './geometry';
+
+type Shape4 = [number, number, number, number];
+type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+/** The geometry tfjs derives for a forward convolution, in NHWC. */
+function convInfo(
+  args: KernelArgs,
+  inShape: Shape4,
+  filterShape: Shape4,
+  depthwise: boolean,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape,
+    filterShape,
+    attr<number | [number, number]>(args, 'strides'),
+    depthwise ? pair(attr<number | [number, number]>(args, 'dilations')) : 1,
+    attr<Padding>(args, 'pad'),
+    attr<Rounding>(args, 'dimRoundingMode'),
+    depthwise,
+    'channelsLast',
+  );
+}
+
+function nhwcShape(shape: Shape4, channelsFirst: boolean): Shape4 {
+  return channelsFirst ? [shape[0], shape[2], shape[3], shape[1]] : shape;
+}
+
+/**
+ * Padding, in the input-gradient convolution, that makes the output as large as the forward
+ * input: the spread `dy` (strides inserted as zeros, `s − 1` trailing zeros included) is
+ * correlated with the flipped filter.
+ */
+function inputGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
+  const rowPad = (pad: number, kEff: number, inSize: number, outSize: number, s: number) => {
+    const before = kEff - 1 - pad;
+    const after = inSize + pad - (outSize - 1) * s - 1 - (s - 1);
+    return [before, after] as [number, number];
+  };
+  return [
+    rowPad(
+      info.padInfo.top,
+      info.effectiveFilterHeight,
+      info.inHeight,
+      info.outHeight,
+      info.strideHeight,
+    ),
+    rowPad(
+      info.padInfo.left,
+      info.effectiveFilterWidth,
+      info.inWidth,
+      info.outWidth,
+      info.strideWidth,
+    ),
+  ];
+}
+
+/**
+ * Padding, in the filter-gradient convolution (input as the image, `dy` as a filter dilated by the
+ * strides), that makes the output exactly the filter's size.
+ */
+function filterGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
+  const rowPad = (pad: number, kEff: number, inSize: number, outSize: number, s: number) => {
+    const needed = kEff + (outSize - 1) * s;
+    return [pad, needed - pad - inSize] as [number, number];
+  };
+  return [
+    rowPad(
+      info.padInfo.top,
+      info.effectiveFilterHeight,
+      info.inHeight,
+      info.outHeight,
+      info.strideHeight,
+    ),
+    rowPad(
+      info.padInfo.left,
+      info.effectiveFilterWidth,
+      info.inWidth,
+      info.outWidth,
+      info.strideWidth,
+    ),
+  ];
+}
+
+/**
+ * `Conv2DBackpropFilter`: the gradient of a convolution with respect to its filter, computed as
+ * one convolution of the input (batch and channels swapped) with `dy` used as the filter, dilated
+ * by the forward strides.
+ */
+export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  return composed(args, () => {
+    const channelsFirst = isChannelsFirst(attr<string>(args, 'dataFormat'));
+    let x = input<tf.Rank.R4>(args, 'x');
+    let dy = input<tf.Rank.R4>(args, 'dy');
+    if (channelsFirst) {
+      x = toChannelsLast(x);
+      dy = toChannelsLast(dy);
+    }
+    const filterShape = attr<Shape4>(args, 'filterShape');
+    const info = convInfo(args, x.shape, filterShape, false);
+    const xt = tf.transpose(x, [3, 1, 2, 0]); // [inC, h, w, batch]
+    const dyt = tf.transpose(dy, [1, 2, 0, 3]); // [outH, outW, batch, outC]
+    const cropped = cropNegativePads(xt, filterGradientPads(info));
+    const dw = tf.conv2d(
+      cropped.x,
+      dyt,
+      [info.dilationHeight, info.dilationWidth],
+      explicitPadding(cropped.pads),
+      'NHWC',
+      [info.strideHeight, info.strideWidth],
+    ); // [inC, kh, kw, outC]
+    return tf.transpose(dw, [1, 2, 0, 3]);
+  });
+}
+
+/**
+ * `Conv2DBackpropInput`: the gradient of a convolution with respect to its input, computed as a
+ * stride-1 convolution of `dy` (spread by the strides) with the flipped, transposed filter.
+ */
+export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
+  return composed(args, () => {
+    const channelsFirst = isChannelsFirst(attr<string>(args, 'dataFormat'));
+    let dy = input<tf.Rank.R4>(args, 'dy');
+    const filter = input<tf.Rank.R4>(args, 'filter');
+    if (channelsFirst) dy = toChannelsLast(dy);
+    const inShape = nhwcShape(attr<Shape4>(args, 'inputShape'), channelsFirst);
+    const info = convInfo(args, inShape, filter.shape, false);
+    const spread = spreadByStrides(dy, info.strideHeight, info.strideWidth);
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, outC, inC]
+    const cropped = cropNegativePads(spread, inputGradientPads(info));
+    const dx = tf.conv2d(cropped.x, flipped, 1, explicitPadding(cropped.pads), 'NHWC');
+    return channelsFirst ? toChannelsFirst(dx) : dx;
+  });
+}
+
+/**
+ * `DepthwiseConv2dNativeBackpropInput`: a stride-1 depthwise convolution of `dy` (spread by the
+ * strides) with the flipped filter, dilated like the forward one; with a channel multiplier the
+ * multiplied channels are summed back.
+ */
+export function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
+  return composed(args, () => {
+    const dy = input<tf.Rank.R4>(args, 'dy');
+    const filter = input<tf.Rank.R4>(args, 'filter');
+    const inShape = attr<Shape4>(args, 'inputShape');
+    const info = convInfo(args, inShape, filter.shape, true);
+    const [kh, kw, channels, multiplier] = filter.shape;
+    const spread = spreadByStrides(dy, info.strideHeight, info.strideWidth);
+    const flipped = tf.reshape(tf.reverse(filter, [0, 1]), [kh, kw, channels * multiplier, 1]);
+    const cropped = cropNegativePads(spread, inputGradientPads(info));
+    const dx = tf.depthwiseConv2d(
+      cropped.x,
+      flipped as tf.Tensor4D,
+      1,
+      explicitPadding(cropped.pads),
+      'NHWC',
+      [info.dilationHeight, info.dilationWidth],
+    );
+    if (multiplier === 1) return dx;
+    const [n, h, w] = dx.shape;
+    return tf.sum(tf.reshape(dx, [n, h, w, channels, multiplier]), 4);
+  });
+}
+
+/**
+ * `DepthwiseConv2dNativeBackpropFilter`: one depthwise convolution over the input with batch and
+ * channels merged (`[1, h, w, batch·C]`), `dy` as the filter dilated by the strides, then summed
+ * over the batch.
+ */
+export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  return composed(args, () => {
+    const x = input<tf.Rank.R4>(args, 'x');
+    const dy = input<tf.Rank.R4>(args, 'dy');
+    const filterShape = attr<Shape4>(args, 'filterShape');
+    const info = convInfo(args, x.shape, filterShape, true);
+    const [n, h, w, channels] = x.shape;
+    const [kh, kw, , multiplier] = filterShape;
+    const [, outH, outW] = dy.shape;
+    const xt = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * channels]) as tf.Tensor4D;
+    const dyt = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [outH, outW, n * channels, multiplier]);
+    const cropped = cropNegativePads(xt, filterGradientPads(info));
+    const dw = tf.depthwiseConv2d(
+      cropped.x,
+      dyt as tf.Tensor4D,
+      [info.dilationHeight, info.dilationWidth],
+      explicitPadding(cropped.pads),
+      'NHWC',
+      [info.strideHeight, info.strideWidth],
+    ); // [1, kh, kw, n·C·M]
+    return tf.sum(tf.reshape(dw, [kh, kw, n, channels, multiplier]), 2);
+  });
+}

@@ -1,0 +1,167 @@
+/**
+ * Our kernels for tfjs' `wasm` backend: the gradient kernels it lacks for training convolutional
+ * networks, faster versions of three of its kernels, and an exact `MaxPoolGrad`. They compose
+ * ordinary tf ops (run on wasm, untaped inside a kernel) or read the backend's memory, and rest on
+ * tfjs internals (kernel names, attributes, engine semantics) of exactly the version they were
+ * written and tested against: {@link registerWasmKernels} refuses any other.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { makeBatchMatMul } from './batch-mat-mul';
+import {
+  conv2DBackpropFilter,
+  conv2DBackpropInput,
+  depthwiseConv2dNativeBackpropFilter,
+  depthwiseConv2dNativeBackpropInput,
+} from './conv-gradients';
+import type { KernelArgs } from './kernel-io';
+import { maxPoolGrad } from './max-pool-grad';
+import { makeTile } from './tile';
+
+/** The tfjs version our wasm kernels were written against and are tested with. */
+export const WASM_KERNELS_TFJS_VERSION = '4.22.0';
+
+/** How a kernel of ours relates to the wasm backend's own. */
+export type WasmKernelRole =
+  /** wasm has no such kernel; training a network that needs it fails without ours. */
+  | 'added'
+  /** wasm's kernel is slow on our shapes; ours is faster and agrees with `cpu`. */
+  | 'faster'
+  /** wasm's kernel gives different results from `cpu`; ours is exact. */
+  | 'corrected';
+
+/** One kernel that {@link registerWasmKernels} registers for `wasm`. */
+export interface WasmKernelInfo {
+  /** The tfjs kernel name. */
+  kernelName: string;
+  /** Added, faster or corrected (see {@link WasmKernelRole}). */
+  role: WasmKernelRole;
+  /** What it does differently, in one line. */
+  note: string;
+}
+
+/** The kernels {@link registerWasmKernels} registers, with why. */
+export const WASM_KERNELS: readonly WasmKernelInfo[] = [
+  {
+    kernelName: 'Conv2DBackpropFilter',
+    role: 'added',
+    note: 'one convolution of the input (batch↔channels) with dy as a strided-dilated filter',
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    role: 'added',
+    note: 'one depthwise convolution over batch·channels, summed over the batch',
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    role: 'added',
+    note: 'depthwise convolution of the stride-spread dy with the flipped filter',
+  },
+  {
+    kernelName: 'Conv2DBackpropInput',
+    role: 'faster',
+    note: 'XNNPACK convolution of the stride-spread dy with the flipped filter (wasm: plain loops)',
+  },
+  {
+    kernelName: 'BatchMatMul',
+    role: 'faster',
+    note: 'transposes materialised, batches folded or looped onto the XNNPACK path',
+  },
+  {
+    kernelName: 'Tile',
+    role: 'faster',
+    note: 'one broadcasting multiplication by ones (exact)',
+  },
+  {
+    kernelName: 'MaxPoolGrad',
+    role: 'corrected',
+    note: 'routes to the first maximum of each window, also when all values are ≤ 0 (as cpu)',
+  },
+];
+
+/** Thrown when the loaded tfjs is not the version our wasm kernels were written against. */
+export class TfjsVersionError extends Error {
+  constructor(found: string) {
+    super(
+      `tfjs-antifragile's wasm kernels were written against tfjs ${WASM_KERNELS_TFJS_VERSION}, ` +
+        `but ${found} is loaded. They rely on tfjs internals that change between versions: ` +
+        `install exactly @tensorflow/tfjs@${WASM_KERNELS_TFJS_VERSION} and ` +
+        `@tensorflow/tfjs-backend-wasm@${WASM_KERNELS_TFJS_VERSION}, or use another backend.`,
+    );
+    this.name = 'TfjsVersionError';
+  }
+}
+
+/** The versions of the loaded tfjs packages that matter to us, e.g. `{ 'tfjs-core': '4.22.0' }`. */
+function loadedVersions(): Record<string, string> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as { version_wasm?: string };
+  return {
+    'tfjs-core': tf.version_core,
+    tfjs: tf.version.tfjs,
+    'tfjs-backend-wasm': wasm.version_wasm ?? 'unknown',
+  };
+}
+
+/**
+ * Throws a {@link TfjsVersionError} unless every given package version is exactly
+ * {@link WASM_KERNELS_TFJS_VERSION}.
+ */
+export function checkTfjsVersion(versions: Record<string, string> = loadedVersions()): void {
+  const wrong = Object.entries(versions).filter(([, v]) => v !== WASM_KERNELS_TFJS_VERSION);
+  if (wrong.length > 0) {
+    throw new TfjsVersionError(wrong.map(([name, v]) => `${name} ${v}`).join(', '));
+  }
+}
+
+type KernelFn = (args: KernelArgs) => tf.TensorInfo;
+
+/** Our kernel functions, built once (replacements wrap the original they fall back to). */
+let ours: Map<string, tf.KernelFunc> | undefined;
+
+function build(): Map<string, tf.KernelFunc> {
+  const original = (name: string) => tf.getKernel(name, 'wasm');
+  const plain = (fn: KernelFn) => fn as unknown as tf.KernelFunc;
+  const batchMatMul = original('BatchMatMul');
+  if (batchMatMul === undefined) throw new Error('the wasm backend has no BatchMatMul kernel');
+  return new Map<string, tf.KernelFunc>([
+    ['Conv2DBackpropFilter', plain(conv2DBackpropFilter)],
+    ['DepthwiseConv2dNativeBackpropFilter', plain(depthwiseConv2dNativeBackpropFilter)],
+    ['DepthwiseConv2dNativeBackpropInput', plain(depthwiseConv2dNativeBackpropInput)],
+    ['Conv2DBackpropInput', plain(conv2DBackpropInput)],
+    ['BatchMatMul', makeBatchMatMul(batchMatMul.kernelFunc)],
+    ['Tile', makeTile(original('Tile')?.kernelFunc)],
+    ['MaxPoolGrad', plain(maxPoolGrad)],
+  ]);
+}
+
+/**
+ * Registers our kernels for tfjs' `wasm` backend (see {@link WASM_KERNELS}), replacing wasm's own
+ * where ours are faster or exact. Idempotent; call it after `@tensorflow/tfjs-backend-wasm` is
+ * loaded and before or after `tf.setBackend('wasm')`. Throws a {@link TfjsVersionError} when the
+ * loaded tfjs is not exactly {@link WASM_KERNELS_TFJS_VERSION}.
+ */
+export function registerWasmKernels(): void {
+  checkTfjsVersion();
+  ours ??= build();
+  for (const [kernelName, kernelFunc] of ours) {
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing !== undefined) tf.unregisterKernel(kernelName, 'wasm');
+    // The original's setup (binding its wasm function) must still run when the backend
+    // initialises after this call, since a replacement may call the original.
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc,
+      setupFunc: existing?.setupFunc,
+    });
+  }
+}
+
+/** True when every kernel of {@link WASM_KERNELS} is ours in the registry now. */
+export function wasmKernelsRegistered(): boolean {
+  return (
+    ours !== undefined &&
+    [...ours].every(([name, fn]) => tf.getKernel(name, 'wasm')?.kernelFunc === fn)
+  );
+}

@@ -1,0 +1,471 @@
+/**
+ * Kernel-level agreement of our wasm kernels with the `cpu` backend, table-driven: every kernel we
+ * register or replace is run on `wasm` and on `cpu` with the same inputs and attributes.
+ * Float32 results must agree to a relative error ≤ 1e-5 (max |wasm − cpu| / max |cpu|); pooling
+ * gradients and tiles must be identical.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  checkTfjsVersion,
+  registerWasmKernels,
+  TfjsVersionError,
+  WASM_KERNELS,
+  wasmKernelsRegistered,
+} from '../src/wasm';
+import { tileAsBroadcast } from '../src/wasm/tile';
+
+type Shape = number[];
+interface HostTensor {
+  values: Float32Array | Int32Array | Uint8Array;
+  shape: Shape;
+  dtype: 'float32' | 'int32' | 'bool';
+}
+interface Result {
+  shape: Shape;
+  values: Float32Array | Int32Array | Uint8Array;
+}
+
+const TOLERANCE = 1e-5;
+let previousBackend = '';
+
+beforeAll(async () => {
+  previousBackend = tf.getBackend();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('@tensorflow/tfjs-backend-wasm');
+  registerWasmKernels();
+  expect(await tf.setBackend('wasm')).toBe(true);
+});
+
+afterAll(async () => {
+  await tf.setBackend(previousBackend);
+});
+
+/** Deterministic values in [-1, 1) (a small LCG; seeds differ per tensor). */
+function uniform(size: number, seed: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = (seed * 2654435761 + 12345) >>> 0;
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+function float(shape: Shape, seed: number): HostTensor {
+  return {
+    values: uniform(
+      shape.reduce((p, d) => p * d, 1),
+      seed,
+    ),
+    shape,
+    dtype: 'float32',
+  };
+}
+
+/** Runs one kernel on `backend` through the engine, as an op would. */
+async function runKernel(
+  backend: 'wasm' | 'cpu' | 'tensorflow',
+  kernelName: string,
+  inputs: Record<string, HostTensor>,
+  attrs: tf.NamedAttrMap,
+): Promise<Result> {
+  await tf.setBackend(backend);
+  const tensors: tf.NamedTensorMap = {};
+  for (const [name, t] of Object.entries(inputs))
+    tensors[name] = tf.tensor(t.values, t.shape, t.dtype);
+  const out = tf.engine().runKernel(kernelName, tensors, attrs) as tf.Tensor;
+  const result = { shape: out.shape.slice(), values: out.dataSync() as Result['values'] };
+  tf.dispose([out, ...Object.values(tensors)]);
+  await tf.setBackend('wasm');
+  return result;
+}
+
+function relativeError(actual: Result, expected: Result): number {
+  expect(actual.shape).toEqual(expected.shape);
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < expected.values.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(actual.values[i] - expected.values[i]));
+    maxRef = Math.max(maxRef, Math.abs(expected.values[i]));
+  }
+  return maxRef === 0 ? maxDiff : maxDiff / maxRef;
+}
+
+async function expectAgreement(
+  kernelName: string,
+  inputs: Record<string, HostTensor>,
+  attrs: tf.NamedAttrMap,
+  reference?: () => Promise<Result>,
+): Promise<void> {
+  const actual = await runKernel('wasm', kernelName, inputs, attrs);
+  const expected = reference
+    ? await reference()
+    : await runKernel('cpu', kernelName, inputs, attrs);
+  expect(relativeError(actual, expected)).toBeLessThanOrEqual(TOLERANCE);
+}
+
+/** Output size of a convolution/pool along one axis. */
+function outSize(inSize: number, k: number, s: number, d: number, pad: 'same' | 'valid'): number {
+  const eff = (k - 1) * d + 1;
+  return pad === 'same' ? Math.ceil(inSize / s) : Math.ceil((inSize - eff + 1) / s);
+}
+
+describe('registration', () => {
+  it('registers every listed kernel for wasm, idempotently', () => {
+    registerWasmKernels();
+    registerWasmKernels();
+    expect(wasmKernelsRegistered()).toBe(true);
+    for (const { kernelName } of WASM_KERNELS) {
+      expect(tf.getKernel(kernelName, 'wasm')).toBeDefined();
+    }
+    expect(WASM_KERNELS.map((k) => k.kernelName).sort()).toEqual([
+      'BatchMatMul',
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput',
+      'MaxPoolGrad',
+      'Tile',
+    ]);
+  });
+
+  it('refuses another tfjs version with a clear error', () => {
+    expect(() => checkTfjsVersion({ 'tfjs-core': '4.22.0', tfjs: '4.21.0' })).toThrow(
+      TfjsVersionError,
+    );
+    expect(() => checkTfjsVersion({ 'tfjs-core': '4.23.0' })).toThrow(
+      /written against tfjs 4\.22\.0, but tfjs-core 4\.23\.0 is loaded/,
+    );
+    expect(() => checkTfjsVersion()).not.toThrow();
+  });
+});
+
+const KERNEL_SIZES = [1, 3, 5, 7];
+const PADS: ('same' | 'valid')[] = ['same', 'valid'];
+
+/** Conv2D cases: kernel size × stride × padding × batch (batch 100 at a tiny spatial size). */
+const convCases = KERNEL_SIZES.flatMap((k) =>
+  [1, 2].flatMap((s) =>
+    PADS.flatMap((pad) => [
+      { k, s, pad, batch: 1, h: 9, w: 10, inC: 3, outC: 4 },
+      { k, s, pad, batch: 100, h: 8, w: 7, inC: 2, outC: 3 },
+    ]),
+  ),
+);
+
+describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
+  it.each(convCases)(
+    'k=$k stride=$s $pad batch=$batch',
+    async ({ k, s, pad, batch, h, w, inC, outC }) => {
+      const oh = outSize(h, k, s, 1, pad);
+      const ow = outSize(w, k, s, 1, pad);
+      const x = float([batch, h, w, inC], 1);
+      const dy = float([batch, oh, ow, outC], 2);
+      const filter = float([k, k, inC, outC], 3);
+      const common = { strides: [s, s], pad, dataFormat: 'NHWC' };
+      await expectAgreement(
+        'Conv2DBackpropFilter',
+        { x, dy },
+        { ...common, filterShape: [k, k, inC, outC] },
+      );
+      await expectAgreement(
+        'Conv2DBackpropInput',
+        { dy, filter },
+        { ...common, inputShape: [batch, h, w, inC] },
+      );
+    },
+  );
+
+  it.each([1, 2])('handles NCHW (stride %i)', async (s) => {
+    const [batch, h, w, inC, outC, k] = [2, 7, 6, 3, 2, 3];
+    const oh = outSize(h, k, s, 1, 'same');
+    const ow = outSize(w, k, s, 1, 'same');
+    const x = float([batch, inC, h, w], 4);
+    const dy = float([batch, outC, oh, ow], 5);
+    const filter = float([k, k, inC, outC], 6);
+    const common = { strides: [s, s], pad: 'same', dataFormat: 'NCHW' };
+    await expectAgreement(
+      'Conv2DBackpropFilter',
+      { x, dy },
+      { ...common, filterShape: [k, k, inC, outC] },
+    );
+    await expectAgreement(
+      'Conv2DBackpropInput',
+      { dy, filter },
+      { ...common, inputShape: [batch, inC, h, w] },
+    );
+  });
+});
+
+/** Depthwise cases: kernel × (stride, dilation) × padding × multiplier × batch. */
+const depthwiseCases = KERNEL_SIZES.flatMap((k) =>
+  [
+    [1, 1],
+    [2, 1],
+    [1, 2],
+  ].flatMap(([s, d]) =>
+    PADS.flatMap((pad) =>
+      [1, 2].flatMap((mult) => [
+        { k, s, d, pad, mult, batch: 1, h: 15, w: 14, c: 3 },
+        { k, s, d, pad, mult, batch: 100, h: 8, w: 9, c: 2 },
+      ]),
+    ),
+  ),
+).filter(({ k, d, pad, h, w }) => pad === 'same' || (k - 1) * d + 1 <= Math.min(h, w));
+
+/**
+ * The `cpu` backend's depthwise gradient kernels ignore dilation (tfjs' gradients never pass one),
+ * so a dilated case is checked against the undilated cpu kernel with the dilated filter written
+ * out (zeros between taps) — the same convolution.
+ */
+function dilateFilter(filter: HostTensor, d: number): HostTensor {
+  const [k, , c, m] = filter.shape;
+  const ke = (k - 1) * d + 1;
+  const values = new Float32Array(ke * ke * c * m);
+  for (let i = 0; i < k; i++)
+    for (let j = 0; j < k; j++)
+      for (let q = 0; q < c * m; q++)
+        values[(i * d * ke + j * d) * c * m + q] = filter.values[(i * k + j) * c * m + q];
+  return { values, shape: [ke, ke, c, m], dtype: 'float32' };
+}
+
+function takeDilatedTaps(full: Result, k: number, d: number): Result {
+  const [ke, , c, m] = full.shape;
+  const values = new Float32Array(k * k * c * m);
+  for (let i = 0; i < k; i++)
+    for (let j = 0; j < k; j++)
+      for (let q = 0; q < c * m; q++)
+        values[(i * k + j) * c * m + q] = full.values[(i * d * ke + j * d) * c * m + q];
+  return { values, shape: [k, k, c, m] };
+}
+
+describe('DepthwiseConv2dNativeBackpropFilter and …Input agree with cpu', () => {
+  it.each(depthwiseCases)(
+    'k=$k stride=$s dilation=$d $pad multiplier=$mult batch=$batch',
+    async ({ k, s, d, pad, mult, batch, h, w, c }) => {
+      const oh = outSize(h, k, s, d, pad);
+      const ow = outSize(w, k, s, d, pad);
+      const x = float([batch, h, w, c], 7);
+      const dy = float([batch, oh, ow, c * mult], 8);
+      const filter = float([k, k, c, mult], 9);
+      const attrs = { strides: [s, s], dilations: [d, d], pad };
+      const ke = (k - 1) * d + 1;
+      const undilated = { ...attrs, dilations: [1, 1] };
+      await expectAgreement(
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x, dy },
+        { ...attrs, filterShape: [k, k, c, mult] },
+        d === 1
+          ? undefined
+          : async () =>
+              takeDilatedTaps(
+                await runKernel(
+                  'cpu',
+                  'DepthwiseConv2dNativeBackpropFilter',
+                  { x, dy },
+                  { ...undilated, filterShape: [ke, ke, c, mult] },
+                ),
+                k,
+                d,
+              ),
+      );
+      await expectAgreement(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy, filter },
+        { ...attrs, inputShape: [batch, h, w, c] },
+        d === 1
+          ? undefined
+          : () =>
+              runKernel(
+                'cpu',
+                'DepthwiseConv2dNativeBackpropInput',
+                { dy, filter: dilateFilter(filter, d) },
+                { ...undilated, inputShape: [batch, h, w, c] },
+              ),
+      );
+    },
+  );
+});
+
+/** Values with many ties and windows that hold only values ≤ 0. */
+function tiedNonPositive(shape: Shape, seed: number): HostTensor {
+  const u = uniform(
+    shape.reduce((p, q) => p * q, 1),
+    seed,
+  );
+  return { values: u.map((v) => Math.floor(v * 3) - 1), shape, dtype: 'float32' };
+}
+
+async function maxPoolGradOn(
+  backend: 'wasm' | 'cpu',
+  x: HostTensor,
+  dy: HostTensor,
+  attrs: { filterSize: number[]; strides: number[]; pad: 'same' | 'valid' },
+): Promise<Result> {
+  await tf.setBackend(backend);
+  const [xt, dyt] = [tf.tensor(x.values, x.shape), tf.tensor(dy.values, dy.shape)];
+  const yt = tf.maxPool(
+    xt as tf.Tensor4D,
+    attrs.filterSize as [number, number],
+    attrs.strides as [number, number],
+    attrs.pad,
+  );
+  const out = tf
+    .engine()
+    .runKernel('MaxPoolGrad', { dy: dyt, input: xt, output: yt }, { ...attrs }) as tf.Tensor;
+  const result = { shape: out.shape.slice(), values: out.dataSync() as Float32Array };
+  tf.dispose([xt, dyt, yt, out]);
+  await tf.setBackend('wasm');
+  return result;
+}
+
+const poolCases = [2, 3].flatMap((f) =>
+  [1, 2].flatMap((s) =>
+    PADS.flatMap((pad) => [
+      { f, s, pad, batch: 1, h: 9, w: 8, c: 3 },
+      { f, s, pad, batch: 100, h: 6, w: 7, c: 2 },
+    ]),
+  ),
+);
+
+describe('MaxPoolGrad routes exactly like cpu', () => {
+  it.each(poolCases)(
+    'pool=$f stride=$s $pad batch=$batch',
+    async ({ f, s, pad, batch, h, w, c }) => {
+      const x = tiedNonPositive([batch, h, w, c], 10);
+      const dy = float([batch, outSize(h, f, s, 1, pad), outSize(w, f, s, 1, pad), c], 11);
+      const attrs = { filterSize: [f, f], strides: [s, s], pad };
+      const actual = await maxPoolGradOn('wasm', x, dy, attrs);
+      const expected = await maxPoolGradOn('cpu', x, dy, attrs);
+      expect(actual.shape).toEqual(expected.shape);
+      expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+    },
+  );
+
+  it('routes the gradient of an all-negative window to its first maximum', async () => {
+    const x: HostTensor = {
+      values: Float32Array.from([-2, -1, -1, -3]),
+      shape: [1, 2, 2, 1],
+      dtype: 'float32',
+    };
+    const dy: HostTensor = {
+      values: Float32Array.from([5]),
+      shape: [1, 1, 1, 1],
+      dtype: 'float32',
+    };
+    const out = await maxPoolGradOn('wasm', x, dy, {
+      filterSize: [2, 2],
+      strides: [2, 2],
+      pad: 'valid',
+    });
+    expect(Array.from(out.values)).toEqual([0, 5, 0, 0]);
+  });
+});
+
+const matMulShapes: { a: Shape; b: Shape }[] = [
+  { a: [5, 7], b: [7, 6] },
+  { a: [3, 5, 7], b: [3, 7, 6] },
+  { a: [3, 5, 7], b: [7, 6] },
+  { a: [1, 5, 7], b: [3, 7, 6] },
+  { a: [100, 5, 7], b: [100, 7, 6] },
+  { a: [2, 64, 64], b: [2, 64, 40] }, // large enough products to be looped
+  { a: [2, 64, 64], b: [1, 64, 40] },
+  { a: [100, 5, 7], b: [1, 7, 6] },
+];
+const matMulCases = matMulShapes.flatMap(({ a, b }) =>
+  [false, true].flatMap((transposeA) =>
+    [false, true].map((transposeB) => ({ a, b, transposeA, transposeB })),
+  ),
+);
+
+function swapLastTwo(shape: Shape, swap: boolean): Shape {
+  if (!swap) return shape;
+  const s = shape.slice();
+  [s[s.length - 2], s[s.length - 1]] = [s[s.length - 1], s[s.length - 2]];
+  return s;
+}
+
+describe('BatchMatMul agrees with cpu', () => {
+  // cpu broadcasts batch axes by flat index only ([2, 1] × [3] is wrong there), so a batch
+  // broadcast over several axes is checked against TensorFlow's native backend when present.
+  it('broadcasts batch axes like TensorFlow (when the native backend is loaded)', async () => {
+    if (tf.findBackend('tensorflow') === null) return;
+    const inputs = { a: float([2, 1, 7, 5], 12), b: float([3, 6, 7], 13) };
+    const attrs = { transposeA: true, transposeB: true };
+    const actual = await runKernel('wasm', 'BatchMatMul', inputs, attrs);
+    const expected = await runKernel('tensorflow', 'BatchMatMul', inputs, attrs);
+    expect(relativeError(actual, expected)).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it.each(matMulCases)(
+    'a=$a b=$b transposeA=$transposeA transposeB=$transposeB',
+    async ({ a, b, transposeA, transposeB }) => {
+      await expectAgreement(
+        'BatchMatMul',
+        { a: float(swapLastTwo(a, transposeA), 12), b: float(swapLastTwo(b, transposeB), 13) },
+        { transposeA, transposeB },
+      );
+    },
+  );
+});
+
+const tileCases: { shape: Shape; reps: number[]; dtype: 'float32' | 'int32' | 'bool' }[] = [
+  { shape: [5], reps: [3], dtype: 'float32' },
+  { shape: [2, 3], reps: [1, 4], dtype: 'float32' },
+  { shape: [2, 3], reps: [3, 1], dtype: 'int32' },
+  { shape: [2, 3, 4], reps: [2, 1, 3], dtype: 'float32' },
+  { shape: [100, 1, 1, 8], reps: [1, 5, 6, 1], dtype: 'float32' },
+  { shape: [2, 3, 2, 2], reps: [2, 2, 2, 2], dtype: 'float32' },
+  { shape: [2, 2], reps: [2, 3], dtype: 'bool' },
+];
+
+describe('Tile is identical to cpu', () => {
+  it.each(tileCases)('shape=$shape reps=$reps $dtype', async ({ shape, reps, dtype }) => {
+    const f = float(shape, 14);
+    const values =
+      dtype === 'float32'
+        ? f.values
+        : dtype === 'int32'
+          ? Int32Array.from(f.values, (v) => Math.round(v * 100))
+          : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
+    const x: HostTensor = { values, shape, dtype };
+    const actual = await runKernel('wasm', 'Tile', { x }, { reps });
+    const expected = await runKernel('cpu', 'Tile', { x }, { reps });
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+
+  it('plans tiles as one broadcast, merging untiled axes', () => {
+    expect(tileAsBroadcast([2, 3, 4], [1, 1, 5])).toEqual({
+      xShape: [6, 1, 4],
+      onesShape: [1, 5, 1],
+    });
+    expect(tileAsBroadcast([2, 3, 4], [2, 1, 1])).toEqual({ xShape: [1, 24], onesShape: [2, 1] });
+    expect(tileAsBroadcast([2, 2, 2, 2], [2, 2, 2, 2])).toBeNull();
+  });
+});
+
+describe('memory', () => {
+  it('keeps numTensors and wasm data flat over repeated gradients through our kernels', () => {
+    const x = tf.tensor4d(uniform(2 * 9 * 9 * 3, 15), [2, 9, 9, 3]);
+    const w = tf.tensor4d(uniform(3 * 3 * 3 * 4, 16), [3, 3, 3, 4]);
+    const dw = tf.tensor4d(uniform(3 * 3 * 4 * 2, 17), [3, 3, 4, 2]);
+    const m = tf.tensor2d(uniform(32 * 5, 18), [32, 5]);
+    const loss = (xi: tf.Tensor4D, wi: tf.Tensor4D, dwi: tf.Tensor4D) => {
+      const conv = tf.relu(tf.conv2d(xi, wi, 2, 'same'));
+      const dep = tf.depthwiseConv2d(conv, dwi, 1, 'same');
+      const pooled = tf.maxPool(dep, 2, 2, 'valid');
+      const flat = tf.reshape(pooled, [2, -1]);
+      return tf.sum(tf.matMul(tf.tile(flat, [1, 1]), m));
+    };
+    const grads = tf.grads((a, b, c) => loss(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D));
+    const step = () => tf.dispose(grads([x, w, dw]));
+    step();
+    const before = tf.memory().numTensors;
+    const dataBefore = tf.engine().backend.numDataIds();
+    for (let i = 0; i < 5; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.engine().backend.numDataIds()).toBe(dataBefore);
+    tf.dispose([x, w, dw, m]);
+  });
+});

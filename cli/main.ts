@@ -1,0 +1,381 @@
+#!/usr/bin/env node
+/**
+ * The command line: `tfjs-antifragile run | report | compare | mlflow | schema`, with `--help`
+ * on each. `main(argv)` returns the exit code, so tests call it in-process.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { createProgress } from '../src/progress';
+import { loadRecipe, RecipeError } from '../src/recipes/validate';
+import { recipeSchemaJson } from '../src/recipes/schema';
+import { RunFolder, RUN_FILES } from '../src/recipes/run-folder';
+import { runRecipe } from '../src/recipes/runner';
+import { writeRunReport } from '../src/report/run-report';
+import { runsSummaryRows, writeCompareReport } from '../src/report/compare-report';
+
+/** Where the CLI writes (injectable for tests). */
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** The stream progress bars draw on; default `process.stderr`. */
+  progressStream?: NodeJS.WritableStream;
+  /** Draw bars (default: whether `progressStream` is a terminal). */
+  tty?: boolean;
+}
+
+const defaultIo: CliIo = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+/** Exit codes. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+class UsageError extends Error {}
+
+const HELP: Record<string, string> = {
+  main: `tfjs-antifragile — fragility, robustness and antifragility of TensorFlow.js models
+
+Usage:
+  tfjs-antifragile run <recipe.json> [--out runs/]     train, analyse, compare; writes runs/<run-id>/
+  tfjs-antifragile run --resume <run-dir>              continue an interrupted run
+  tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
+  tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
+  tfjs-antifragile mlflow [--port 5000]                start a local MLflow server and UI
+  tfjs-antifragile schema [--out recipes/schema.json]  write the recipe JSON schema
+
+Run 'tfjs-antifragile <command> --help' for a command's options.
+Set MLFLOW_TRACKING_URI to log runs to MLflow as well.`,
+  run: `Usage: tfjs-antifragile run <recipe.json> [options]
+       tfjs-antifragile run --resume <run-dir> [<recipe.json>]
+
+Trains the recipe's model, runs the synaptic-filtering analysis at the chosen epochs and, when
+the recipe asks, compares normal with selective retraining from the same checkpoint. The recipe
+is validated first (against recipes/schema.json): every problem is listed, with its JSON path,
+before anything runs.
+
+Writes runs/<name>-<timestamp>/: recipe.json (resolved), run.json, metrics.csv/.json, analysis/,
+labels.json/.csv, frozen.json, comparison.json, checkpoints/, report.html. Logs to MLflow too when
+MLFLOW_TRACKING_URI is set.
+
+Ctrl-C stops cleanly after the current epoch (press it twice to quit at once): the run folder
+keeps everything up to the last finished epoch, the MLflow run is marked KILLED, exit code 130.
+
+Options:
+  --out <dir>        parent folder of the run folder (default: runs)
+  --resume <dir>     continue this run from its newest checkpoint; gives the same result as an
+                     uninterrupted run (if a recipe is given too, it must match the run's)
+  --no-report        do not write report.html
+  --plain            plain progress lines even on a terminal
+  -h, --help         this help`,
+  report: `Usage: tfjs-antifragile report <run-dir> [--open]
+
+(Re)writes <run-dir>/report.html from the run folder: training curves, response curves, label
+heatmaps, score tables, invariance, frozen layers, the normal-vs-selective table. Works on
+unfinished runs too.
+
+Options:
+  -h, --help         this help`,
+  compare: `Usage: tfjs-antifragile compare <run-dir> <run-dir>... [--out compare.html]
+
+Puts several runs side by side: a summary table on the terminal, and an HTML page with test
+accuracy per run, label counts, invariance across runs and each run's retraining comparison.
+
+Options:
+  --out <file>       the HTML page (default: <parent of the first run>/compare-<timestamp>.html)
+  -h, --help         this help`,
+  mlflow: `Usage: tfjs-antifragile mlflow [--port 5000] [--host 127.0.0.1] [--store runs/mlflow]
+
+Starts MLflow's tracking server and UI from the project's Python venv (.venv, made by
+'node scripts/setup.js --mlflow'), with a SQLite store and an artifact folder under --store.
+Then: export MLFLOW_TRACKING_URI=http://<host>:<port> and run recipes. Ctrl-C stops it.
+
+Options:
+  --port <n>         port (default 5000)
+  --host <addr>      address to listen on (default 127.0.0.1)
+  --store <dir>      folder of mlflow.db and artifacts/ (default runs/mlflow)
+  -h, --help         this help`,
+  schema: `Usage: tfjs-antifragile schema [--out recipes/schema.json]
+
+Writes the JSON schema of recipes (with descriptions and defaults), or prints it without --out.
+
+Options:
+  --out <file>       where to write it
+  -h, --help         this help`,
+};
+
+function parse(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    return parseArgs({
+      args,
+      options: { help: { type: 'boolean', short: 'h' }, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function runCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    out: { type: 'string' },
+    resume: { type: 'string' },
+    'no-report': { type: 'boolean' },
+    plain: { type: 'boolean' },
+  });
+  if (values.help) {
+    io.out(HELP.run);
+    return EXIT.ok;
+  }
+  if (positionals.length > 1)
+    throw new UsageError(`run takes one recipe; got ${positionals.join(' ')}`);
+  const resume = values.resume as string | undefined;
+  if (!positionals[0] && !resume)
+    throw new UsageError('run needs a recipe file (or --resume <run-dir>)');
+  let recipe;
+  if (resume) {
+    const folder = RunFolder.open(resume);
+    recipe = loadRecipe(folder.file(RUN_FILES.recipe));
+    if (positionals[0]) {
+      const given = loadRecipe(positionals[0]);
+      if (JSON.stringify(given) !== JSON.stringify(recipe)) {
+        throw new UsageError(
+          `${positionals[0]} differs from the recipe of ${resume} (${RUN_FILES.recipe}); ` +
+            'a resumed run keeps its recipe: leave the recipe out, or start a new run',
+        );
+      }
+    }
+  } else {
+    recipe = loadRecipe(positionals[0]);
+  }
+
+  const progress = createProgress({
+    stream: io.progressStream,
+    tty: values.plain ? false : io.tty,
+  });
+  const controller = new AbortController();
+  let presses = 0;
+  const onSigint = () => {
+    presses++;
+    if (presses === 1) {
+      progress.log('Ctrl-C: stopping after the current epoch (press Ctrl-C again to quit now)');
+      controller.abort();
+    } else {
+      progress.close();
+      io.err('interrupted');
+      process.exit(EXIT.interrupted);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const result = await runRecipe(recipe, {
+      outDir: values.out as string | undefined,
+      resume,
+      progress,
+      signal: controller.signal,
+      report: !values['no-report'],
+    });
+    const where = path.relative(process.cwd(), result.dir) || result.dir;
+    if (result.comparison) {
+      const { mean, gain } = result.comparison;
+      io.out(
+        `normal vs selective retraining (mean over ${result.comparison.seeds.length} seed(s)): ` +
+          `clean ${mean.normal.clean.toFixed(4)} vs ${mean.selective.clean.toFixed(4)}, ` +
+          `FGSM ${mean.normal.fgsm.toFixed(4)} vs ${mean.selective.fgsm.toFixed(4)} ` +
+          `(selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
+      );
+    }
+    io.out(`${result.status}: ${where}`);
+    return result.status === 'killed' ? EXIT.interrupted : EXIT.ok;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+async function reportCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  if (values.help) {
+    io.out(HELP.report);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError('report needs one run folder');
+  const file = await writeRunReport(positionals[0]);
+  io.out(file);
+  return EXIT.ok;
+}
+
+function textTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+async function compareCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { out: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP.compare);
+    return EXIT.ok;
+  }
+  if (positionals.length < 1) throw new UsageError('compare needs at least one run folder');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\..*$/, '')
+    .replace('T', '-');
+  const out =
+    (values.out as string | undefined) ??
+    path.join(path.dirname(path.resolve(positionals[0])), `compare-${stamp}.html`);
+  const runs = await writeCompareReport(positionals, out);
+  io.out(
+    textTable(
+      [
+        'run',
+        'status',
+        'model',
+        'dataset',
+        'epochs',
+        'test acc',
+        'FGSM acc',
+        'ε',
+        'fragile',
+        'sel−norm FGSM',
+      ],
+      runsSummaryRows(runs),
+    ),
+  );
+  io.out(`comparison page: ${path.relative(process.cwd(), out) || out}`);
+  return EXIT.ok;
+}
+
+/** The project root: the folder above `cli/` (or above `dist/cli/` once compiled). */
+function projectRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return process.cwd();
+}
+
+async function mlflowCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    store: { type: 'string' },
+  });
+  if (values.help) {
+    io.out(HELP.mlflow);
+    return EXIT.ok;
+  }
+  const port = Number(values.port ?? 5000);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new UsageError(`--port must be an integer in 1–65535; got ${values.port}`);
+  }
+  const host = (values.host as string | undefined) ?? '127.0.0.1';
+  const store = path.resolve((values.store as string | undefined) ?? path.join('runs', 'mlflow'));
+  const bin = path.join(projectRoot(), '.venv', 'bin', 'mlflow');
+  if (!fs.existsSync(bin)) {
+    io.err(`${bin} is missing: run 'node scripts/setup.js --mlflow' first (or 'npm run mlflow')`);
+    return EXIT.failed;
+  }
+  fs.mkdirSync(path.join(store, 'artifacts'), { recursive: true });
+  const serverArgs = [
+    'server',
+    '--backend-store-uri',
+    `sqlite:///${path.join(store, 'mlflow.db')}`,
+    '--artifacts-destination',
+    path.join(store, 'artifacts'),
+    '--host',
+    host,
+    '--port',
+    String(port),
+  ];
+  io.out(
+    `MLflow UI and tracking server: http://${host}:${port} (store: ${store})\n` +
+      `In another shell: export MLFLOW_TRACKING_URI=http://${host}:${port}\nCtrl-C stops it.`,
+  );
+  const child = spawn(bin, serverArgs, { stdio: 'inherit' });
+  const forward = () => child.kill('SIGINT');
+  process.on('SIGINT', forward);
+  return new Promise<number>((resolve) => {
+    child.on('exit', (code, signal) => {
+      process.removeListener('SIGINT', forward);
+      resolve(signal === 'SIGINT' ? EXIT.ok : (code ?? EXIT.failed));
+    });
+  });
+}
+
+async function schemaCommand(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { out: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP.schema);
+    return EXIT.ok;
+  }
+  const out = values.out as string | undefined;
+  if (out) {
+    fs.writeFileSync(out, recipeSchemaJson());
+    io.out(`wrote ${out}`);
+  } else {
+    io.out(recipeSchemaJson());
+  }
+  return EXIT.ok;
+}
+
+const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
+  run: runCommand,
+  report: reportCommand,
+  compare: compareCommand,
+  mlflow: mlflowCommand,
+  schema: schemaCommand,
+};
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script) and returns the exit code: 0 done,
+ * 1 failed, 2 bad usage or invalid recipe, 130 stopped by Ctrl-C.
+ */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    io.out(HELP.main);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const handler = COMMANDS[command];
+  if (!handler) {
+    io.err(
+      `unknown command '${command}'; use one of ${Object.keys(COMMANDS).join(', ')}\n\n${HELP.main}`,
+    );
+    return EXIT.usage;
+  }
+  try {
+    return await handler(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`${command}: ${err.message}\n\n${HELP[command]}`);
+      return EXIT.usage;
+    }
+    if (err instanceof RecipeError) {
+      io.err(err.message);
+      return EXIT.usage;
+    }
+    io.err(`${command} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      console.error(err);
+      process.exitCode = EXIT.failed;
+    },
+  );
+}

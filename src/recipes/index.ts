@@ -1,0 +1,22 @@
+/**
+ * Recipes: JSON experiments validated against `recipes/schema.json`, and the runner that trains,
+ * analyses and compares normal with selective retraining, writing a run folder.
+ */
+export { RECIPE_SCHEMA, RECIPE_SCHEMA_ID, OPTIMIZER_NAMES, recipeSchemaJson } from './schema';
+export type { Recipe, RecipeAnalysis, OptimizerName } from './schema';
+export { validateRecipe, loadRecipe, RecipeError } from './validate';
+export { runRecipe } from './runner';
+export type { RunRecipeOptions, RunResult } from './runner';
+export { RunFolder, RUN_FILES, labelGrid, rowsToCsv } from './run-folder';
+export type { MetricRow, FrozenRecord, RunManifest, RunOutcome, LabelGrid } from './run-folder';
+export { compareBranches } from './comparison';
+export type { Comparison, ComparisonSeed, AccuracyPair } from './comparison';
+export { saveCheckpoint, loadCheckpoint, CHECKPOINT_FILES } from './checkpoint';
+export { loadRecipeData, disposeRecipeData, epochOrder } from './data';
+export type { RecipeData } from './data';
+export { evaluateAccuracy } from './evaluate';
+export type { EvaluateOptions } from './evaluate';
+export { planPhases } from './phases';
+export type { PhasePlan } from './phases';
+export { startMlflowTracker, recipeParams } from './tracking';
+export type { RunTracker, MlflowTrackerOptions } from './tracking';

@@ -1,0 +1,282 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import type { AnalysisReport, FilterId, Label, ScoreId } from '../analysis/types';
+import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
+import { analysisCsv } from '../mlflow/analysis';
+import type { Recipe } from './schema';
+
+/** Status of a run, as `run.json` records it. */
+export type RunOutcome = 'running' | 'finished' | 'killed' | 'failed';
+
+/** One row of `metrics.json` / `metrics.csv`: one epoch of one phase. */
+export interface MetricRow {
+  /** `train`, `normal-s<seed>` or `selective-s<seed>`. */
+  phase: string;
+  /** Epoch within the phase, 0-based. */
+  epoch: number;
+  [metric: string]: number | string;
+}
+
+/** One entry of `frozen.json`: the layers frozen after an epoch of a selective phase. */
+export interface FrozenRecord {
+  phase: string;
+  epoch: number;
+  layers: string[];
+}
+
+/** What `run.json` holds. */
+export interface RunManifest {
+  id: string;
+  recipe: string;
+  status: RunOutcome;
+  created: string;
+  updated: string;
+  /** The tfjs backend of the latest invocation. */
+  backend?: string;
+  /** Phases finished, in order. */
+  completedPhases: string[];
+  /** The newest checkpoint: phase, epoch and folder (relative to the run folder). */
+  checkpoint?: { phase: string; epoch: number; dir: string };
+  /** MLflow run ids of each invocation (a resumed run gets a new MLflow run). */
+  mlflowRuns: string[];
+  /** Invocations: when each started and how it ended. */
+  invocations: Array<{ started: string; ended?: string; status?: RunOutcome }>;
+  error?: string;
+}
+
+/** The label grid of one phase: parameter × epoch labels per filter and score. */
+export interface LabelGrid {
+  phase: string;
+  epochs: number[];
+  parameters: string[];
+  /** `labels[filter][score][parameterIndex][epochIndex]`. */
+  labels: Partial<Record<FilterId, Record<ScoreId, Label[][]>>>;
+  /** `scores[filter][score][parameterIndex][epochIndex]`. */
+  scores: Partial<Record<FilterId, Record<ScoreId, number[][]>>>;
+}
+
+/** The file layout of a run folder. */
+export const RUN_FILES = {
+  recipe: 'recipe.json',
+  info: 'run.json',
+  metricsJson: 'metrics.json',
+  metricsCsv: 'metrics.csv',
+  labels: 'labels.json',
+  labelsCsv: 'labels.csv',
+  frozen: 'frozen.json',
+  comparison: 'comparison.json',
+  report: 'report.html',
+  analysis: 'analysis',
+  checkpoints: 'checkpoints',
+} as const;
+
+function csvField(value: unknown): string {
+  const text = value === undefined || value === null ? '' : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** Rows as CSV, the columns being the union of the rows' keys (phase and epoch first). */
+export function rowsToCsv(rows: ReadonlyArray<Record<string, unknown>>): string {
+  const columns: string[] = [];
+  for (const row of rows)
+    for (const key of Object.keys(row)) {
+      if (!columns.includes(key)) columns.push(key);
+    }
+  const lines = [columns.map(csvField).join(',')];
+  for (const row of rows) lines.push(columns.map((c) => csvField(row[c])).join(','));
+  return lines.join('\n') + '\n';
+}
+
+/** Builds the label grid of one phase from its reports (in epoch order). */
+export function labelGrid(phase: string, reports: readonly AnalysisReport[]): LabelGrid {
+  const sorted = [...reports].sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0));
+  const parameters = sorted[0]?.parameters.map((p) => p.name) ?? [];
+  const grid: LabelGrid = {
+    phase,
+    epochs: sorted.map((r) => r.epoch ?? 0),
+    parameters,
+    labels: {},
+    scores: {},
+  };
+  for (const filter of FILTER_IDS) {
+    if (!sorted[0]?.parameters.some((p) => p.filters[filter])) continue;
+    const labels = {} as Record<ScoreId, Label[][]>;
+    const scores = {} as Record<ScoreId, number[][]>;
+    for (const score of SCORE_IDS) {
+      labels[score] = parameters.map((name) =>
+        sorted.map((r) => {
+          const result = r.parameters.find((p) => p.name === name)?.filters[filter];
+          return result ? result.labels[score] : ('robust' as Label);
+        }),
+      );
+      scores[score] = parameters.map((name) =>
+        sorted.map(
+          (r) => r.parameters.find((p) => p.name === name)?.filters[filter]?.scores[score] ?? NaN,
+        ),
+      );
+    }
+    grid.labels[filter] = labels;
+    grid.scores[filter] = scores;
+  }
+  return grid;
+}
+
+/**
+ * A run folder, `runs/<run-id>/`: the resolved recipe, `run.json` (status and newest
+ * checkpoint), metrics per epoch (`metrics.json`, `metrics.csv`), every analysis report
+ * (`analysis/<phase>/epoch-NNN.json` and `.csv`), the label grids (`labels.json`, `labels.csv`),
+ * the frozen layers (`frozen.json`), the comparison (`comparison.json`), checkpoints
+ * (`checkpoints/<phase>/epoch-NNN/`) and `report.html`.
+ */
+export class RunFolder {
+  constructor(
+    /** Absolute path of the folder. */
+    readonly dir: string,
+  ) {}
+
+  /** Creates `<outDir>/<name>-<timestamp>` (a suffix is added if it exists). */
+  static create(outDir: string, name: string, now = new Date()): RunFolder {
+    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+    let id = `${name}-${stamp}`;
+    for (let i = 2; fs.existsSync(path.join(outDir, id)); i++) id = `${name}-${stamp}-${i}`;
+    const dir = path.resolve(outDir, id);
+    fs.mkdirSync(dir, { recursive: true });
+    return new RunFolder(dir);
+  }
+
+  /** Opens an existing run folder (it must hold `run.json` and `recipe.json`). */
+  static open(dir: string): RunFolder {
+    const folder = new RunFolder(path.resolve(dir));
+    for (const file of [RUN_FILES.info, RUN_FILES.recipe]) {
+      if (!fs.existsSync(folder.file(file))) {
+        throw new Error(`${dir} is not a run folder: ${file} is missing`);
+      }
+    }
+    return folder;
+  }
+
+  get id(): string {
+    return path.basename(this.dir);
+  }
+
+  file(...parts: string[]): string {
+    return path.join(this.dir, ...parts);
+  }
+
+  /** Writes a file atomically (temporary file, then rename). */
+  write(relative: string, data: string | Uint8Array): void {
+    const target = this.file(relative);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const tmp = `${target}.tmp`;
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, target);
+  }
+
+  writeJson(relative: string, data: unknown): void {
+    this.write(relative, JSON.stringify(data, null, 2) + '\n');
+  }
+
+  readJson<T>(relative: string): T {
+    return JSON.parse(fs.readFileSync(this.file(relative), 'utf8')) as T;
+  }
+
+  exists(relative: string): boolean {
+    return fs.existsSync(this.file(relative));
+  }
+
+  readRecipe(): Recipe {
+    return this.readJson<Recipe>(RUN_FILES.recipe);
+  }
+
+  readInfo(): RunManifest {
+    return this.readJson<RunManifest>(RUN_FILES.info);
+  }
+
+  writeInfo(info: RunManifest): void {
+    this.writeJson(RUN_FILES.info, { ...info, updated: new Date().toISOString() });
+  }
+
+  writeMetrics(rows: readonly MetricRow[]): void {
+    this.writeJson(RUN_FILES.metricsJson, rows);
+    this.write(RUN_FILES.metricsCsv, rowsToCsv(rows));
+  }
+
+  readMetrics(): MetricRow[] {
+    return this.exists(RUN_FILES.metricsJson)
+      ? this.readJson<MetricRow[]>(RUN_FILES.metricsJson)
+      : [];
+  }
+
+  /** Relative path of a report's file (without extension). */
+  static analysisName(phase: string, epoch: number): string {
+    const e = epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
+    return path.join(RUN_FILES.analysis, phase, e);
+  }
+
+  writeAnalysis(phase: string, report: AnalysisReport): void {
+    const name = RunFolder.analysisName(phase, report.epoch ?? 0);
+    this.writeJson(`${name}.json`, report);
+    this.write(`${name}.csv`, analysisCsv(report));
+  }
+
+  /** Every stored report of `phase`, in epoch order (`start` first). */
+  readAnalyses(phase: string): AnalysisReport[] {
+    const dir = this.file(RUN_FILES.analysis, phase);
+    if (!fs.existsSync(dir)) return [];
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as AnalysisReport)
+      .sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0));
+  }
+
+  /** Phases with stored reports. */
+  analysedPhases(): string[] {
+    const dir = this.file(RUN_FILES.analysis);
+    return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+  }
+
+  /** Rewrites `labels.json` and `labels.csv` from the stored reports of every phase. */
+  writeLabels(phases: readonly string[]): LabelGrid[] {
+    const grids = phases
+      .map((phase) => labelGrid(phase, this.readAnalyses(phase)))
+      .filter((g) => g.epochs.length > 0);
+    this.writeJson(RUN_FILES.labels, grids);
+    const rows: Array<Record<string, unknown>> = [];
+    for (const grid of grids) {
+      for (const [filter, byScore] of Object.entries(grid.labels)) {
+        for (const [score, labels] of Object.entries(byScore)) {
+          grid.parameters.forEach((parameter, i) =>
+            grid.epochs.forEach((epoch, j) =>
+              rows.push({
+                phase: grid.phase,
+                parameter,
+                filter,
+                score,
+                epoch,
+                label: labels[i][j],
+                psi: grid.scores[filter as FilterId]?.[score as ScoreId][i][j],
+              }),
+            ),
+          );
+        }
+      }
+    }
+    this.write(RUN_FILES.labelsCsv, rowsToCsv(rows));
+    return grids;
+  }
+
+  checkpointDir(phase: string, epoch: number): string {
+    return path.join(RUN_FILES.checkpoints, phase, `epoch-${String(epoch).padStart(3, '0')}`);
+  }
+
+  /** Removes the checkpoints of `phase` other than `keep` (relative folder). */
+  pruneCheckpoints(phase: string, keep: string): void {
+    const dir = this.file(RUN_FILES.checkpoints, phase);
+    if (!fs.existsSync(dir)) return;
+    for (const entry of fs.readdirSync(dir)) {
+      const rel = path.join(RUN_FILES.checkpoints, phase, entry);
+      if (rel !== keep) fs.rmSync(this.file(rel), { recursive: true, force: true });
+    }
+  }
+}

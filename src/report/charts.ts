@@ -1,0 +1,377 @@
+import type { AnalysisReport, FilterId, ScoreId } from '../analysis/types';
+import { LABELS } from '../analysis/types';
+import { baselineValue, normaliseCurve } from '../analysis/scores';
+import type { Comparison } from '../recipes/comparison';
+import type { FrozenRecord, LabelGrid, MetricRow } from '../recipes/run-folder';
+import type { Chart } from './render';
+
+/** Label colours, shared by every chart and table. */
+export const LABEL_COLORS: Record<string, string> = {
+  fragile: '#d62728',
+  robust: '#9e9e9e',
+  antifragile: '#2ca02c',
+};
+
+const labelScale = { domain: [...LABELS], range: LABELS.map((l) => LABEL_COLORS[l]) };
+
+/** Epochs counted over the whole run: training epochs 1…E, then each branch's E+1…E+R. */
+export function overallEpoch(row: MetricRow, trainEpochs: number): number {
+  return row.phase === 'train' ? row.epoch + 1 : trainEpochs + row.epoch + 1;
+}
+
+/** Training loss and accuracy per epoch, one line per phase. */
+export function trainingCurvesChart(rows: MetricRow[], trainEpochs: number): Chart {
+  const values = rows.flatMap((r) =>
+    [
+      ['loss', r.loss],
+      ['training accuracy', r.acc],
+    ].map(([metric, value]) => ({
+      phase: r.phase,
+      epoch: overallEpoch(r, trainEpochs),
+      metric,
+      value: Number(value),
+    })),
+  );
+  return {
+    id: 'training-curves',
+    title: 'Training curves',
+    caption:
+      'Loss and training accuracy per epoch; the retraining branches continue after the training epochs.',
+    spec: {
+      data: { values },
+      facet: { column: { field: 'metric', type: 'nominal', title: null } },
+      spec: {
+        width: 300,
+        height: 180,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: {
+            field: 'epoch',
+            type: 'quantitative',
+            title: 'epoch',
+            axis: { tickMinStep: 1, format: 'd' },
+          },
+          y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+          color: { field: 'phase', type: 'nominal' },
+        },
+      },
+      resolve: { scale: { y: 'independent' } },
+    },
+  };
+}
+
+/** Clean and FGSM test accuracy per epoch, one line per phase. */
+export function testAccuracyChart(rows: MetricRow[], trainEpochs: number): Chart {
+  const values = rows.flatMap((r) =>
+    [
+      ['clean', r.test_acc],
+      ['FGSM', r.test_fgsm_acc],
+    ].map(([set, value]) => ({
+      phase: r.phase,
+      epoch: overallEpoch(r, trainEpochs),
+      set,
+      accuracy: Number(value),
+    })),
+  );
+  return {
+    id: 'test-accuracy',
+    title: 'Test accuracy, clean and under FGSM',
+    caption:
+      'Top-1 accuracy on the held-out examples after each epoch, clean and against FGSM at the recipe’s ε.',
+    spec: {
+      data: { values },
+      facet: { column: { field: 'set', type: 'nominal', title: null } },
+      spec: {
+        width: 300,
+        height: 180,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: {
+            field: 'epoch',
+            type: 'quantitative',
+            title: 'epoch',
+            axis: { tickMinStep: 1, format: 'd' },
+          },
+          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] } },
+          color: { field: 'phase', type: 'nominal' },
+        },
+      },
+    },
+  };
+}
+
+/**
+ * Response curves of one report: normalised clean and adversarial accuracy and the baseline
+ * against filtering progress, one panel per parameter (rows) and filter (columns).
+ */
+export function responseCurvesChart(report: AnalysisReport, id = 'response-curves'): Chart {
+  const values: Array<Record<string, unknown>> = [];
+  for (const p of report.parameters) {
+    for (const [filter, result] of Object.entries(p.filters)) {
+      if (!result) continue;
+      const clean = normaliseCurve(result.steps.map((s) => s.clean)).curve;
+      const adversarial = normaliseCurve(result.steps.map((s) => s.adversarial)).curve;
+      result.steps.forEach((s, k) => {
+        const base = { parameter: p.name, filter, progress: s.progress };
+        values.push({ ...base, curve: 'clean', value: clean[k] });
+        values.push({ ...base, curve: 'adversarial', value: adversarial[k] });
+        values.push({
+          ...base,
+          curve: 'baseline',
+          value: baselineValue(report.options.baseline, s.removed, p.size),
+        });
+      });
+    }
+  }
+  const order = report.parameters.map((p) => p.name);
+  return {
+    id,
+    title: `Response curves (epoch ${(report.epoch ?? 0) + 1})`,
+    caption:
+      'Accuracy relative to the unfiltered model (clean, FGSM) and the baseline, against filtering progress u; ' +
+      'Ψ is the area between a curve and the baseline.',
+    spec: {
+      data: { values },
+      facet: {
+        row: { field: 'parameter', type: 'nominal', sort: order, title: null },
+        column: { field: 'filter', type: 'nominal', title: null },
+      },
+      spec: {
+        width: 170,
+        height: 90,
+        mark: { type: 'line', strokeWidth: 1.5 },
+        encoding: {
+          x: { field: 'progress', type: 'quantitative', title: 'filtering progress u' },
+          y: { field: 'value', type: 'quantitative', title: 'relative accuracy' },
+          color: {
+            field: 'curve',
+            type: 'nominal',
+            scale: {
+              domain: ['clean', 'adversarial', 'baseline'],
+              range: ['#1f77b4', '#ff7f0e', '#7f7f7f'],
+            },
+          },
+          strokeDash: {
+            field: 'curve',
+            type: 'nominal',
+            scale: {
+              domain: ['clean', 'adversarial', 'baseline'],
+              range: [
+                [1, 0],
+                [1, 0],
+                [4, 3],
+              ],
+            },
+            legend: null,
+          },
+        },
+      },
+    },
+  };
+}
+
+/** Parameter × epoch heatmap of labels, one panel per (score, filter). */
+export function labelHeatmapChart(grid: LabelGrid): Chart {
+  const values: Array<Record<string, unknown>> = [];
+  for (const [filter, byScore] of Object.entries(grid.labels) as [
+    FilterId,
+    Record<ScoreId, string[][]>,
+  ][]) {
+    for (const [score, labels] of Object.entries(byScore) as [ScoreId, string[][]][]) {
+      grid.parameters.forEach((parameter, i) =>
+        grid.epochs.forEach((epoch, j) =>
+          values.push({
+            filter,
+            score,
+            parameter,
+            epoch: epoch < 0 ? 'start' : String(epoch + 1),
+            label: labels[i][j],
+            psi: grid.scores[filter]?.[score][i][j],
+          }),
+        ),
+      );
+    }
+  }
+  const epochOrder = grid.epochs.map((e) => (e < 0 ? 'start' : String(e + 1)));
+  return {
+    id: `labels-${grid.phase}`,
+    title: `Labels per parameter and epoch (${grid.phase})`,
+    caption:
+      'Each cell: the label of a parameter’s filtering score (rows: score; columns: filter).',
+    spec: {
+      data: { values },
+      facet: {
+        row: {
+          field: 'score',
+          type: 'nominal',
+          title: 'score',
+          sort: ['clean', 'adversarial', 'difference'],
+        },
+        column: { field: 'filter', type: 'nominal', title: null },
+      },
+      spec: {
+        width: Math.max(80, 22 * grid.epochs.length),
+        height: Math.max(60, 14 * grid.parameters.length),
+        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+        encoding: {
+          x: { field: 'epoch', type: 'ordinal', sort: epochOrder, title: 'epoch' },
+          y: { field: 'parameter', type: 'ordinal', sort: grid.parameters, title: null },
+          color: { field: 'label', type: 'nominal', scale: labelScale },
+          tooltip: [
+            { field: 'parameter' },
+            { field: 'epoch' },
+            { field: 'label' },
+            { field: 'psi', format: '.4f', title: 'Ψ' },
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Which layers are frozen after each epoch of the selective phases. */
+export function frozenLayersChart(frozen: FrozenRecord[], layers: string[]): Chart {
+  const values = frozen.flatMap((r) =>
+    layers.map((layer) => ({
+      phase: r.phase,
+      epoch: r.epoch + 1,
+      layer,
+      state: r.layers.includes(layer) ? 'frozen' : 'training',
+    })),
+  );
+  return {
+    id: 'frozen-layers',
+    title: 'Frozen layers over time (selective retraining)',
+    caption:
+      'After each epoch of a selective branch: the layers frozen because their parameter was labelled fragile.',
+    spec: {
+      data: { values },
+      facet: { column: { field: 'phase', type: 'nominal', title: null } },
+      spec: {
+        width: Math.max(80, 26 * (Math.max(0, ...frozen.map((r) => r.epoch)) + 1)),
+        height: Math.max(60, 14 * layers.length),
+        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+        encoding: {
+          x: { field: 'epoch', type: 'ordinal', title: 'epoch of the branch' },
+          y: { field: 'layer', type: 'ordinal', sort: layers, title: null },
+          color: {
+            field: 'state',
+            type: 'nominal',
+            scale: { domain: ['frozen', 'training'], range: ['#3b6fb6', '#e8eef7'] },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** Normal vs selective retraining: accuracy at the shared checkpoint and after each branch. */
+export function comparisonChart(comparison: Comparison, id = 'comparison'): Chart {
+  const values = comparison.seeds.flatMap((s) =>
+    (['start', 'normal', 'selective'] as const).flatMap((branch) => [
+      { seed: `seed ${s.seed}`, branch, set: 'clean', accuracy: s[branch].clean },
+      { seed: `seed ${s.seed}`, branch, set: 'FGSM', accuracy: s[branch].fgsm },
+    ]),
+  );
+  return {
+    id,
+    title: 'Normal vs selective retraining',
+    caption:
+      'Test accuracy at the shared checkpoint (start) and after the same epochs of normal and selective retraining.',
+    spec: {
+      data: { values },
+      facet: { column: { field: 'set', type: 'nominal', title: null } },
+      spec: {
+        width: 260,
+        height: 180,
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: {
+          x: {
+            field: 'branch',
+            type: 'nominal',
+            sort: ['start', 'normal', 'selective'],
+            title: null,
+          },
+          y: { field: 'accuracy', type: 'quantitative', scale: { zero: false } },
+          color: { field: 'seed', type: 'nominal' },
+        },
+      },
+    },
+  };
+}
+
+/** Several runs side by side: clean and FGSM test accuracy per epoch, one line per run. */
+export function runsAccuracyChart(
+  runs: Array<{ id: string; rows: MetricRow[]; trainEpochs: number }>,
+): Chart {
+  const values = runs.flatMap((run) =>
+    run.rows
+      .filter((r) => r.phase === 'train')
+      .flatMap((r) => [
+        {
+          run: run.id,
+          epoch: overallEpoch(r, run.trainEpochs),
+          set: 'clean',
+          accuracy: Number(r.test_acc),
+        },
+        {
+          run: run.id,
+          epoch: overallEpoch(r, run.trainEpochs),
+          set: 'FGSM',
+          accuracy: Number(r.test_fgsm_acc),
+        },
+      ]),
+  );
+  return {
+    id: 'runs-accuracy',
+    title: 'Test accuracy per run (training phase)',
+    spec: {
+      data: { values },
+      facet: { column: { field: 'set', type: 'nominal', title: null } },
+      spec: {
+        width: 300,
+        height: 200,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
+          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] } },
+          color: { field: 'run', type: 'nominal' },
+        },
+      },
+    },
+  };
+}
+
+/** Several runs side by side: label counts of each run's newest training analysis. */
+export function runsLabelCountsChart(
+  runs: Array<{ id: string; report?: AnalysisReport }>,
+  score: ScoreId = 'adversarial',
+): Chart {
+  const values: Array<Record<string, unknown>> = [];
+  for (const run of runs) {
+    if (!run.report) continue;
+    for (const p of run.report.parameters) {
+      for (const [filter, result] of Object.entries(p.filters)) {
+        if (result) values.push({ run: run.id, filter, label: result.labels[score] });
+      }
+    }
+  }
+  return {
+    id: 'runs-labels',
+    title: `Labels of the ${score} score per run (newest analysis)`,
+    spec: {
+      data: { values },
+      facet: { column: { field: 'filter', type: 'nominal', title: null } },
+      spec: {
+        width: 200,
+        height: Math.max(60, 24 * runs.length),
+        mark: 'bar',
+        encoding: {
+          y: { field: 'run', type: 'nominal', title: null },
+          x: { aggregate: 'count', type: 'quantitative', title: 'parameters' },
+          color: { field: 'label', type: 'nominal', scale: labelScale },
+        },
+      },
+    },
+  };
+}

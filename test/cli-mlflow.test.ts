@@ -1,0 +1,94 @@
+/**
+ * A recipe run tracked in a real MLflow server (test/support/mlflow-server.ts): Ctrl-C marks the
+ * MLflow run KILLED, and the resumed run is a new MLflow run that carries the whole history.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Writable } from 'stream';
+import { main } from '../cli/main';
+import { MlflowClient } from '../src/mlflow';
+import { MlflowTestServer } from './support/mlflow-server';
+import { tempRuns } from './recipes-helpers';
+
+let server: MlflowTestServer;
+const saved = process.env.MLFLOW_TRACKING_URI;
+
+beforeAll(async () => {
+  server = await MlflowTestServer.start();
+  process.env.MLFLOW_TRACKING_URI = server.url;
+}, 120_000);
+
+afterAll(async () => {
+  if (saved === undefined) delete process.env.MLFLOW_TRACKING_URI;
+  else process.env.MLFLOW_TRACKING_URI = saved;
+  await server?.close();
+});
+
+it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole history', async () => {
+  const dir = tempRuns('cli-mlflow');
+  const recipe = path.join(dir, 'tracked.json');
+  fs.writeFileSync(
+    recipe,
+    JSON.stringify({
+      name: 'tracked',
+      model: { architecture: 'small_cnn' },
+      dataset: { name: 'mnist', trainSize: 100, testSize: 40, seed: 0 },
+      training: { batchSize: 50, epochs: 2 },
+      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+      tracking: { mlflow: { experimentName: 'cli-test', tags: { suite: 'cli-mlflow' } } },
+    }),
+  );
+  let sent = false;
+  const lines: string[] = [];
+  const io = (onLine?: (l: string) => void) => ({
+    out: (t: string) => lines.push(t),
+    err: (t: string) => lines.push(t),
+    tty: false,
+    progressStream: new Writable({
+      write(chunk, _e, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) {
+          lines.push(l);
+          onLine?.(l);
+        }
+        done();
+      },
+    }),
+  });
+  const out = path.join(dir, 'runs');
+  const code = await main(
+    ['run', recipe, '--out', out],
+    io((l) => {
+      if (!sent && l.startsWith('train epoch 1/2: 2/2 batches in')) {
+        sent = true;
+        process.emit('SIGINT');
+      }
+    }),
+  );
+  expect(code).toBe(130);
+  const runDir = path.join(out, fs.readdirSync(out)[0]);
+  const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  expect(info.mlflowRuns).toHaveLength(1);
+  const client = new MlflowClient({ trackingUri: server.url });
+  const killed = await client.getRun(info.mlflowRuns[0]);
+  expect(killed.info.status).toBe('KILLED');
+  expect(killed.data.params['model.architecture']).toBe('small_cnn');
+  expect(killed.data.tags.suite).toBe('cli-mlflow');
+  expect(killed.info.runName).toBe(path.basename(runDir));
+
+  expect(await main(['run', '--resume', runDir], io())).toBe(0);
+  const after = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  expect(after.mlflowRuns).toHaveLength(2);
+  const resumed = await client.getRun(after.mlflowRuns[1]);
+  expect(resumed.info.status).toBe('FINISHED');
+  expect(resumed.data.tags['tfjs_antifragile.resumed_from']).toBe(info.mlflowRuns[0]);
+  const history = await client.getMetricHistory(resumed.info.runId, 'train/test_acc');
+  expect(history.map((m) => m.step).sort()).toEqual([0, 1]);
+  const psi = Object.keys(resumed.data.metrics).filter((k) =>
+    k.startsWith('train/psi_adversarial/lowpass/'),
+  );
+  expect(psi.length).toBe(4);
+  const files = (await client.listArtifacts(resumed.info.runId)).map((f) => f.path);
+  expect(files).toEqual(
+    expect.arrayContaining(['report.html', 'metrics.csv', 'recipe.json', 'analysis']),
+  );
+}, 120_000);

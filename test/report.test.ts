@@ -1,0 +1,166 @@
+/**
+ * report.html: built from a real (tiny) run, opened in headless Chromium (Debian's `chromium`,
+ * driven by playwright-core): it loads with no console errors and no outside requests, and every
+ * chart drew. Screenshots go to test-output/.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { chromium, type Browser } from 'playwright-core';
+import { runRecipe } from '../src/recipes';
+import { createProgress } from '../src/progress';
+import { renderSvg, writeCompareReport, writeRunReport } from '../src/report';
+import { tempRuns, tinyRecipe } from './recipes-helpers';
+
+const OUTPUT = path.join(__dirname, '..', 'test-output');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+interface ChartCheck {
+  id: string;
+  width: number;
+  height: number;
+  marks: number;
+}
+
+async function openAndCheck(browser: Browser, file: string, screenshot: string) {
+  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(`file://${file}`, { waitUntil: 'load' });
+  const charts: ChartCheck[] = await page.$$eval('figure.chart', (figures) =>
+    figures.map((f) => {
+      const svg = f.querySelector('svg');
+      const box = svg?.getBoundingClientRect();
+      // Vega draws marks as paths inside groups classed mark-<type>.
+      const marks = svg ? svg.querySelectorAll('g[class^="mark-"] path').length : 0;
+      return {
+        id: f.getAttribute('data-chart') ?? '',
+        width: box?.width ?? 0,
+        height: box?.height ?? 0,
+        marks,
+      };
+    }),
+  );
+  fs.mkdirSync(OUTPUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT, screenshot), fullPage: true });
+  await page.close();
+  return { errors, requests, charts };
+}
+
+describe('report.html', () => {
+  let browser: Browser;
+  let runDir: string;
+  let otherDir: string;
+  const out = tempRuns('report');
+
+  beforeAll(async () => {
+    if (!fs.existsSync(CHROMIUM)) {
+      throw new Error(
+        `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) or set CHROMIUM_PATH`,
+      );
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const progress = () => createProgress({ silent: true });
+    runDir = (await runRecipe(tinyRecipe(), { outDir: out, progress: progress() })).dir;
+    otherDir = (
+      await runRecipe(
+        tinyRecipe({
+          name: 'tiny-b',
+          retraining: { enabled: false },
+          analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass', 'pulse'], examples: 60 },
+        }),
+        { outDir: out, progress: progress() },
+      )
+    ).dir;
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('renders a vega-lite spec to SVG without a browser', async () => {
+    const svg = await renderSvg({
+      data: {
+        values: [
+          { a: 1, b: 2 },
+          { a: 2, b: 3 },
+        ],
+      },
+      mark: 'line',
+      encoding: {
+        x: { field: 'a', type: 'quantitative' },
+        y: { field: 'b', type: 'quantitative' },
+      },
+    });
+    expect(svg).toMatch(/^<svg[^>]*class="marks"/);
+    expect(svg).toContain('mark-line');
+  });
+
+  it('is one self-contained file with every section, and every chart draws in Chromium', async () => {
+    const file = path.join(runDir, 'report.html');
+    expect(fs.existsSync(file)).toBe(true);
+    const html = fs.readFileSync(file, 'utf8');
+    expect(html).not.toMatch(/<script|<link|src="http|href="http/);
+    for (const heading of [
+      'Training curves',
+      'Test accuracy, clean and under FGSM',
+      'Normal vs selective retraining',
+      'Response curves',
+      'Labels per parameter and epoch (train)',
+      'Filtering scores',
+      'Invariance',
+      'Frozen layers over time',
+    ]) {
+      expect(html).toContain(heading);
+    }
+    const { errors, requests, charts } = await openAndCheck(browser, file, 'report.png');
+    expect(errors).toEqual([]);
+    expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
+    expect(charts.map((c) => c.id).sort()).toEqual(
+      [
+        'comparison',
+        'frozen-layers',
+        'labels-selective-s5',
+        'labels-train',
+        'response-curves',
+        'test-accuracy',
+        'training-curves',
+      ].sort(),
+    );
+    for (const chart of charts) {
+      expect({
+        id: chart.id,
+        drew: chart.width > 50 && chart.height > 50 && chart.marks > 0,
+      }).toEqual({
+        id: chart.id,
+        drew: true,
+      });
+    }
+    // One response-curve line per (parameter, filter, curve): 4 kernels × 1 filter × 3 curves.
+    const response = charts.find((c) => c.id === 'response-curves')!;
+    expect(response.marks).toBeGreaterThanOrEqual(12);
+  });
+
+  it('can be rewritten from the folder, and compare puts runs side by side', async () => {
+    fs.rmSync(path.join(runDir, 'report.html'));
+    await writeRunReport(runDir);
+    expect(fs.existsSync(path.join(runDir, 'report.html'))).toBe(true);
+    const page = path.join(out, 'compare.html');
+    const runs = await writeCompareReport([runDir, otherDir], page);
+    expect(runs.map((r) => r.recipe.name)).toEqual(['tiny', 'tiny-b']);
+    const { errors, charts } = await openAndCheck(browser, page, 'compare.png');
+    expect(errors).toEqual([]);
+    expect(charts.map((c) => c.id)).toEqual([
+      'runs-accuracy',
+      'runs-labels',
+      `comparison-${path.basename(runDir)}`,
+    ]);
+    for (const chart of charts) expect(chart.marks).toBeGreaterThan(0);
+    const html = fs.readFileSync(page, 'utf8');
+    expect(html).toContain('Invariance across runs');
+  });
+});

@@ -20,6 +20,7 @@ import {
   type RunStatus,
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
+import { serializeModel } from '../src/model-files';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
 export interface AnalysisSource {
@@ -424,26 +425,9 @@ export class MlflowCallback extends tf.Callback {
   }
 
   private async logModel(run: MlflowRun): Promise<void> {
-    const model = this.model as tf.LayersModel;
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        const weights = artifacts.weightData
-          ? tf.io.CompositeArrayBuffer.join(artifacts.weightData)
-          : new ArrayBuffer(0);
-        const modelJson = {
-          modelTopology: artifacts.modelTopology,
-          format: artifacts.format,
-          generatedBy: artifacts.generatedBy,
-          convertedBy: artifacts.convertedBy,
-          trainingConfig: artifacts.trainingConfig,
-          userDefinedMetadata: artifacts.userDefinedMetadata,
-          weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs ?? [] }],
-        };
-        run.logArtifact('model/model.json', JSON.stringify(modelJson), 'application/json');
-        run.logArtifact('model/weights.bin', new Uint8Array(weights), 'application/octet-stream');
-        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-      }),
-    );
+    const { modelJson, weights } = await serializeModel(this.model as tf.LayersModel);
+    run.logArtifact('model/model.json', JSON.stringify(modelJson), 'application/json');
+    run.logArtifact('model/weights.bin', new Uint8Array(weights), 'application/octet-stream');
   }
 
   /**

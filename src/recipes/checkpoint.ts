@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { serializeModel } from '../model-files';
 
 /** Files of a checkpoint folder. */
 export const CHECKPOINT_FILES = {
@@ -59,25 +60,12 @@ export async function saveCheckpoint(
   state: unknown,
 ): Promise<void> {
   await writeAtomically(dir, async (tmp) => {
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        const weights = artifacts.weightData
-          ? tf.io.CompositeArrayBuffer.join(artifacts.weightData)
-          : new ArrayBuffer(0);
-        const modelJson = {
-          modelTopology: artifacts.modelTopology,
-          format: artifacts.format,
-          generatedBy: artifacts.generatedBy,
-          convertedBy: artifacts.convertedBy,
-          weightsManifest: [
-            { paths: [CHECKPOINT_FILES.weights], weights: artifacts.weightSpecs ?? [] },
-          ],
-        };
-        fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.model), JSON.stringify(modelJson));
-        fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.weights), Buffer.from(weights));
-        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
-      }),
-    );
+    const { modelJson, weights } = await serializeModel(model, CHECKPOINT_FILES.weights);
+    // A checkpoint keeps no training config: the optimiser is restored from its own file.
+    delete modelJson.trainingConfig;
+    delete modelJson.userDefinedMetadata;
+    fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.model), JSON.stringify(modelJson));
+    fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.weights), Buffer.from(weights));
     const optimizer = model.optimizer;
     if (optimizer) {
       const named = await optimizer.getWeights();

@@ -108,13 +108,12 @@ async function passTimes(
   model: tf.LayersModel,
   data: { xs: tf.Tensor; ys: tf.Tensor },
 ): Promise<{ forward: number; gradient: number }> {
-  const forward = await timeIt(
-    () => tf.tidy(() => (model.predict(data.xs) as tf.Tensor).dataSync()),
-    {
-      warmup: 1,
-      repeats: 5,
-    },
-  );
+  // The fastest forward pass we have: the graph runner the analysis itself uses.
+  const runner = new GraphRunner(model);
+  const forward = await timeIt(() => tf.tidy(() => runner.predict(data.xs).dataSync()), {
+    warmup: 1,
+    repeats: 5,
+  });
   const gradient = await timeIt(
     () => tf.tidy(() => fgsm(model, data.xs, data.ys, 0.1).dataSync()),
     {
@@ -257,7 +256,9 @@ async function run(argv: string[]): Promise<void> {
         'speed-up',
         'models evaluated',
         'FLOP bound',
-        'ours / bound',
+        'ours / FLOP bound',
+        'pass bound',
+        'ours / pass bound',
         'results',
       ],
       rows,

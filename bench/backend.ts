@@ -388,6 +388,7 @@ function parseConfig(args: string[]): BackendBenchConfig {
 /** Runs the bench and returns every result (also written to `bench-results/backend.json`). */
 export async function runBackendBench(config: BackendBenchConfig = DEFAULT_CONFIG) {
   const loadBefore = os.loadavg();
+  const home = await initBackend({ log: quiet });
   const results: VariantResult[] = [];
   let torch: TorchSide | undefined;
   if (config.withTorch) {
@@ -408,7 +409,8 @@ export async function runBackendBench(config: BackendBenchConfig = DEFAULT_CONFI
   } finally {
     await torch?.worker.stop();
   }
-  await initBackend({ log: quiet });
+  // Leave the process on the backend it started with, for the benches that follow.
+  await initBackend({ backend: home.id, log: quiet });
   const model = smallCnn();
   const macs = countMacs(model);
   const flops = taskFlops(model, config.trainSize, config.evalSize);

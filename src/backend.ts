@@ -120,7 +120,11 @@ function describeError(err: unknown): string {
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
   const requested = options.backend ?? (process.env[BACKEND_ENV] as BackendId | undefined);
-  if (current && (requested === undefined || requested === current.id)) return current;
+  if (current && (requested === undefined || requested === current.id)) {
+    // Someone may have switched backends since (tf.setBackend): switch back to ours.
+    if (tf.getBackend() !== current.tfjsName) await tf.setBackend(current.tfjsName);
+    return current;
+  }
   const log = options.log ?? ((m: string) => console.log(m));
 
   if (requested !== undefined && requested !== ('' as BackendId)) {

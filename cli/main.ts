@@ -13,7 +13,7 @@ import { recipeSchemaJson } from '../src/recipes/schema';
 import { RunFolder, RUN_FILES } from '../src/recipes/run-folder';
 import { runRecipe } from '../src/recipes/runner';
 import { writeRunReport } from '../src/report/run-report';
-import { runsSummaryRows, writeCompareReport } from '../src/report/compare-report';
+import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 
 /** Where the CLI writes (injectable for tests). */
 export interface CliIo {
@@ -232,23 +232,7 @@ async function compareCommand(args: string[], io: CliIo): Promise<number> {
     (values.out as string | undefined) ??
     path.join(path.dirname(path.resolve(positionals[0])), `compare-${stamp}.html`);
   const runs = await writeCompareReport(positionals, out);
-  io.out(
-    textTable(
-      [
-        'run',
-        'status',
-        'model',
-        'dataset',
-        'epochs',
-        'test acc',
-        'FGSM acc',
-        'ε',
-        'fragile',
-        'sel−norm FGSM',
-      ],
-      runsSummaryRows(runs),
-    ),
-  );
+  io.out(textTable(SUMMARY_HEADERS, runsSummaryRows(runs)));
   io.out(`comparison page: ${path.relative(process.cwd(), out) || out}`);
   return EXIT.ok;
 }

@@ -34,7 +34,8 @@ export function runsSummaryRows(runs: RunData[]): string[][] {
   });
 }
 
-const SUMMARY_HEADERS = [
+/** Column headers of {@link runsSummaryRows}, for the page and the CLI's table. */
+export const SUMMARY_HEADERS = [
   'run',
   'status',
   'model',

@@ -18,4 +18,9 @@ export {
 export { readRunData, latestTrainReport } from './run-data';
 export type { RunData } from './run-data';
 export { buildRunReport, writeRunReport, comparisonTable, scoreTable } from './run-report';
-export { buildCompareReport, writeCompareReport, runsSummaryRows } from './compare-report';
+export {
+  buildCompareReport,
+  writeCompareReport,
+  runsSummaryRows,
+  SUMMARY_HEADERS,
+} from './compare-report';

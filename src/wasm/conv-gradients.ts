@@ -38,26 +38,26 @@ function nhwcShape(shape: Shape4, channelsFirst: boolean): Shape4 {
   return channelsFirst ? [shape[0], shape[2], shape[3], shape[1]] : shape;
 }
 
-/**
- * Padding, in the input-gradient convolution, that makes the output as large as the forward
- * input: the spread `dy` (strides inserted as zeros, `s − 1` trailing zeros included) is
- * correlated with the flipped filter.
- */
-function inputGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
-  const rowPad = (pad: number, kEff: number, inSize: number, outSize: number, s: number) => {
-    const before = kEff - 1 - pad;
-    const after = inSize + pad - (outSize - 1) * s - 1 - (s - 1);
-    return [before, after] as [number, number];
-  };
+/** Applies a per-axis padding rule to the rows and the columns of a convolution. */
+function bothAxes(
+  info: tf.backend_util.Conv2DInfo,
+  rule: (
+    pad: number,
+    kEff: number,
+    inSize: number,
+    outSize: number,
+    stride: number,
+  ) => [number, number],
+): SpatialPads {
   return [
-    rowPad(
+    rule(
       info.padInfo.top,
       info.effectiveFilterHeight,
       info.inHeight,
       info.outHeight,
       info.strideHeight,
     ),
-    rowPad(
+    rule(
       info.padInfo.left,
       info.effectiveFilterWidth,
       info.inWidth,
@@ -68,30 +68,26 @@ function inputGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
 }
 
 /**
+ * Padding, in the input-gradient convolution, that makes the output as large as the forward
+ * input: the spread `dy` (strides inserted as zeros, `s − 1` trailing zeros included) is
+ * correlated with the flipped filter.
+ */
+function inputGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
+  return bothAxes(info, (pad, kEff, inSize, outSize, s) => [
+    kEff - 1 - pad,
+    inSize + pad - (outSize - 1) * s - 1 - (s - 1),
+  ]);
+}
+
+/**
  * Padding, in the filter-gradient convolution (input as the image, `dy` as a filter dilated by the
  * strides), that makes the output exactly the filter's size.
  */
 function filterGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
-  const rowPad = (pad: number, kEff: number, inSize: number, outSize: number, s: number) => {
-    const needed = kEff + (outSize - 1) * s;
-    return [pad, needed - pad - inSize] as [number, number];
-  };
-  return [
-    rowPad(
-      info.padInfo.top,
-      info.effectiveFilterHeight,
-      info.inHeight,
-      info.outHeight,
-      info.strideHeight,
-    ),
-    rowPad(
-      info.padInfo.left,
-      info.effectiveFilterWidth,
-      info.inWidth,
-      info.outWidth,
-      info.strideWidth,
-    ),
-  ];
+  return bothAxes(info, (pad, kEff, inSize, outSize, s) => [
+    pad,
+    kEff + (outSize - 1) * s - pad - inSize,
+  ]);
 }
 
 /**

@@ -68,11 +68,14 @@ export class SelectiveRetrainCallback extends tf.Callback {
   readonly granularity: 'layer' | 'parameter';
   private frozenNow: string[] = [];
   private frozenParamsNow: string[] = [];
+  private frozenOriginalNow: string[] = [];
   private records: FreezeRecord[] = [];
   /** Variables whose trainable flag we turned off, with the layer they belong to. */
   private touched = new Map<tf.LayerVariable, string>();
   /** Variables trainable when training began (ours to toggle). */
   private toggleable = new Set<tf.LayerVariable>();
+  /** State handed to {@link setState}, applied at the next `onTrainBegin`. */
+  private restored?: SelectiveRetrainState;
 
   constructor(options: SelectiveRetrainOptions) {
     super();
@@ -158,6 +161,30 @@ export class SelectiveRetrainCallback extends tf.Callback {
     return this.records;
   }
 
+  /**
+   * The state to save with a checkpoint, for resumed runs: the weights frozen now (by their
+   * `originalName`, which does not depend on how many models the process built) and the history.
+   */
+  getState(): SelectiveRetrainState {
+    return {
+      frozenParameters: [...this.frozenOriginalNow],
+      history: JSON.parse(JSON.stringify(this.records)),
+    };
+  }
+
+  /**
+   * Restores the state saved by {@link getState}: at the next `onTrainBegin` the same weights are
+   * frozen again (until the next analysis refreshes the set) and the history carries on.
+   */
+  setState(state: SelectiveRetrainState): void {
+    if (!state || !Array.isArray(state.frozenParameters) || !Array.isArray(state.history)) {
+      throw new Error(
+        'SelectiveRetrainCallback.setState: expected { frozenParameters: string[], history: FreezeRecord[] }',
+      );
+    }
+    this.restored = JSON.parse(JSON.stringify(state)) as SelectiveRetrainState;
+  }
+
   /** Whether a parameter's labels in `report` make it fragile under this callback's rule. */
   isFragile(report: AnalysisReport, parameter: string): boolean {
     const p = report.parameters.find((q) => q.name === parameter);
@@ -180,11 +207,24 @@ export class SelectiveRetrainCallback extends tf.Callback {
     const model = this.model as tf.LayersModel;
     this.frozenNow = [];
     this.frozenParamsNow = [];
+    this.frozenOriginalNow = [];
     this.records = [];
     this.touched.clear();
     this.toggleable = new Set(model.trainableWeights.filter((w) => w.trainable));
     if (!model.optimizer) {
       throw new Error('SelectiveRetrainCallback: the model must be compiled with an optimizer');
+    }
+    if (this.restored) {
+      const names = new Set(this.restored.frozenParameters);
+      const wanted = new Map<tf.LayerVariable, string>();
+      for (const layer of model.layers) {
+        for (const w of layer.weights) {
+          if (names.has(w.originalName) && this.toggleable.has(w)) wanted.set(w, layer.name);
+        }
+      }
+      this.freeze(wanted);
+      this.records = this.restored.history;
+      this.restored = undefined;
     }
     const report = this.analysis.latest;
     if (report && report.epoch === -1 && this.startEpoch === 0) this.refresh(report, -1);
@@ -224,17 +264,32 @@ export class SelectiveRetrainCallback extends tf.Callback {
       });
       return;
     }
-    for (const v of this.touched.keys()) if (!wanted.has(v)) v.trainable = true;
-    for (const v of wanted.keys()) v.trainable = false;
-    this.touched = wanted;
-    this.frozenNow = [...new Set(wanted.values())];
-    this.frozenParamsNow = model.weights.filter((w) => wanted.has(w)).map((w) => w.name);
+    this.freeze(wanted);
     this.records.push({
       epoch,
       frozen: this.frozenLayers,
       frozenParameters: this.frozenParameters,
     });
   }
+
+  /** Makes `wanted` (weight → its layer's name) the frozen set. */
+  private freeze(wanted: Map<tf.LayerVariable, string>): void {
+    const model = this.model as tf.LayersModel;
+    for (const v of this.touched.keys()) if (!wanted.has(v)) v.trainable = true;
+    for (const v of wanted.keys()) v.trainable = false;
+    this.touched = wanted;
+    this.frozenNow = [...new Set(wanted.values())];
+    const frozen = model.weights.filter((w) => wanted.has(w));
+    this.frozenParamsNow = frozen.map((w) => w.name);
+    this.frozenOriginalNow = frozen.map((w) => w.originalName);
+  }
+}
+
+/** What {@link SelectiveRetrainCallback.getState} returns. */
+export interface SelectiveRetrainState {
+  /** `originalName`s of the weights frozen when the state was taken. */
+  frozenParameters: string[];
+  history: FreezeRecord[];
 }
 
 /** Factory for {@link SelectiveRetrainCallback}. */

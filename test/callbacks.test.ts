@@ -382,6 +382,49 @@ describe('SelectiveRetrainCallback', () => {
     m.dispose();
   });
 
+  it('saves and restores its state: a resumed run keeps the same weights frozen', async () => {
+    const d = data();
+    const first = model();
+    first.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const analysis = new SynapticFilterCallback({
+      data: d,
+      ...analysisOptions,
+      onAnalysis: (r) => setLabels(r, ['conv1']),
+    });
+    const retrain = new SelectiveRetrainCallback({ analysis });
+    await first.fit(d.xs, d.ys, {
+      epochs: 1,
+      batchSize: 16,
+      verbose: 0,
+      callbacks: [analysis, retrain],
+    });
+    const state = JSON.parse(JSON.stringify(retrain.getState()));
+    expect(state.frozenParameters).toEqual(['conv1/kernel', 'conv1/bias']);
+    // A new process would build the model anew: its weights get other unique names.
+    const second = model();
+    second.setWeights(first.getWeights());
+    second.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const later = new SynapticFilterCallback({ data: d, ...analysisOptions, every: 5 });
+    const resumed = new SelectiveRetrainCallback({ analysis: later });
+    resumed.setState(state);
+    const before = { conv1: bytes(second, 'conv1'), head: bytes(second, 'head') };
+    await second.fit(d.xs, d.ys, {
+      epochs: 2,
+      batchSize: 16,
+      verbose: 0,
+      callbacks: [later, resumed],
+    });
+    expect(same(bytes(second, 'conv1'), before.conv1)).toBe(true);
+    expect(same(bytes(second, 'head'), before.head)).toBe(false);
+    expect(resumed.frozenLayers).toEqual(['conv1']);
+    expect(resumed.history).toEqual(state.history);
+    expect(second.getLayer('conv1').trainableWeights).toHaveLength(2);
+    expect(() => resumed.setState({} as never)).toThrow(/expected \{ frozenParameters/);
+    tf.dispose([d.xs, d.ys]);
+    first.dispose();
+    second.dispose();
+  });
+
   it('works in fitDataset too', async () => {
     const d = data();
     const m = model();

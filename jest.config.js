@@ -7,6 +7,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
   setupFilesAfterEnv: ['<rootDir>/test/support/backend.ts'],
   testTimeout: 120000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
   // Each worker loads TensorFlow's multi-threaded library; two workers fill two cores.
   maxWorkers: 2,
 };

@@ -187,8 +187,11 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       io.out(
         `normal vs selective retraining (mean over ${result.comparison.seeds.length} seed(s)): ` +
           `clean ${mean.normal.clean.toFixed(4)} vs ${mean.selective.clean.toFixed(4)}, ` +
-          `FGSM ${mean.normal.fgsm.toFixed(4)} vs ${mean.selective.fgsm.toFixed(4)} ` +
-          `(selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
+          `FGSM ${mean.normal.fgsm.toFixed(4)} vs ${mean.selective.fgsm.toFixed(4)}` +
+          (mean.normal.pgd !== undefined && mean.selective.pgd !== undefined
+            ? `, PGD ${mean.normal.pgd.toFixed(4)} vs ${mean.selective.pgd.toFixed(4)}`
+            : '') +
+          ` (selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
       );
     }
     io.out(`${result.status}: ${where}`);

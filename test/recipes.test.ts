@@ -283,6 +283,21 @@ describe('runRecipe', () => {
     const { comparison } = uninterrupted;
     expect(comparison).toBeDefined();
     expect(comparison!.seeds).toHaveLength(1);
+    // PGD accuracy is measured once per phase, at its last epoch, and reaches the comparison.
+    const withPgd = uninterrupted.rows.filter((r) => r.test_pgd_acc !== undefined);
+    expect(withPgd.map((r) => [r.phase, r.epoch])).toEqual([
+      ['train', 1],
+      ['normal-s5', 1],
+      ['selective-s5', 1],
+    ]);
+    for (const arm of [comparison!.mean.normal, comparison!.mean.selective]) {
+      expect(arm.pgd).toBeGreaterThanOrEqual(0);
+      expect(arm.pgd).toBeLessThanOrEqual(1);
+    }
+    expect(comparison!.gain.pgd).toBeCloseTo(
+      comparison!.mean.selective.pgd! - comparison!.mean.normal.pgd!,
+      12,
+    );
     const frozen = JSON.parse(fs.readFileSync(path.join(uninterrupted.dir, 'frozen.json'), 'utf8'));
     expect(frozen.map((r: { epoch: number }) => r.epoch)).toEqual([0, 1]);
     const start = JSON.parse(

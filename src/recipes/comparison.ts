@@ -1,9 +1,11 @@
 import type { MetricRow } from './run-folder';
 
-/** Clean and FGSM accuracy on the test set. */
+/** Clean and FGSM accuracy on the test set (and PGD at a phase's end). */
 export interface AccuracyPair {
   clean: number;
   fgsm: number;
+  /** PGD accuracy (10 steps of ε/4), measured at the end of each phase. */
+  pgd?: number;
 }
 
 /** One seed of the normal-vs-selective comparison. */
@@ -32,7 +34,9 @@ function pair(row: MetricRow | undefined): AccuracyPair | undefined {
   if (!row) return undefined;
   const clean = Number(row.test_acc);
   const fgsm = Number(row.test_fgsm_acc);
-  return Number.isFinite(clean) && Number.isFinite(fgsm) ? { clean, fgsm } : undefined;
+  const pgd = Number(row.test_pgd_acc);
+  if (!Number.isFinite(clean) || !Number.isFinite(fgsm)) return undefined;
+  return Number.isFinite(pgd) ? { clean, fgsm, pgd } : { clean, fgsm };
 }
 
 function lastRow(rows: readonly MetricRow[], phase: string): MetricRow | undefined {
@@ -45,6 +49,9 @@ function mean(values: AccuracyPair[]): AccuracyPair {
   return {
     clean: values.reduce((s, v) => s + v.clean, 0) / n,
     fgsm: values.reduce((s, v) => s + v.fgsm, 0) / n,
+    ...(values.length > 0 && values.every((v) => v.pgd !== undefined)
+      ? { pgd: values.reduce((s, v) => s + (v.pgd as number), 0) / n }
+      : {}),
   };
 }
 
@@ -82,6 +89,12 @@ export function compareBranches(
   return {
     seeds,
     mean: { start, normal, selective },
-    gain: { clean: selective.clean - normal.clean, fgsm: selective.fgsm - normal.fgsm },
+    gain: {
+      clean: selective.clean - normal.clean,
+      fgsm: selective.fgsm - normal.fgsm,
+      ...(selective.pgd !== undefined && normal.pgd !== undefined
+        ? { pgd: selective.pgd - normal.pgd }
+        : {}),
+    },
   };
 }

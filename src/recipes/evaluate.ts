@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fgsmBatch, logitsFunction, type ModelOutputKind } from '../analysis/attacks';
+import { fgsmBatch, logitsFunction, pgd, type ModelOutputKind } from '../analysis/attacks';
 import type { TensorSet } from '../../datasets/mnist-builtin';
 
 /** Options of {@link evaluateAccuracy}. */
@@ -57,4 +57,37 @@ export async function evaluateAccuracy(
   const [clean, adversarial] = Array.from(await total.data());
   tf.dispose([...counts, total]);
   return { clean: clean / n, adversarial: adversarial / n };
+}
+
+/** Options of {@link evaluatePgdAccuracy}. */
+export interface PgdEvaluateOptions extends EvaluateOptions {
+  /** PGD steps; default 10. */
+  steps?: number;
+  /** Size of each step; default ε/4. */
+  stepSize?: number;
+}
+
+/**
+ * Top-1 accuracy of `model` on PGD examples made against it (white-box, no random start, so
+ * deterministic): a stronger check than FGSM. Inference mode; the weights are not touched.
+ */
+export function evaluatePgdAccuracy(
+  model: tf.LayersModel,
+  set: TensorSet,
+  options: PgdEvaluateOptions,
+): number {
+  const adversarial = pgd(model, set.xs, set.ys, options.epsilon, {
+    steps: options.steps ?? 10,
+    stepSize: options.stepSize ?? options.epsilon / 4,
+    batchSize: options.batchSize,
+    clip: options.clip,
+    output: options.output,
+  });
+  const correct = tf.tidy(() => {
+    const logits = logitsFunction(model, options.output ?? 'auto');
+    const predictions = logits(adversarial).argMax(-1);
+    return predictions.equal(set.ys.argMax(-1)).sum().dataSync()[0];
+  });
+  adversarial.dispose();
+  return correct / set.xs.shape[0];
 }

@@ -17,7 +17,7 @@ import { writeRunReport } from '../report';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { compareBranches, type Comparison } from './comparison';
 import { disposeRecipeData, epochOrder, loadRecipeData, type RecipeData } from './data';
-import { evaluateAccuracy } from './evaluate';
+import { evaluateAccuracy, evaluatePgdAccuracy } from './evaluate';
 import { renameReport, weightNames, type WeightNames } from './names';
 import { planPhases, type PhasePlan } from './phases';
 import {
@@ -269,6 +269,16 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
           clip: recipe.analysis.clip,
           output: recipe.analysis.output,
         });
+        // A phase's last epoch also gets the stronger PGD check (10 steps of ε/4).
+        const pgdAccuracy =
+          epoch === plan.epochs - 1
+            ? evaluatePgdAccuracy(model, data.test, {
+                epsilon: recipe.analysis.epsilon,
+                batchSize: recipe.analysis.batchSize,
+                clip: recipe.analysis.clip,
+                output: recipe.analysis.output,
+              })
+            : undefined;
         const latest = analysis?.latest;
         const report = latest?.epoch === epoch ? toStable(latest) : undefined;
         const row: MetricRow = {
@@ -278,6 +288,7 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
           acc: values.acc ?? values.accuracy,
           test_acc: evaluation.clean,
           test_fgsm_acc: evaluation.adversarial,
+          ...(pgdAccuracy !== undefined ? { test_pgd_acc: pgdAccuracy } : {}),
           ...(report ? summaryLogs(report) : {}),
           ...(selective ? { frozen_layers: selective.frozenLayers.length } : {}),
           evaluation_seconds: (Date.now() - started) / 1000,

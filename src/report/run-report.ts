@@ -25,28 +25,35 @@ export function finalRows(rows: readonly MetricRow[]): MetricRow[] {
 
 /** The table of a comparison: one row per seed, then the mean and the gain. */
 export function comparisonTable(comparison: Comparison): string {
+  const { mean, gain } = comparison;
+  const withPgd = mean.normal.pgd !== undefined && mean.selective.pgd !== undefined;
+  const pgd = (v: number | undefined) => (withPgd ? [v === undefined ? '–' : num(v)] : []);
   const rows = comparison.seeds.map((s) => [
     String(s.seed),
     num(s.start.clean),
     num(s.start.fgsm),
     num(s.normal.clean),
     num(s.normal.fgsm),
+    ...pgd(s.normal.pgd),
     num(s.selective.clean),
     num(s.selective.fgsm),
+    ...pgd(s.selective.pgd),
     s.frozenAtEnd === undefined ? '–' : String(s.frozenAtEnd),
   ]);
-  const { mean, gain } = comparison;
   rows.push([
     'mean',
     num(mean.start.clean),
     num(mean.start.fgsm),
     num(mean.normal.clean),
     num(mean.normal.fgsm),
+    ...pgd(mean.normal.pgd),
     num(mean.selective.clean),
     num(mean.selective.fgsm),
+    ...pgd(mean.selective.pgd),
     '',
   ]);
   const signed = (v: number) => `${v >= 0 ? '+' : ''}${num(v)}`;
+  const gainSpan = (v: number) => `<span class="${v >= 0 ? 'good' : 'bad'}">${signed(v)}</span>`;
   return (
     table(
       [
@@ -55,14 +62,17 @@ export function comparisonTable(comparison: Comparison): string {
         'start FGSM',
         'normal clean',
         'normal FGSM',
+        ...(withPgd ? ['normal PGD'] : []),
         'selective clean',
         'selective FGSM',
+        ...(withPgd ? ['selective PGD'] : []),
         'frozen layers',
       ],
       rows,
     ) +
-    `<p>Selective − normal (mean): clean <span class="${gain.clean >= 0 ? 'good' : 'bad'}">${signed(gain.clean)}</span>, ` +
-    `FGSM <span class="${gain.fgsm >= 0 ? 'good' : 'bad'}">${signed(gain.fgsm)}</span>.</p>`
+    `<p>Selective − normal (mean): clean ${gainSpan(gain.clean)}, FGSM ${gainSpan(gain.fgsm)}` +
+    (gain.pgd !== undefined ? `, PGD ${gainSpan(gain.pgd)}` : '') +
+    '.</p>'
   );
 }
 

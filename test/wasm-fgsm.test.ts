@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { analyze, logitsFunction } from '../src/analysis';
 import type { AnalysisReport } from '../src/analysis/types';
 import { smallCnn } from '../src/models/small-cnn';
-import { registerWasmKernels } from '../src/wasm';
 import { loadBuiltinMnist } from '../datasets/mnist-builtin';
+import { switchToWasm } from './support/wasm';
 
 const TRAIN = 2000;
 const EVAL = 100;
@@ -91,11 +91,7 @@ async function analysisOn(backend: 'wasm' | 'cpu'): Promise<AnalysisReport> {
 }
 
 beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('@tensorflow/tfjs-backend-wasm');
-  registerWasmKernels();
-  expect(await tf.setBackend('wasm')).toBe(true);
+  previousBackend = await switchToWasm();
   const { train, test } = loadBuiltinMnist({ trainSize: TRAIN, testSize: EVAL, seed: 3 });
   evalSet = toHost(test.xs, test.ys);
   const model = smallCnn({ seed: 1 });

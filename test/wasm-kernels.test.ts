@@ -13,6 +13,7 @@ import {
   wasmKernelsRegistered,
 } from '../src/wasm';
 import { tileAsBroadcast } from '../src/wasm/tile';
+import { switchToWasm } from './support/wasm';
 
 type Shape = number[];
 interface HostTensor {
@@ -29,11 +30,7 @@ const TOLERANCE = 1e-5;
 let previousBackend = '';
 
 beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('@tensorflow/tfjs-backend-wasm');
-  registerWasmKernels();
-  expect(await tf.setBackend('wasm')).toBe(true);
+  previousBackend = await switchToWasm();
 });
 
 afterAll(async () => {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, type ModelName } from '../src/models';
-import { registerWasmKernels } from '../src/wasm';
+import { switchToWasm } from './support/wasm';
 
 const INPUT: [number, number, number] = [32, 32, 3];
 const CLASSES = 10;
@@ -20,11 +20,7 @@ const MODELS: ModelName[] = ['resnet18', 'resnet50', 'squeezenet1_1', 'shufflene
 let previousBackend = '';
 
 beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('@tensorflow/tfjs-backend-wasm');
-  registerWasmKernels();
-  expect(await tf.setBackend('wasm')).toBe(true);
+  previousBackend = await switchToWasm();
 });
 
 afterAll(async () => {

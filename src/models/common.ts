@@ -251,15 +251,26 @@ export class TorchStyleBuilder {
     return { input: this.pad(x, `${name}_pad`, padding, padding), mode: 'valid' };
   }
 
+  /** Checks that a square kernel with torch's stride and padding leaves a non-empty map. */
+  private checkKernelFits(
+    name: string,
+    x: tf.SymbolicTensor,
+    kernel: number,
+    stride: number,
+    padding: number,
+  ): void {
+    const [h, w] = this.spatial(x);
+    this.checkFits(name, x, [
+      torchOutputSize(h, kernel, stride, padding),
+      torchOutputSize(w, kernel, stride, padding),
+    ]);
+  }
+
   /** torch `Conv2d(in, filters, kernel, stride, padding, bias)`. */
   conv(x: tf.SymbolicTensor, spec: ConvSpec): tf.SymbolicTensor {
     const stride = spec.stride ?? 1;
     const padding = spec.padding ?? 0;
-    const [h, w] = this.spatial(x);
-    this.checkFits(spec.name, x, [
-      torchOutputSize(h, spec.kernel, stride, padding),
-      torchOutputSize(w, spec.kernel, stride, padding),
-    ]);
+    this.checkKernelFits(spec.name, x, spec.kernel, stride, padding);
     const fanIn = this.channels(x) * spec.kernel * spec.kernel;
     const fanOut = spec.filters * spec.kernel * spec.kernel;
     const init = this.initializers(spec.init, fanIn, fanOut);
@@ -282,11 +293,7 @@ export class TorchStyleBuilder {
   depthwise(x: tf.SymbolicTensor, spec: DepthwiseSpec): tf.SymbolicTensor {
     const stride = spec.stride ?? 1;
     const padding = spec.padding ?? 0;
-    const [h, w] = this.spatial(x);
-    this.checkFits(spec.name, x, [
-      torchOutputSize(h, spec.kernel, stride, padding),
-      torchOutputSize(w, spec.kernel, stride, padding),
-    ]);
+    this.checkKernelFits(spec.name, x, spec.kernel, stride, padding);
     const fan = spec.kernel * spec.kernel;
     const init = this.initializers(spec.init, fan, this.channels(x) * fan);
     const { input, mode } = this.convPadding(x, spec.name, spec.kernel, stride, padding);

@@ -28,30 +28,22 @@ export function comparisonTable(comparison: Comparison): string {
   const { mean, gain } = comparison;
   const withPgd = mean.normal.pgd !== undefined && mean.selective.pgd !== undefined;
   const pgd = (v: number | undefined) => (withPgd ? [v === undefined ? '–' : num(v)] : []);
-  const rows = comparison.seeds.map((s) => [
-    String(s.seed),
-    num(s.start.clean),
-    num(s.start.fgsm),
-    num(s.normal.clean),
-    num(s.normal.fgsm),
-    ...pgd(s.normal.pgd),
-    num(s.selective.clean),
-    num(s.selective.fgsm),
-    ...pgd(s.selective.pgd),
-    s.frozenAtEnd === undefined ? '–' : String(s.frozenAtEnd),
-  ]);
-  rows.push([
-    'mean',
-    num(mean.start.clean),
-    num(mean.start.fgsm),
-    num(mean.normal.clean),
-    num(mean.normal.fgsm),
-    ...pgd(mean.normal.pgd),
-    num(mean.selective.clean),
-    num(mean.selective.fgsm),
-    ...pgd(mean.selective.pgd),
-    '',
-  ]);
+  const row = (label: string, r: Comparison['mean'], frozen: string) => [
+    label,
+    num(r.start.clean),
+    num(r.start.fgsm),
+    num(r.normal.clean),
+    num(r.normal.fgsm),
+    ...pgd(r.normal.pgd),
+    num(r.selective.clean),
+    num(r.selective.fgsm),
+    ...pgd(r.selective.pgd),
+    frozen,
+  ];
+  const rows = comparison.seeds.map((s) =>
+    row(String(s.seed), s, s.frozenAtEnd === undefined ? '–' : String(s.frozenAtEnd)),
+  );
+  rows.push(row('mean', mean, ''));
   const signed = (v: number) => `${v >= 0 ? '+' : ''}${num(v)}`;
   const gainSpan = (v: number) => `<span class="${v >= 0 ? 'good' : 'bad'}">${signed(v)}</span>`;
   return (

@@ -39,7 +39,8 @@ const HELP: Record<string, string> = {
   main: `tfjs-antifragile — fragility, robustness and antifragility of TensorFlow.js models
 
 Usage:
-  tfjs-antifragile run <recipe.json> [--out runs/]     train, analyse, compare; writes runs/<run-id>/
+  tfjs-antifragile run <recipe.json> [--out runs/] [--set field=value]...
+                                                       train, analyse, compare; writes runs/<run-id>/
   tfjs-antifragile run --resume <run-dir>              continue an interrupted run
   tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
@@ -65,6 +66,11 @@ keeps everything up to the last finished epoch, the MLflow run is marked KILLED,
 
 Options:
   --out <dir>        parent folder of the run folder (default: runs)
+  --set <f>=<v>      override a recipe field before validation, repeatable: a dotted path and a
+                     JSON value (or plain text), e.g. --set training.seed=1
+                     --set retraining.seeds=[1] --set analysis.steps=5
+  --mlflow-parent <run-id>
+                     nest the MLflow run under this MLflow run (e.g. one run per sweep)
   --resume <dir>     continue this run from its newest checkpoint; gives the same result as an
                      uninterrupted run (if a recipe is given too, it must match the run's)
   --no-report        do not write report.html
@@ -108,8 +114,11 @@ Options:
 
 function parse(
   args: string[],
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>,
+): {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+} {
   try {
     return parseArgs({
       args,
@@ -126,6 +135,8 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
     out: { type: 'string' },
     resume: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    'mlflow-parent': { type: 'string' },
     'no-report': { type: 'boolean' },
     plain: { type: 'boolean' },
   });
@@ -138,6 +149,12 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   const resume = values.resume as string | undefined;
   if (!positionals[0] && !resume)
     throw new UsageError('run needs a recipe file (or --resume <run-dir>)');
+  const overrides = (values.set as string[] | undefined) ?? [];
+  if (resume && overrides.length > 0) {
+    throw new UsageError(
+      `--set cannot change a resumed run (its recipe is ${RUN_FILES.recipe} in ${resume}); start a new run instead`,
+    );
+  }
   let recipe;
   if (resume) {
     const folder = RunFolder.open(resume);
@@ -152,7 +169,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       }
     }
   } else {
-    recipe = loadRecipe(positionals[0]);
+    recipe = loadRecipe(positionals[0], overrides);
   }
 
   const progress = createProgress({
@@ -180,6 +197,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       progress,
       signal: controller.signal,
       report: !values['no-report'],
+      mlflowParentRunId: values['mlflow-parent'] as string | undefined,
     });
     const where = path.relative(process.cwd(), result.dir) || result.dir;
     if (result.comparison) {

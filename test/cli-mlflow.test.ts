@@ -35,6 +35,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
       dataset: { name: 'mnist', trainSize: 100, testSize: 40, seed: 0 },
       training: { batchSize: 50, epochs: 2 },
       analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+      retraining: { enabled: true, epochs: 2, seeds: [0] },
       tracking: { mlflow: { experimentName: 'cli-test', tags: { suite: 'cli-mlflow' } } },
     }),
   );
@@ -58,7 +59,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
   const code = await main(
     ['run', recipe, '--out', out],
     io((l) => {
-      if (!sent && l.startsWith('train epoch 1/2: 2/2 batches in')) {
+      if (!sent && l.startsWith('normal-s0 epoch 1/2: 2/2 batches in')) {
         sent = true;
         process.emit('SIGINT');
       }
@@ -74,6 +75,11 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
   expect(killed.data.params['model.architecture']).toBe('small_cnn');
   expect(killed.data.tags.suite).toBe('cli-mlflow');
   expect(killed.info.runName).toBe(path.basename(runDir));
+  // Stopped inside the normal branch: its child run is KILLED too.
+  expect(Object.keys(info.mlflowChildRuns)).toEqual(['normal-s0']);
+  const killedChild = await client.getRun(info.mlflowChildRuns['normal-s0']);
+  expect(killedChild.info.status).toBe('KILLED');
+  expect(killedChild.data.tags['mlflow.parentRunId']).toBe(info.mlflowRuns[0]);
 
   expect(await main(['run', '--resume', runDir], io())).toBe(0);
   const after = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
@@ -83,6 +89,18 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
   expect(resumed.data.tags['tfjs_antifragile.resumed_from']).toBe(info.mlflowRuns[0]);
   const history = await client.getMetricHistory(resumed.info.runId, 'train/test_acc');
   expect(history.map((m) => m.step).sort()).toEqual([0, 1]);
+  // The resumed parent has both arms as children, the normal one with its whole history.
+  expect(Object.keys(after.mlflowChildRuns).sort()).toEqual(['normal-s0', 'selective-s0']);
+  for (const [phase, id] of Object.entries(after.mlflowChildRuns as Record<string, string>)) {
+    const child = await client.getRun(id);
+    expect(child.info.status).toBe('FINISHED');
+    expect(child.data.tags['mlflow.parentRunId']).toBe(resumed.info.runId);
+    expect(child.data.params.arm).toBe(phase.split('-')[0]);
+    const steps = await client.getMetricHistory(id, 'test_fgsm_acc');
+    expect(steps.map((m) => m.step).sort()).toEqual([0, 1]);
+  }
+  const comparison = JSON.parse(fs.readFileSync(path.join(runDir, 'comparison.json'), 'utf8'));
+  expect(resumed.data.metrics['comparison/gain_fgsm'].value).toBeCloseTo(comparison.gain.fgsm, 6);
   const psi = Object.keys(resumed.data.metrics).filter((k) =>
     k.startsWith('train/psi_adversarial/lowpass/'),
   );

@@ -94,6 +94,36 @@ describe('tfjs-antifragile CLI', () => {
     expect(c.progress).toEqual([]);
   });
 
+  it('--set overrides recipe fields (validated, recorded in the run folder); not on --resume', async () => {
+    const out = path.join(dir, 'set-runs');
+    const bad = capture();
+    expect(
+      await main(['run', recipeFile, '--out', out, '--set', 'training.epochs=-1'], bad.io),
+    ).toBe(2);
+    expect(bad.err.join('\n')).toContain('/training/epochs: must be >= 1; got -1');
+    const noEq = capture();
+    expect(await main(['run', recipeFile, '--set', 'training.epochs'], noEq.io)).toBe(2);
+    expect(noEq.err.join('\n')).toMatch(/expected <field\.path>=<value>/);
+    expect(fs.existsSync(out)).toBe(false);
+
+    const c = capture();
+    const args = ['run', recipeFile, '--out', out, '--no-report'];
+    const sets = ['training.epochs=1', 'retraining.enabled=false', 'analysis.steps=4'];
+    expect(await main([...args, ...sets.flatMap((s) => ['--set', s])], c.io)).toBe(0);
+    const runDir = path.join(out, fs.readdirSync(out)[0]);
+    const saved = JSON.parse(fs.readFileSync(path.join(runDir, 'recipe.json'), 'utf8'));
+    expect(saved.training.epochs).toBe(1);
+    expect(saved.retraining.enabled).toBe(false);
+    expect(saved.analysis.steps).toBe(4);
+    const rows = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics.json'), 'utf8'));
+    expect(rows.map((r: { phase: string }) => r.phase)).toEqual(['train']);
+    const resumed = capture();
+    expect(await main(['run', '--resume', runDir, '--set', 'training.epochs=3'], resumed.io)).toBe(
+      2,
+    );
+    expect(resumed.err.join('\n')).toMatch(/--set cannot change a resumed run/);
+  });
+
   it('Ctrl-C stops after the epoch (exit 130); --resume finishes; report and compare read the folder', async () => {
     const out = path.join(dir, 'runs');
     let sent = false;

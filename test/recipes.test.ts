@@ -6,8 +6,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import {
+  applyOverrides,
+  disposeRecipeData,
   loadCheckpoint,
   loadRecipe,
+  loadRecipeData,
+  meanStd,
+  summarizeSweep,
+  sweepMarkdownTable,
+  type Comparison,
   RecipeError,
   recipeSchemaJson,
   runRecipe,
@@ -126,6 +133,58 @@ describe('recipe schema and validation', () => {
     expect(() => loadRecipe(path.join(dir, 'none.json'))).toThrow(/cannot read the file/);
   });
 
+  it('applies --set overrides before validation, and names what is wrong with one', () => {
+    const base = { model: { architecture: 'small_cnn' }, analysis: { epsilon: 0.1 } };
+    const recipe = validateRecipe(
+      applyOverrides(base, [
+        'training.seed=7',
+        'retraining.seeds=[1,2]',
+        'tracking.mlflow.experimentName=sweep',
+        'dataset.name="mnist"',
+      ]),
+    );
+    expect(recipe.training.seed).toBe(7);
+    expect(recipe.retraining.seeds).toEqual([1, 2]);
+    expect(recipe.tracking.mlflow.experimentName).toBe('sweep');
+    expect(base).toEqual({ model: { architecture: 'small_cnn' }, analysis: { epsilon: 0.1 } });
+    expect(() => applyOverrides(base, ['training.seed', 'model.architecture.x=1'])).toThrow(
+      /--set training\.seed: expected <field\.path>=<value>[\s\S]*--set model\.architecture\.x=1: \/model\/architecture is "small_cnn", not an object/,
+    );
+    const dir = tempRuns('overrides');
+    const file = path.join(dir, 'r.json');
+    fs.writeFileSync(file, JSON.stringify(base));
+    expect(() => loadRecipe(file, ['training.epochs=0'])).toThrow(
+      /r\.json with --set training\.epochs=0: 1 problem[\s\S]*\/training\/epochs: must be >= 1; got 0/,
+    );
+  });
+
+  it('dataset.validationSize holds analysis examples out of the training data, apart from the test set', async () => {
+    const recipe = tinyRecipe({
+      dataset: { name: 'mnist', trainSize: 200, validationSize: 50, testSize: 100, seed: 4 },
+      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+    });
+    const data = await loadRecipeData(recipe);
+    try {
+      expect(data.train.xs.shape[0]).toBe(200);
+      expect(data.analysis.xs.shape[0]).toBe(40);
+      const rows = async (t: tf.Tensor) =>
+        ((await t.reshape([t.shape[0], -1]).array()) as number[][]).map((r) => r.join());
+      const analysis = new Set(await rows(data.analysis.xs));
+      const train = await rows(data.train.xs);
+      const test = await rows(data.test.xs);
+      expect(train.some((r) => analysis.has(r))).toBe(false);
+      expect(test.some((r) => analysis.has(r))).toBe(false);
+    } finally {
+      disposeRecipeData(data);
+    }
+    expect(() =>
+      tinyRecipe({
+        dataset: { name: 'mnist', trainSize: 200, validationSize: 30, testSize: 100 },
+        analysis: { epsilon: 0.3, examples: 40 },
+      }),
+    ).toThrow(/\/analysis\/examples: 40 is more than the 30 validation examples/);
+  });
+
   it('every recipe in recipes/ is valid, and the paper systems are all there', () => {
     const files = fs.readdirSync(RECIPES).filter((f) => f.endsWith('.json') && f !== 'schema.json');
     const systems = new Set<string>();
@@ -138,9 +197,62 @@ describe('recipe schema and validation', () => {
         expect(systems).toContain(`${arch}/${dataset}`);
       }
     }
+    const reproduce = fs.readdirSync(path.join(RECIPES, 'reproduce'));
+    expect(reproduce.length).toBe(4);
+    for (const file of reproduce) {
+      const recipe = loadRecipe(path.join(RECIPES, 'reproduce', file));
+      expect(recipe.retraining.enabled).toBe(true);
+      expect(recipe.dataset.validationSize).toBeGreaterThanOrEqual(recipe.analysis.examples);
+    }
     const dflt = loadRecipe(path.join(RECIPES, 'default.json'));
     expect(dflt.dataset.dir).toBeUndefined(); // the bundled real digits: no download
     expect(dflt.retraining.enabled).toBe(true);
+  });
+});
+
+describe('sweep summary', () => {
+  const pair = (clean: number, fgsm: number, pgd: number) => ({ clean, fgsm, pgd });
+  const comparison = (normal: number, selective: number): Comparison => ({
+    seeds: [
+      {
+        seed: 0,
+        start: pair(0.5, 0.1, 0),
+        normal: pair(0.9, normal, 0.1),
+        selective: pair(0.8, selective, 0.2),
+        frozenAtEnd: 2,
+      },
+    ],
+    mean: {
+      start: pair(0.5, 0.1, 0),
+      normal: pair(0.9, normal, 0.1),
+      selective: pair(0.8, selective, 0.2),
+    },
+    gain: pair(-0.1, selective - normal, 0.1),
+  });
+
+  it('mean ± sample std per system and arm, and of the per-seed gain', () => {
+    expect(meanStd([1, 2, 3, 4])).toEqual({ mean: 2.5, std: Math.sqrt(5 / 3), n: 4 });
+    expect(meanStd([0.7])).toEqual({ mean: 0.7, std: 0, n: 1 });
+    const [a, b] = summarizeSweep([
+      { system: 'a', seed: 0, comparison: comparison(0.3, 0.4), seconds: 10 },
+      { system: 'b', seed: 0, comparison: comparison(0.5, 0.5), seconds: 1 },
+      { system: 'a', seed: 1, comparison: comparison(0.5, 0.4), seconds: 20 },
+    ]);
+    expect(a.system).toBe('a');
+    expect(a.seeds).toEqual([0, 1]);
+    expect(a.normal.fgsm.mean).toBeCloseTo(0.4, 12);
+    expect(a.normal.fgsm.std).toBeCloseTo(Math.SQRT2 * 0.1, 12);
+    expect(a.selective.fgsm).toEqual({ mean: 0.4, std: 0, n: 2 });
+    expect(a.gain.fgsm.mean).toBeCloseTo(0, 12);
+    expect(a.gain.clean.mean).toBeCloseTo(-0.1, 12);
+    expect(a.seconds).toBe(30);
+    expect(a.frozenAtEnd).toBe(2);
+    expect(b.normal.fgsm.n).toBe(1);
+    const table = sweepMarkdownTable([a, b]);
+    expect(table).toContain('| a | normal | 2 | 90.0 ± 0.0 | 40.0 ± 14.1 | 10.0 ± 0.0 |');
+    expect(table).toContain(
+      '| a | selective − normal | 2 | -10.0 ± 0.0 | +0.0 ± 14.1 | +10.0 ± 0.0 |',
+    );
   });
 });
 

@@ -8,7 +8,10 @@ import type { Recipe } from './schema';
 export interface RecipeData {
   train: TensorSet;
   test: TensorSet;
-  /** The first `analysis.examples` test examples (views of `test`, own tensors). */
+  /**
+   * The analysis examples: the first `analysis.examples` of the `dataset.validationSize` examples
+   * held out of the training data, or of the test set when there is no validation split.
+   */
   analysis: TensorSet;
   inputShape: [number, number, number];
   classes: number;
@@ -39,6 +42,7 @@ async function toTensors(loaded: LoadedDataset): Promise<TensorSet> {
  */
 export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
   const { dataset, analysis } = recipe;
+  const held = dataset.validationSize ?? 0;
   let train: TensorSet;
   let test: TensorSet;
   let inputShape: [number, number, number];
@@ -46,7 +50,7 @@ export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
   let source: string;
   if (dataset.name === 'mnist' && dataset.dir === undefined) {
     ({ train, test } = loadBuiltinMnist({
-      trainSize: dataset.trainSize ?? 8000,
+      trainSize: (dataset.trainSize ?? 8000) + held,
       testSize: dataset.testSize ?? 2000,
       seed: dataset.seed,
     }));
@@ -63,7 +67,7 @@ export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
     const trainSet = await loadDataset(dataset.name, {
       ...common,
       split: 'train',
-      limit: dataset.trainSize,
+      limit: dataset.trainSize === undefined ? undefined : dataset.trainSize + held,
     });
     const testSet = await loadDataset(dataset.name, {
       ...common,
@@ -76,11 +80,33 @@ export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
     classes = trainSet.classes;
     source = trainSet.source;
   }
-  const n = Math.min(analysis.examples, test.xs.shape[0]);
+  let pool = test;
+  if (held > 0) {
+    const total = train.xs.shape[0];
+    if (total <= held) {
+      tf.dispose([train.xs, train.ys, test.xs, test.ys]);
+      throw new Error(
+        `/dataset/validationSize: ${held} leaves no training examples (${total} loaded in all)`,
+      );
+    }
+    const kept = total - held;
+    const whole = train;
+    train = {
+      xs: whole.xs.slice(0, kept) as tf.Tensor4D,
+      ys: whole.ys.slice(0, kept) as tf.Tensor2D,
+    };
+    pool = {
+      xs: whole.xs.slice(kept) as tf.Tensor4D,
+      ys: whole.ys.slice(kept) as tf.Tensor2D,
+    };
+    tf.dispose([whole.xs, whole.ys]);
+  }
+  const n = Math.min(analysis.examples, pool.xs.shape[0]);
   const subset = {
-    xs: test.xs.slice(0, n) as tf.Tensor4D,
-    ys: test.ys.slice(0, n) as tf.Tensor2D,
+    xs: pool.xs.slice(0, n) as tf.Tensor4D,
+    ys: pool.ys.slice(0, n) as tf.Tensor2D,
   };
+  if (pool !== test) tf.dispose([pool.xs, pool.ys]);
   return { train, test, analysis: subset, inputShape, classes, source };
 }
 

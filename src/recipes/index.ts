@@ -4,7 +4,7 @@
  */
 export { RECIPE_SCHEMA, RECIPE_SCHEMA_ID, OPTIMIZER_NAMES, recipeSchemaJson } from './schema';
 export type { Recipe, RecipeAnalysis, OptimizerName } from './schema';
-export { validateRecipe, loadRecipe, RecipeError } from './validate';
+export { validateRecipe, loadRecipe, applyOverrides, RecipeError } from './validate';
 export { runRecipe } from './runner';
 export type { RunRecipeOptions, RunResult } from './runner';
 export { RunFolder, RUN_FILES, labelGrid, rowsToCsv } from './run-folder';
@@ -20,3 +20,5 @@ export { planPhases } from './phases';
 export type { PhasePlan } from './phases';
 export { startMlflowTracker, recipeParams } from './tracking';
 export type { RunTracker, MlflowTrackerOptions } from './tracking';
+export { meanStd, summarizeSweep, sweepMarkdownTable } from './summary';
+export type { MeanStd, SweepEntry, ArmSummary, SystemSummary } from './summary';

@@ -39,6 +39,8 @@ export interface RunManifest {
   checkpoint?: { phase: string; epoch: number; dir: string };
   /** MLflow run ids of each invocation (a resumed run gets a new MLflow run). */
   mlflowRuns: string[];
+  /** MLflow child run ids of the retraining branches (of the newest MLflow run), by phase. */
+  mlflowChildRuns?: Record<string, string>;
   /** Invocations: when each started and how it ended. */
   invocations: Array<{ started: string; ended?: string; status?: RunOutcome }>;
   error?: string;

@@ -45,6 +45,11 @@ export interface RunRecipeOptions {
   backend?: BackendId;
   /** Write `report.html` at the end (default true). */
   report?: boolean;
+  /**
+   * Nest this run's MLflow run under that MLflow run (its `mlflow.parentRunId`), as
+   * `npm run reproduce` does with one run per system and seed.
+   */
+  mlflowParentRunId?: string;
   /** Called after each epoch is recorded and checkpointed. */
   onEpochEnd?: (phase: string, epoch: number) => void;
 }
@@ -58,6 +63,8 @@ export interface RunResult {
   comparison?: Comparison;
   /** MLflow run id of this invocation, when tracked. */
   mlflowRunId?: string;
+  /** MLflow child run ids of the retraining branches, by phase (`normal-s0`, …), when tracked. */
+  mlflowChildRuns?: Record<string, string>;
 }
 
 /** What a checkpoint's `state.json` holds. */
@@ -170,6 +177,7 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
     const names = weightNames(model);
     const toCurrent = (r: AnalysisReport) => renameReport(r, names.toCurrent);
     const toStable = (r: AnalysisReport) => renameReport(r, names.toStable);
+    await ctx.tracker?.startPhase(plan);
     let initialEpoch = 0;
     /** The phase's reports so far, in this model's variable names. */
     let reports: AnalysisReport[] = [];
@@ -198,7 +206,10 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
         ctx.tracker?.logAnalysis(plan.id, start);
       }
     }
-    if (initialEpoch >= plan.epochs) return true;
+    if (initialEpoch >= plan.epochs) {
+      await ctx.tracker?.endPhase(plan.id, 'FINISHED');
+      return true;
+    }
 
     let currentEpoch = initialEpoch;
     const batchSize = recipe.training.batchSize;
@@ -344,7 +355,9 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
     });
     analysisTask.finish();
     const last = ctx.info.checkpoint;
-    return !(last?.phase === plan.id && last.epoch < plan.epochs - 1);
+    const complete = !(last?.phase === plan.id && last.epoch < plan.epochs - 1);
+    if (complete) await ctx.tracker?.endPhase(plan.id, 'FINISHED');
+    return complete;
   } finally {
     model.optimizer?.dispose();
     model.dispose();
@@ -423,21 +436,35 @@ export async function runRecipe(
       recipe,
       runDir: folder.dir,
       resumedFrom: info.mlflowRuns[info.mlflowRuns.length - 1],
+      parentRunId: options.mlflowParentRunId,
       warn: (line) => progress.log(line),
     });
+    const ctx = new RunContext(recipe, folder, info, data, progress, tracker, options);
+    const plans = planPhases(recipe);
     if (tracker) {
       info.mlflowRuns.push(tracker.runId);
+      info.mlflowChildRuns = tracker.childRuns;
       progress.log(`MLflow run ${tracker.runId}`);
-      // A resumed MLflow run gets the history so far, so it shows the whole run.
-      for (const row of folder.readMetrics()) {
-        const numeric: Record<string, number> = {};
-        for (const [k, v] of Object.entries(row)) if (typeof v === 'number') numeric[k] = v;
-        await tracker.logEpoch(row.phase, row.epoch, numeric);
+      // A resumed MLflow run gets the history so far (and its branches their child runs), so it
+      // shows the whole run.
+      for (const plan of plans) {
+        const own = ctx.rows.filter((row) => row.phase === plan.id);
+        if (own.length === 0) continue;
+        await tracker.startPhase(plan);
+        const epochs = new Set(own.map((row) => row.epoch));
+        for (const report of folder.readAnalyses(plan.id)) {
+          const epoch = report.epoch ?? 0;
+          if (epoch < 0 || epochs.has(epoch)) tracker.logAnalysis(plan.id, report);
+        }
+        for (const row of own) {
+          const numeric: Record<string, number> = {};
+          for (const [k, v] of Object.entries(row)) if (typeof v === 'number') numeric[k] = v;
+          await tracker.logEpoch(row.phase, row.epoch, numeric);
+        }
+        if (info.completedPhases.includes(plan.id)) await tracker.endPhase(plan.id, 'FINISHED');
       }
     }
-    const ctx = new RunContext(recipe, folder, info, data, progress, tracker, options);
     folder.writeInfo(info);
-    const plans = planPhases(recipe);
     for (const plan of plans) {
       if (info.completedPhases.includes(plan.id)) continue;
       if (options.signal?.aborted) break;
@@ -454,8 +481,18 @@ export async function runRecipe(
       );
     }
     comparison = compareBranches(ctx.rows, info.completedPhases);
-    if (comparison) folder.writeJson(RUN_FILES.comparison, comparison);
-    return { dir: folder.dir, status, rows: ctx.rows, comparison, mlflowRunId: tracker?.runId };
+    if (comparison) {
+      folder.writeJson(RUN_FILES.comparison, comparison);
+      tracker?.logComparison(comparison);
+    }
+    return {
+      dir: folder.dir,
+      status,
+      rows: ctx.rows,
+      comparison,
+      mlflowRunId: tracker?.runId,
+      mlflowChildRuns: tracker ? { ...tracker.childRuns } : undefined,
+    };
   } catch (err) {
     status = 'failed';
     failure = err;

@@ -100,7 +100,7 @@ const ANALYSIS_PROPERTIES = {
     minimum: 1,
     default: 500,
     description:
-      'Evaluation examples of the analysis: the first ones of the test set (at most dataset.testSize).',
+      'Evaluation examples of the analysis: the dataset.validationSize held-out training examples when given, else the first ones of the test set (at most dataset.testSize).',
   },
   every: {
     type: 'integer',
@@ -203,7 +203,13 @@ export const RECIPE_SCHEMA = {
           type: 'integer',
           minimum: 1,
           description:
-            'Held-out examples for the per-epoch clean and FGSM accuracy (the analysis uses the first analysis.examples of them); default: all (2,000 for the bundled MNIST digits).',
+            'Held-out examples for the per-epoch clean and FGSM accuracy (the analysis uses the first analysis.examples of them unless validationSize is given); default: all (2,000 for the bundled MNIST digits).',
+        },
+        validationSize: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            'Examples held out of the training data for the analysis, so that the labels that decide selective retraining never see the test set; must be at least analysis.examples. Default: none (the analysis uses the first test examples).',
         },
         seed: {
           type: 'integer',
@@ -396,6 +402,7 @@ export interface Recipe {
     dir?: string;
     trainSize?: number;
     testSize?: number;
+    validationSize?: number;
     seed: number;
   };
   training: {

@@ -10,22 +10,44 @@ import {
   type ParamValue,
   type RunStatus,
 } from '../mlflow';
+import type { Comparison } from './comparison';
+import type { PhasePlan } from './phases';
 import type { Recipe } from './schema';
 
 /**
  * Where a run reports besides its folder. The runner calls these in order; none of them throws
- * for the network (the MLflow run spools what the server did not take).
+ * for the network (an MLflow run spools what the server did not take).
+ *
+ * In MLflow a recipe run is one parent run (params: the recipe; metrics: every phase's, as
+ * `<phase>/<key>`; the comparison as `comparison/…`; the run folder's files) with one child run
+ * per retraining arm and seed (`normal-s<seed>`, `selective-s<seed>`: params `arm` and `seed`,
+ * that branch's metrics under their own names, its analyses), so MLflow's run table compares the
+ * arms directly.
  */
 export interface RunTracker {
-  /** The tracking system's id of the run. */
+  /** The tracking system's id of the (parent) run. */
   readonly runId: string;
+  /** The child run id of each branch phase started so far, by phase id. */
+  readonly childRuns: Readonly<Record<string, string>>;
+  /**
+   * Opens the child run of a retraining branch (`normal` or `selective` phase); the training phase
+   * has none. Idempotent for a phase already open.
+   */
+  startPhase(plan: Pick<PhasePlan, 'id' | 'kind' | 'seed'>): Promise<void>;
   /** Metrics of one epoch of one phase: keys become `<phase>/<key>`, step = the epoch. */
   logEpoch(phase: string, epoch: number, metrics: Record<string, number>): Promise<void>;
   /** An analysis report: its scores and label counts as metrics, and JSON + CSV artifacts. */
   logAnalysis(phase: string, report: AnalysisReport): void;
+  /** Ends a branch's child run (FINISHED when the branch completed). */
+  endPhase(phase: string, status: RunStatus): Promise<void>;
+  /** The normal-vs-selective comparison, as parent metrics and `comparison.json`. */
+  logComparison(comparison: Comparison): void;
   /** A file of the run folder, uploaded under the same relative path. */
   logArtifact(relative: string, data: string | Uint8Array, contentType: string): void;
-  /** Ends the run with a status (FINISHED, KILLED, FAILED), waiting a little for the server. */
+  /**
+   * Ends the run with a status (FINISHED, KILLED, FAILED), waiting a little for the server; child
+   * runs still open end with the same status.
+   */
   end(status: RunStatus, error?: unknown): Promise<void>;
 }
 
@@ -58,6 +80,8 @@ export interface MlflowTrackerOptions {
   runDir: string;
   /** The MLflow run this invocation continues, when resuming. */
   resumedFrom?: string;
+  /** An MLflow run to nest this one under (its `mlflow.parentRunId`), e.g. a sweep's run. */
+  parentRunId?: string;
   /** Where warnings go. */
   warn: (message: string) => void;
 }
@@ -73,24 +97,35 @@ export async function startMlflowTracker(
   const settings = options.recipe.tracking.mlflow;
   if (!settings.enabled || !process.env.MLFLOW_TRACKING_URI) return undefined;
   const runName = path.basename(options.runDir);
+  const localRoot = path.join(
+    options.runDir,
+    'mlflow',
+    new Date().toISOString().replace(/[:.]/g, '-'),
+  );
+  const params = recipeParams(options.recipe);
+  const commonTags: Record<string, string> = {
+    'mlflow.source.name': 'tfjs-antifragile run',
+    'mlflow.source.type': 'LOCAL',
+    'tfjs.backend': tf.getBackend(),
+    'tfjs.version': tf.version.tfjs,
+    'tfjs_antifragile.recipe': options.recipe.name,
+    'tfjs_antifragile.run_dir': options.runDir,
+    ...settings.tags,
+  };
+  let client: MlflowClient;
   let run: MlflowRun;
   try {
-    const client = new MlflowClient({ experimentName: settings.experimentName });
+    client = new MlflowClient({ experimentName: settings.experimentName });
     run = await MlflowRun.start(client, {
       experimentName: settings.experimentName,
       runName,
-      params: recipeParams(options.recipe),
+      params,
       tags: {
-        'mlflow.source.name': 'tfjs-antifragile run',
-        'mlflow.source.type': 'LOCAL',
-        'tfjs.backend': tf.getBackend(),
-        'tfjs.version': tf.version.tfjs,
-        'tfjs_antifragile.recipe': options.recipe.name,
-        'tfjs_antifragile.run_dir': options.runDir,
+        ...commonTags,
         ...(options.resumedFrom ? { 'tfjs_antifragile.resumed_from': options.resumedFrom } : {}),
-        ...settings.tags,
+        ...(options.parentRunId ? { 'mlflow.parentRunId': options.parentRunId } : {}),
       },
-      localDir: path.join(options.runDir, 'mlflow', new Date().toISOString().replace(/[:.]/g, '-')),
+      localDir: localRoot,
     });
   } catch (err) {
     options.warn(
@@ -99,29 +134,103 @@ export async function startMlflowTracker(
     );
     return undefined;
   }
-  const report = async (context: string, result: { errors: Error[] }) => {
+  const report = (context: string, result: { errors: Error[] }) => {
     if (result.errors.length) options.warn(`MLflow (${context}): ${result.errors[0].message}`);
   };
+  const children = new Map<string, MlflowRun>();
+  const childRuns: Record<string, string> = {};
+  const endRun = async (target: MlflowRun, status: RunStatus, context: string) => {
+    const result = await target.end(status, { timeoutMs: 15_000 });
+    report(context, result);
+    if (result.pending > 0) {
+      options.warn(
+        `MLflow: ${result.pending} operation(s) did not reach the server; they wait in ${result.spoolPath ?? 'memory'}`,
+      );
+    }
+  };
+  const prefixed = (phase: string, values: Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const [key, value] of Object.entries(values)) out[sanitizeKey(`${phase}/${key}`)] = value;
+    return out;
+  };
+  const analysisName = (epoch: number) =>
+    epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
+
   return {
     runId: run.runId,
-    async logEpoch(phase, epoch, metrics) {
-      const values: Record<string, number> = {};
-      for (const [key, value] of Object.entries(metrics)) {
-        values[sanitizeKey(`${phase}/${key}`)] = value;
+    childRuns,
+    async startPhase(plan) {
+      if (plan.kind === 'train' || children.has(plan.id)) return;
+      try {
+        const child = await MlflowRun.start(client, {
+          experimentName: settings.experimentName,
+          runName: `${runName}/${plan.id}`,
+          params: { ...params, arm: plan.kind, seed: plan.seed, phase: plan.id },
+          tags: {
+            ...commonTags,
+            'mlflow.parentRunId': run.runId,
+            'tfjs_antifragile.phase': plan.id,
+            'tfjs_antifragile.arm': plan.kind,
+            'tfjs_antifragile.seed': String(plan.seed),
+          },
+          localDir: path.join(localRoot, plan.id),
+        });
+        children.set(plan.id, child);
+        childRuns[plan.id] = child.runId;
+      } catch (err) {
+        options.warn(
+          `MLflow: could not start the child run of ${plan.id} (${(err as Error).message}); ` +
+            'its metrics go to the parent run only',
+        );
       }
-      run.logMetrics(values, epoch);
-      await report(`${phase} epoch ${epoch}`, await run.flush());
+    },
+    async logEpoch(phase, epoch, metrics) {
+      run.logMetrics(prefixed(phase, metrics), epoch);
+      const child = children.get(phase);
+      if (child) {
+        const own: Record<string, number> = {};
+        for (const [key, value] of Object.entries(metrics)) own[sanitizeKey(key)] = value;
+        child.logMetrics(own, epoch);
+        report(`${phase} epoch ${epoch}`, await child.flush());
+      }
+      report(`${phase} epoch ${epoch}`, await run.flush());
     },
     logAnalysis(phase, analysis) {
       const epoch = analysis.epoch ?? 0;
-      const metrics: Record<string, number> = {};
-      for (const [key, value] of Object.entries(analysisMetrics(analysis))) {
-        metrics[sanitizeKey(`${phase}/${key}`)] = value;
+      const metrics = analysisMetrics(analysis);
+      run.logMetrics(prefixed(phase, metrics), Math.max(epoch, 0));
+      const json = JSON.stringify(analysis);
+      const csv = analysisCsv(analysis);
+      const name = `analysis/${phase}/${analysisName(epoch)}`;
+      run.logArtifact(`${name}.json`, json, 'application/json');
+      run.logArtifact(`${name}.csv`, csv, 'text/csv');
+      const child = children.get(phase);
+      if (child) {
+        const own: Record<string, number> = {};
+        for (const [key, value] of Object.entries(metrics)) own[sanitizeKey(key)] = value;
+        child.logMetrics(own, Math.max(epoch, 0));
+        child.logArtifact(`analysis/${analysisName(epoch)}.json`, json, 'application/json');
+        child.logArtifact(`analysis/${analysisName(epoch)}.csv`, csv, 'text/csv');
       }
-      run.logMetrics(metrics, Math.max(epoch, 0));
-      const name = `analysis/${phase}/${epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`}`;
-      run.logArtifact(`${name}.json`, JSON.stringify(analysis), 'application/json');
-      run.logArtifact(`${name}.csv`, analysisCsv(analysis), 'text/csv');
+    },
+    async endPhase(phase, status) {
+      const child = children.get(phase);
+      if (!child || child.ended) return;
+      await endRun(child, status, `ending ${phase} ${status}`);
+    },
+    logComparison(comparison) {
+      const values: Record<string, number> = {};
+      for (const arm of ['start', 'normal', 'selective'] as const) {
+        for (const [metric, value] of Object.entries(comparison.mean[arm])) {
+          if (typeof value === 'number') values[`comparison/${arm}_${metric}`] = value;
+        }
+      }
+      for (const [metric, value] of Object.entries(comparison.gain)) {
+        if (typeof value === 'number') values[`comparison/gain_${metric}`] = value;
+      }
+      values['comparison/seeds'] = comparison.seeds.length;
+      run.logMetrics(values, 0);
+      run.logArtifact('comparison.json', JSON.stringify(comparison, null, 2), 'application/json');
     },
     logArtifact(relative, data, contentType) {
       run.logArtifact(relative.split(path.sep).join('/'), data, contentType);
@@ -131,13 +240,10 @@ export async function startMlflowTracker(
         const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
         run.setTags({ 'tfjs_antifragile.error': text.slice(0, 5000) });
       }
-      const result = await run.end(status, { timeoutMs: 15_000 });
-      await report(`ending the run ${status}`, result);
-      if (result.pending > 0) {
-        options.warn(
-          `MLflow: ${result.pending} operation(s) did not reach the server; they wait in ${result.spoolPath ?? 'memory'}`,
-        );
+      for (const [phase, child] of children) {
+        if (!child.ended) await endRun(child, status, `ending ${phase} ${status}`);
       }
+      await endRun(run, status, `ending the run ${status}`);
     },
   };
 }

@@ -110,18 +110,25 @@ function crossFieldProblems(recipe: Recipe): string[] {
     );
   }
   if (dataset.name === 'mnist' && dataset.dir === undefined) {
-    const train = dataset.trainSize ?? 8000;
+    const train = (dataset.trainSize ?? 8000) + (dataset.validationSize ?? 0);
     const test = dataset.testSize ?? 2000;
     if (train + test > 10000) {
       problems.push(
-        `/dataset: trainSize + testSize = ${train + test} exceeds the 10,000 bundled MNIST digits; ` +
+        `/dataset: trainSize + ${dataset.validationSize ? 'validationSize + ' : ''}testSize = ${train + test} exceeds the 10,000 bundled MNIST digits; ` +
           'lower them or give dataset.dir (the full MNIST IDX files)',
       );
     }
   }
   const testSize =
     dataset.testSize ?? (dataset.name === 'mnist' && !dataset.dir ? 2000 : undefined);
-  if (testSize !== undefined && analysis.examples > testSize) {
+  if (dataset.validationSize !== undefined) {
+    if (analysis.examples > dataset.validationSize) {
+      problems.push(
+        `/analysis/examples: ${analysis.examples} is more than the ${dataset.validationSize} validation examples (dataset.validationSize); ` +
+          'the analysis uses the held-out training examples when validationSize is given',
+      );
+    }
+  } else if (testSize !== undefined && analysis.examples > testSize) {
     problems.push(
       `/analysis/examples: ${analysis.examples} is more than the ${testSize} test examples (dataset.testSize); ` +
         'the analysis uses the first examples of the test set',
@@ -182,10 +189,57 @@ export function validateRecipe(data: unknown, source = 'recipe'): Recipe {
 }
 
 /**
- * Reads and validates a recipe file.
+ * Applies `path=value` overrides (the CLI's `--set`) to a parsed recipe: `path` is a dotted field
+ * path (`training.seed`, `retraining.seeds`), `value` is read as JSON when it parses (`3`,
+ * `[0,1]`, `true`, `"x"`) and as a string otherwise. Returns a new object; validation comes after.
+ * @throws RecipeError for an override without `=`, an empty path, or a path through a non-object
+ */
+export function applyOverrides(
+  data: unknown,
+  overrides: readonly string[],
+  source = 'recipe',
+): unknown {
+  const copy = JSON.parse(JSON.stringify(data ?? {})) as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const override of overrides) {
+    const eq = override.indexOf('=');
+    const keys = eq < 0 ? [] : override.slice(0, eq).split('.');
+    if (eq < 0 || keys.some((k) => k === '')) {
+      problems.push(`--set ${override}: expected <field.path>=<value>, e.g. training.seed=1`);
+      continue;
+    }
+    const text = override.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    let node: Record<string, unknown> = copy;
+    let ok = true;
+    for (const [i, key] of keys.slice(0, -1).entries()) {
+      const next = node[key];
+      if (next === undefined) node[key] = {};
+      else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
+        problems.push(
+          `--set ${override}: /${keys.slice(0, i + 1).join('/')} is ${show(next)}, not an object`,
+        );
+        ok = false;
+        break;
+      }
+      node = node[key] as Record<string, unknown>;
+    }
+    if (ok) node[keys[keys.length - 1]] = value;
+  }
+  if (problems.length) throw new RecipeError(source, problems);
+  return copy;
+}
+
+/**
+ * Reads and validates a recipe file, after applying `overrides` (see {@link applyOverrides}).
  * @throws RecipeError when the file cannot be read, is not JSON, or is not a valid recipe
  */
-export function loadRecipe(file: string): Recipe {
+export function loadRecipe(file: string, overrides: readonly string[] = []): Recipe {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -198,5 +252,7 @@ export function loadRecipe(file: string): Recipe {
   } catch (err) {
     throw new RecipeError(file, [`/: not valid JSON: ${(err as Error).message}`]);
   }
-  return validateRecipe(data, file);
+  if (overrides.length === 0) return validateRecipe(data, file);
+  const source = `${file} with ${overrides.map((o) => `--set ${o}`).join(' ')}`;
+  return validateRecipe(applyOverrides(data, overrides, source), source);
 }

@@ -1,0 +1,121 @@
+/**
+ * `npm run reproduce` end to end on a tiny recipe, against a real MLflow server: one CLI run per
+ * seed, the compare page, results.json/.md with mean ± std, and in MLflow one parent run whose
+ * children are the runs, each with one child run per arm.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Writable } from 'stream';
+import { reproduce } from '../recipes/reproduce';
+import { MlflowClient, type Run } from '../src/mlflow';
+import type { Comparison } from '../src/recipes';
+import { MlflowTestServer } from './support/mlflow-server';
+import { tempRuns } from './recipes-helpers';
+
+let server: MlflowTestServer;
+const saved = process.env.MLFLOW_TRACKING_URI;
+
+beforeAll(async () => {
+  server = await MlflowTestServer.start();
+  process.env.MLFLOW_TRACKING_URI = server.url;
+}, 120_000);
+
+afterAll(async () => {
+  if (saved === undefined) delete process.env.MLFLOW_TRACKING_URI;
+  else process.env.MLFLOW_TRACKING_URI = saved;
+  await server?.close();
+});
+
+const quiet = new Writable({ write: (_c, _e, done) => done() });
+
+it('runs each seed through the CLI, compares, summarises, and nests the MLflow runs', async () => {
+  const dir = tempRuns('reproduce');
+  const recipe = path.join(dir, 'tiny-system.json');
+  fs.writeFileSync(
+    recipe,
+    JSON.stringify({
+      name: 'tiny-system',
+      model: { architecture: 'small_cnn' },
+      dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
+      training: { batchSize: 50, epochs: 1 },
+      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+      retraining: { enabled: true, epochs: 1 },
+      tracking: { mlflow: { experimentName: 'not-this-one' } },
+    }),
+  );
+  const lines: string[] = [];
+  const result = await reproduce({
+    recipes: [recipe],
+    seeds: [0, 1],
+    overrides: ['analysis.steps=4'],
+    outDir: dir,
+    experiment: 'reproduce-test',
+    io: { out: () => undefined, err: (t) => lines.push(t), progressStream: quiet, tty: false },
+    log: (l) => lines.push(l),
+  });
+  expect(result.status).toBe('finished');
+  expect(result.runs).toHaveLength(2);
+
+  // Each run: the seed went into training, data and retraining; the override applied.
+  const comparisons: Comparison[] = [];
+  for (const [i, runDir] of result.runs.entries()) {
+    const r = JSON.parse(fs.readFileSync(path.join(runDir, 'recipe.json'), 'utf8'));
+    expect([r.training.seed, r.dataset.seed, r.retraining.seeds]).toEqual([i, i, [i]]);
+    expect(r.analysis.steps).toBe(4);
+    comparisons.push(JSON.parse(fs.readFileSync(path.join(runDir, 'comparison.json'), 'utf8')));
+  }
+  expect(fs.existsSync(path.join(result.dir, 'compare.html'))).toBe(true);
+
+  // The summary is the mean and sample std of the runs' own comparisons.
+  const fgsm = comparisons.map((c) => c.seeds[0].selective.fgsm);
+  const [summary] = result.summaries;
+  expect(summary.system).toBe('tiny-system');
+  expect(summary.selective.fgsm.n).toBe(2);
+  expect(summary.selective.fgsm.mean).toBeCloseTo((fgsm[0] + fgsm[1]) / 2, 12);
+  expect(summary.selective.fgsm.std).toBeCloseTo(Math.abs(fgsm[0] - fgsm[1]) / Math.SQRT2, 12);
+  const results = JSON.parse(fs.readFileSync(path.join(result.dir, 'results.json'), 'utf8'));
+  expect(results.status).toBe('finished');
+  expect(results.summaries[0].normal.clean.mean).toBeCloseTo(summary.normal.clean.mean, 12);
+  const md = fs.readFileSync(path.join(result.dir, 'results.md'), 'utf8');
+  expect(md).toMatch(/\| tiny-system \| normal \| 2 \| [\d.]+ ± [\d.]+ \|/);
+  expect(md).toMatch(/\| tiny-system \| selective − normal \| 2 \|/);
+
+  // MLflow: parent → one run per seed → one run per arm.
+  const client = new MlflowClient({ trackingUri: server.url });
+  const parent = await client.getRun(result.mlflowRunId as string);
+  expect(parent.info.status).toBe('FINISHED');
+  expect(parent.data.metrics['tiny-system/selective_fgsm_mean'].value).toBeCloseTo(
+    summary.selective.fgsm.mean,
+    6,
+  );
+  const experiment = await client.getExperimentByName('reproduce-test');
+  const { runs } = await client.searchRuns({ experimentIds: [experiment!.experimentId] });
+  const childrenOf = (id: string) => runs.filter((r) => r.data.tags['mlflow.parentRunId'] === id);
+  const seedRuns = childrenOf(parent.info.runId);
+  expect(seedRuns.map((r) => r.info.runName).sort()).toEqual(
+    result.runs.map((d) => path.basename(d)).sort(),
+  );
+  for (const seedRun of seedRuns) {
+    expect(seedRun.info.status).toBe('FINISHED');
+    const runDir = result.runs.find((d) => path.basename(d) === seedRun.info.runName) as string;
+    const comparison = comparisons[result.runs.indexOf(runDir)];
+    const seed = comparison.seeds[0].seed;
+    const arms = childrenOf(seedRun.info.runId);
+    const byArm = (arm: string) => arms.find((r: Run) => r.data.params.arm === arm) as Run;
+    expect(arms).toHaveLength(2);
+    for (const arm of ['normal', 'selective'] as const) {
+      const run = byArm(arm);
+      expect(run.info.status).toBe('FINISHED');
+      expect(run.info.runName).toBe(`${seedRun.info.runName}/${arm}-s${seed}`);
+      expect(run.data.params.seed).toBe(String(seed));
+      expect(run.data.metrics.test_fgsm_acc.value).toBeCloseTo(comparison.seeds[0][arm].fgsm, 6);
+      expect(run.data.metrics.test_pgd_acc.value).toBeCloseTo(comparison.seeds[0][arm].pgd!, 6);
+    }
+    expect(seedRun.data.metrics['comparison/gain_fgsm'].value).toBeCloseTo(comparison.gain.fgsm, 6);
+    // The selective arm carries its own analyses.
+    const files = (await client.listArtifacts(byArm('selective').info.runId, 'analysis')).map(
+      (f) => f.path,
+    );
+    expect(files).toContain('analysis/start.json');
+  }
+}, 300_000);

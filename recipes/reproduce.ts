@@ -104,6 +104,8 @@ export interface ReproduceResult {
   mlflowRunId?: string;
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 }
@@ -205,11 +207,11 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
       return (
         `- **${r.name}**: ${r.model.architecture}${r.model.width !== 1 ? ` (width ${r.model.width})` : ''} on ` +
         `${r.dataset.name} (${r.dataset.trainSize ?? 'all'} training, ${r.dataset.validationSize ?? 0} held out for the analysis, ` +
-        `${r.dataset.testSize ?? 'all'} test); ${r.training.epochs} epochs to the checkpoint, then ${t.epochs} per arm; ` +
+        `${r.dataset.testSize ?? 'all'} test); ${plural(r.training.epochs, 'epoch')} to the checkpoint, then ${t.epochs} per arm; ` +
         `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD 10 steps of ε/4; ` +
         `analysis K ${a.steps}, ${a.filters.join('/')}, regenerate ${a.regenerate}, ${a.examples} examples; selective arm: ` +
         `labels from Ψ_${t.score}, fragile if ${Array.isArray(t.filters) ? t.filters.join('/') : t.filters} filter(s) say so, ` +
-        `frozen by ${t.granularity}, τ ${a.tolerance}, labels refreshed every ${t.every} epoch(s)`
+        `frozen by ${t.granularity}, τ ${a.tolerance}, labels refreshed ${t.every === 1 ? 'every epoch' : `every ${plural(t.every, 'epoch')}`}`
       );
     });
     const text = [

@@ -7,22 +7,10 @@ import * as path from 'path';
 import { Writable } from 'stream';
 import { main } from '../cli/main';
 import { MlflowClient } from '../src/mlflow';
-import { MlflowTestServer } from './support/mlflow-server';
+import { useMlflowServer } from './support/mlflow-server';
 import { tempRuns } from './recipes-helpers';
 
-let server: MlflowTestServer;
-const saved = process.env.MLFLOW_TRACKING_URI;
-
-beforeAll(async () => {
-  server = await MlflowTestServer.start();
-  process.env.MLFLOW_TRACKING_URI = server.url;
-}, 120_000);
-
-afterAll(async () => {
-  if (saved === undefined) delete process.env.MLFLOW_TRACKING_URI;
-  else process.env.MLFLOW_TRACKING_URI = saved;
-  await server?.close();
-});
+const mlflow = useMlflowServer();
 
 it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole history', async () => {
   const dir = tempRuns('cli-mlflow');
@@ -69,7 +57,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
   const runDir = path.join(out, fs.readdirSync(out)[0]);
   const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
   expect(info.mlflowRuns).toHaveLength(1);
-  const client = new MlflowClient({ trackingUri: server.url });
+  const client = new MlflowClient({ trackingUri: mlflow().url });
   const killed = await client.getRun(info.mlflowRuns[0]);
   expect(killed.info.status).toBe('KILLED');
   expect(killed.data.params['model.architecture']).toBe('small_cnn');

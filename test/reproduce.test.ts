@@ -9,22 +9,10 @@ import { Writable } from 'stream';
 import { reproduce } from '../recipes/reproduce';
 import { MlflowClient, type Run } from '../src/mlflow';
 import type { Comparison } from '../src/recipes';
-import { MlflowTestServer } from './support/mlflow-server';
+import { useMlflowServer } from './support/mlflow-server';
 import { tempRuns } from './recipes-helpers';
 
-let server: MlflowTestServer;
-const saved = process.env.MLFLOW_TRACKING_URI;
-
-beforeAll(async () => {
-  server = await MlflowTestServer.start();
-  process.env.MLFLOW_TRACKING_URI = server.url;
-}, 120_000);
-
-afterAll(async () => {
-  if (saved === undefined) delete process.env.MLFLOW_TRACKING_URI;
-  else process.env.MLFLOW_TRACKING_URI = saved;
-  await server?.close();
-});
+const mlflow = useMlflowServer();
 
 const quiet = new Writable({ write: (_c, _e, done) => done() });
 
@@ -81,7 +69,7 @@ it('runs each seed through the CLI, compares, summarises, and nests the MLflow r
   expect(md).toMatch(/\| tiny-system \| selective − normal \| 2 \|/);
 
   // MLflow: parent → one run per seed → one run per arm.
-  const client = new MlflowClient({ trackingUri: server.url });
+  const client = new MlflowClient({ trackingUri: mlflow().url });
   const parent = await client.getRun(result.mlflowRunId as string);
   expect(parent.info.status).toBe('FINISHED');
   expect(parent.data.metrics['tiny-system/selective_fgsm_mean'].value).toBeCloseTo(

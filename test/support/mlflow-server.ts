@@ -187,3 +187,25 @@ function groupAlive(pgid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Starts a test server before a test file's tests and closes it after them, with
+ * `MLFLOW_TRACKING_URI` pointing at it meanwhile (restored afterwards). Returns the server's getter.
+ */
+export function useMlflowServer(): () => MlflowTestServer {
+  let server: MlflowTestServer | undefined;
+  const saved = process.env.MLFLOW_TRACKING_URI;
+  beforeAll(async () => {
+    server = await MlflowTestServer.start();
+    process.env.MLFLOW_TRACKING_URI = server.url;
+  }, 120_000);
+  afterAll(async () => {
+    if (saved === undefined) delete process.env.MLFLOW_TRACKING_URI;
+    else process.env.MLFLOW_TRACKING_URI = saved;
+    await server?.close();
+  });
+  return () => {
+    if (!server) throw new Error('the MLflow test server is not running (used outside a test?)');
+    return server;
+  };
+}

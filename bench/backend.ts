@@ -355,6 +355,124 @@ export function flopTable(flops: TaskFlops, results: VariantResult[]): string {
   );
 }
 
+/** Issue 10's targets for `wasm`: its time at most this many times PyTorch's, per task. */
+export const WASM_TARGETS: Record<Task, number> = {
+  trainEpoch: 3,
+  evaluate: 1,
+  inputGradient: 1,
+  inputGradientOneBatch: 1,
+};
+
+/** One task's arithmetic for `wasm`: its bound, issue 10's target, and where we stand. */
+export interface TargetRow {
+  task: Task;
+  gflop: number;
+  /** The backend's own measured matmul rate the bound is computed at. */
+  matmulGflops: number;
+  /** FLOPs ÷ the matmul rate, in seconds: no faster is possible at that rate. */
+  boundSeconds: number;
+  /** The target's factor of PyTorch's time (3 for training, 1 otherwise). */
+  factor: number;
+  /** factor × PyTorch's time in this run, in seconds. */
+  targetSeconds?: number;
+  /** True when the target is faster than the bound: then the bound is the goal instead. */
+  beyondBound?: boolean;
+  /** What must be reached: the target, or the bound when the target is beyond it. */
+  goalSeconds?: number;
+  measuredSeconds?: number;
+  /** Our time ÷ the bound. */
+  overBound?: number;
+  /** Our time ÷ the target. */
+  overTarget?: number;
+  /** Our time ÷ the goal (≤ 1: reached). */
+  overGoal?: number;
+}
+
+/**
+ * The arithmetic of issue 10's `wasm` targets, per task: the bound at wasm's own measured matmul
+ * rate, the target (a multiple of PyTorch's time in the same run), whether the target is beyond
+ * the bound (then the bound is the goal), and our time over each. Empty without a wasm result.
+ */
+export function wasmTargetRows(flops: TaskFlops, results: VariantResult[]): TargetRow[] {
+  const wasm = results.find((r) => r.id === 'wasm');
+  const torch = results.find((r) => r.id === 'torch');
+  const rate = wasm?.matmulGflops;
+  if (wasm === undefined || rate === undefined || rate <= 0) return [];
+  const taskGflop: Record<Task, number> = {
+    trainEpoch: flops.trainEpoch,
+    evaluate: flops.evaluate,
+    inputGradient: flops.inputGradient,
+    inputGradientOneBatch: flops.inputGradient,
+  };
+  return TASKS.map((task) => {
+    const gflop = taskGflop[task] / 1e9;
+    const boundSeconds = gflop / rate;
+    const factor = WASM_TARGETS[task];
+    const row: TargetRow = { task, gflop, matmulGflops: rate, boundSeconds, factor };
+    const torchSeconds = torch?.cells[task]?.seconds;
+    const measured = wasm.cells[task]?.seconds;
+    if (torchSeconds !== undefined) {
+      row.targetSeconds = factor * torchSeconds;
+      row.beyondBound = row.targetSeconds < boundSeconds;
+      row.goalSeconds = Math.max(row.targetSeconds, boundSeconds);
+    }
+    if (measured !== undefined) {
+      row.measuredSeconds = measured;
+      row.overBound = measured / boundSeconds;
+      // The paired ratio (median of per-repeat ratios) is steadier than a ratio of medians.
+      const paired = wasm.cells[task]?.ratio;
+      if (row.targetSeconds !== undefined) {
+        row.overTarget = paired !== undefined ? paired / factor : measured / row.targetSeconds;
+        row.overGoal = row.beyondBound ? row.overBound : row.overTarget;
+      }
+    }
+    return row;
+  });
+}
+
+/**
+ * {@link wasmTargetRows} as a table, one row per task. On a `busy` machine no verdict is given
+ * (PyTorch's threads suffer most from a taken core, which flatters every ratio to it).
+ */
+export function wasmTargetTable(rows: TargetRow[], busy = false): string {
+  const s = (v: number | undefined) => (v === undefined ? undefined : seconds(v));
+  const r = (v: number | undefined) => (v === undefined ? undefined : ratio(v));
+  return markdownTable(
+    [
+      'task',
+      'GFLOP',
+      'wasm bound',
+      'target',
+      'target beyond bound?',
+      'goal',
+      'wasm',
+      'wasm ÷ bound',
+      'wasm ÷ target',
+      'goal reached?',
+    ],
+    rows.map((row) => [
+      row.task,
+      row.gflop,
+      s(row.boundSeconds),
+      row.targetSeconds === undefined
+        ? `${row.factor}× PyTorch`
+        : `${row.factor}× PyTorch = ${seconds(row.targetSeconds)}`,
+      row.beyondBound === undefined ? undefined : row.beyondBound ? 'yes: goal = bound' : 'no',
+      s(row.goalSeconds),
+      s(row.measuredSeconds),
+      r(row.overBound),
+      r(row.overTarget),
+      row.overGoal === undefined
+        ? undefined
+        : busy
+          ? `no verdict (busy), ${ratio(row.overGoal)}`
+          : row.overGoal <= 1
+            ? 'yes'
+            : `no (${ratio(row.overGoal)} the goal)`,
+    ]),
+  );
+}
+
 function parseConfig(args: string[]): BackendBenchConfig {
   const parsed = parseArgs(args, [
     'repeats',
@@ -416,7 +534,17 @@ export async function runBackendBench(config: BackendBenchConfig = DEFAULT_CONFI
   const flops = taskFlops(model, config.trainSize, config.evalSize);
   model.dispose();
   const loadAfter = os.loadavg();
-  return { config, results, macs, flops, loadBefore, loadAfter, cores: os.cpus().length };
+  const wasmTargets = wasmTargetRows(flops, results);
+  return {
+    config,
+    results,
+    macs,
+    flops,
+    wasmTargets,
+    loadBefore,
+    loadAfter,
+    cores: os.cpus().length,
+  };
 }
 
 function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
@@ -448,6 +576,17 @@ function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
       'Bound = FLOPs ÷ the backend’s own measured matmul rate.\n',
   );
   console.log(flopTable(flops, results));
+  if (out.wasmTargets.length > 0) {
+    const rate = formatNumber(out.wasmTargets[0].matmulGflops);
+    console.log(
+      `\nIssue 10's wasm targets: training ≤ 3× PyTorch, evaluation and input gradients ≤ 1×. ` +
+        `Bound = GFLOP ÷ wasm's own matmul rate (${rate} GFLOP/s, single-threaded SIMD). Where ` +
+        'the target is faster than the bound, the bound is the goal instead.' +
+        (busy ? ' (machine busy: ratios unreliable)' : '') +
+        '\n',
+    );
+    console.log(wasmTargetTable(out.wasmTargets, busy));
+  }
   const torch = results.find((r) => r.id === 'torch');
   if (torch) {
     console.log(

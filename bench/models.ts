@@ -6,14 +6,25 @@
  * frameworks, so both see the same machine load; the ratio is the median of paired ratios.
  * PyTorch runs with `OMP_WAIT_POLICY=PASSIVE` unless the variable is set (see below).
  *
+ * The arithmetic: FLOPs of one training step (convolutions and the linear layer: forward, weight
+ * gradient, input gradient except for the first layer's input; 2 FLOPs per multiply-add; nominal
+ * as profilers count them, and in bounds: only kernel taps on the map, not its zero padding,
+ * which is what the bound uses), the machine's float32 matrix-product rate measured in
+ * the same run (the better of TensorFlow's and PyTorch's n×n GEMM), and so the time one step
+ * would take if all its FLOPs ran at that rate (the bound). Each framework's step time ÷ bound
+ * shows how far from the arithmetic it is; element-wise work (BatchNorm, ReLU, the optimizer)
+ * is memory-bound and not in the bound.
+ *
  * Standalone: `node dist/bench/models.js [--batch=100] [--steps=2] [--repeats=3] [--warmup=1]
- * [--no-torch] [--fast-kernels]`.
+ * [--no-torch] [--stock-kernels] [--matmul-size=1024]`; `--stock-kernels` runs tfjs on
+ * tfjs-node's own kernels and optimizer code, without the library's (`src/native/fast-kernels.ts`,
+ * registered by `initBackend`; the model-level changes of `src/models` stay).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend';
 import { buildModel, ModelName } from '../src/models';
 import { Bench, intArg, parseArgs } from './lib/bench';
-import { registerFastTensorflowKernels } from './lib/native-speedups';
+import { withoutFastTensorflowKernels } from './lib/native-speedups';
 import { PythonWorker, venvPython } from './lib/python';
 import { writeResult } from './lib/results';
 import { formatNumber, markdownTable, ratio } from './lib/table';
@@ -34,10 +45,34 @@ export interface ModelsBenchOptions {
   /** Time PyTorch too (needs `.venv` with torch); default: when `.venv/bin/python` exists. */
   torch?: boolean;
   /**
-   * Register the faster native kernels of `bench/lib/native-speedups.ts` (ReLU gradient as two
-   * native ops) for the tfjs runs; default false (tfjs-node's own kernels).
+   * Run tfjs on tfjs-node's own kernels and optimizer code, without the library's faster ones
+   * (`src/native/fast-kernels.ts`, which `initBackend` registers); default false.
    */
-  fastKernels?: boolean;
+  stockKernels?: boolean;
+  /** Size n of the n×n float32 matrix product that measures the machine's rate; default 1024. */
+  matmulSize?: number;
+}
+
+/** FLOPs of one model's training step and the time they bound it to. */
+export interface ModelsBenchArithmetic {
+  /** FLOPs of one image's forward pass (convolutions and linear layers, 2 per multiply-add). */
+  forwardFlopsPerImage: number;
+  /** FLOPs of one training step of the batch: forward, weight and input gradients. */
+  trainingFlopsPerStep: number;
+  /**
+   * The same, counting only kernel taps on the input map (not on zero padding): what the step
+   * needs, and what the bound uses. At CIFAR size ResNet-18's last stages are 2×2 and 1×1 maps,
+   * where most of a 3×3 kernel's taps fall on padding.
+   */
+  trainingFlopsPerStepInBounds: number;
+  /** Seconds one step takes at the measured matrix-product rate: the FLOP bound. */
+  boundSeconds: number;
+  /** Images per second at the bound. */
+  boundImagesPerSecond: number;
+  /** tfjs step time ÷ bound. */
+  tfjsOverBound: number;
+  /** PyTorch step time ÷ bound. */
+  torchOverBound?: number;
 }
 
 /** One model's result. */
@@ -49,13 +84,29 @@ export interface ModelsBenchRow {
   torch?: { imagesPerSecond: number; samples: number[] };
   /** Median over repeats of tfjs step time ÷ PyTorch step time (> 1: tfjs slower). */
   timeRatio?: number;
+  /** The FLOP arithmetic of a training step. */
+  arithmetic: ModelsBenchArithmetic;
+}
+
+/** The machine's float32 matrix-product rate, measured in the run. */
+export interface MatmulRate {
+  /** n of the n×n × n×n product. */
+  n: number;
+  /** GFLOP/s of TensorFlow's MatMul through tfjs. */
+  tfjsGflops: number;
+  /** GFLOP/s of `torch.mm`, when PyTorch ran. */
+  torchGflops?: number;
+  /** The better of the two: the rate the bound assumes. */
+  gflops: number;
 }
 
 /** What {@link runModelsBench} measured. */
 export interface ModelsBenchResult {
   backend: string;
-  /** Whether `bench/lib/native-speedups.ts` kernels were registered for the tfjs runs. */
+  /** Whether the library's native kernels (`src/native/fast-kernels.ts`) were in effect. */
   fastKernels: boolean;
+  /** The matrix-product rate the FLOP bounds use. */
+  matmul: MatmulRate;
   torch?: { version: string; threads: number };
   config: {
     input: [number, number, number];
@@ -68,6 +119,8 @@ export interface ModelsBenchResult {
   rows: ModelsBenchRow[];
   /** The Markdown table for the README. */
   table: string;
+  /** The Markdown table of the FLOP arithmetic. */
+  arithmeticTable: string;
 }
 
 const INPUT: [number, number, number] = [32, 32, 3];
@@ -102,10 +155,12 @@ export async function runModelsBench(options: ModelsBenchOptions = {}): Promise<
     torchInfo = { version: started.greeting.torch, threads: started.greeting.threads };
   }
   const rows: ModelsBenchRow[] = [];
-  const restoreKernels = options.fastKernels ? registerFastTensorflowKernels() : undefined;
+  const restoreKernels = options.stockKernels ? withoutFastTensorflowKernels() : undefined;
+  let matmul: MatmulRate;
   try {
+    matmul = await measureMatmul(options.matmulSize ?? 1024, worker);
     for (const name of models) {
-      rows.push(await benchOne(name, config, worker));
+      rows.push(await benchOne(name, config, worker, matmul));
     }
   } finally {
     restoreKernels?.();
@@ -125,20 +180,174 @@ export async function runModelsBench(options: ModelsBenchOptions = {}): Promise<
       r.timeRatio === undefined ? undefined : ratio(r.timeRatio),
     ]),
   );
+  const arithmeticTable = markdownTable(
+    [
+      'model',
+      'GFLOP per training step (nominal)',
+      'GFLOP in bounds',
+      `bound at ${formatNumber(matmul.gflops)} GFLOP/s (images/s)`,
+      'tfjs time ÷ bound',
+      'PyTorch time ÷ bound',
+    ],
+    rows.map((r) => [
+      r.model,
+      formatNumber(r.arithmetic.trainingFlopsPerStep / 1e9),
+      formatNumber(r.arithmetic.trainingFlopsPerStepInBounds / 1e9),
+      r.arithmetic.boundImagesPerSecond,
+      ratio(r.arithmetic.tfjsOverBound),
+      r.arithmetic.torchOverBound === undefined ? undefined : ratio(r.arithmetic.torchOverBound),
+    ]),
+  );
   return {
     backend: backend.id,
-    fastKernels: options.fastKernels ?? false,
+    fastKernels: backend.id.startsWith('tensorflow') && !options.stockKernels,
+    matmul,
     torch: torchInfo,
     config,
     rows,
     table,
+    arithmeticTable,
   };
+}
+
+/** Kernel taps that fall inside a map of `size` along one axis, summed over output positions. */
+function inBoundsTaps(size: number, out: number, kernel: number, stride: number, before: number) {
+  let taps = 0;
+  for (let o = 0; o < out; o++) {
+    for (let t = 0; t < kernel; t++) {
+      const at = o * stride - before + t;
+      if (at >= 0 && at < size) taps += 1;
+    }
+  }
+  return taps;
+}
+
+/**
+ * One layer's multiply-adds per image (convolutions, depthwise convolutions, linear layers):
+ * `nominal` as profilers count them (every tap of every output), `inBounds` only the taps that
+ * fall on the input map rather than its zero padding (a `same` convolution's or a
+ * `ZeroPadding2D` layer's just before it): the work the layer's arithmetic needs.
+ */
+function layerMacs(layer: tf.layers.Layer): { nominal: number; inBounds: number } {
+  const cls = layer.getClassName();
+  if (cls !== 'Conv2D' && cls !== 'DepthwiseConv2D' && cls !== 'Dense') {
+    return { nominal: 0, inBounds: 0 };
+  }
+  const inShape = (layer.input as tf.SymbolicTensor).shape as number[];
+  const outShape = (layer.output as tf.SymbolicTensor).shape as number[];
+  const inChannels = inShape[inShape.length - 1];
+  if (cls === 'Dense') {
+    const macs = inChannels * outShape[outShape.length - 1];
+    return { nominal: macs, inBounds: macs };
+  }
+  const [, outH, outW, outChannels] = outShape;
+  const conv = layer as unknown as { kernelSize: number[]; strides: number[]; padding: string };
+  const [kh, kw] = conv.kernelSize;
+  const [sh, sw] = conv.strides;
+  // A depthwise convolution (multiplier 1) has one k×k filter per channel.
+  const perTap = cls === 'DepthwiseConv2D' ? outChannels : inChannels * outChannels;
+  let [, h, w] = inShape;
+  let [top, left] = [0, 0];
+  if (conv.padding === 'same') {
+    const info = tf.backend_util.computeConv2DInfo(
+      [1, h, w, inChannels],
+      [kh, kw, inChannels, outChannels],
+      [sh, sw],
+      1,
+      'same',
+    );
+    [top, left] = [info.padInfo.top, info.padInfo.left];
+  }
+  const source = layer.inboundNodes[0]?.inboundLayers[0];
+  if (source?.getClassName() === 'ZeroPadding2D') {
+    const padding = (source as unknown as { padding: [[number, number], [number, number]] })
+      .padding;
+    h -= padding[0][0] + padding[0][1];
+    w -= padding[1][0] + padding[1][1];
+    top += padding[0][0];
+    left += padding[1][0];
+  }
+  return {
+    nominal: outH * outW * kh * kw * perTap,
+    inBounds: inBoundsTaps(h, outH, kh, sh, top) * inBoundsTaps(w, outW, kw, sw, left) * perTap,
+  };
+}
+
+/** FLOPs of a model: per image forward, and per training step of `batch` images. */
+export interface TrainingFlops {
+  /** Forward pass per image, nominal (every tap counted, as profilers do). */
+  forwardPerImage: number;
+  /** Forward pass per image, in-bounds taps only. */
+  forwardPerImageInBounds: number;
+  /** Training step, nominal. */
+  trainingPerStep: number;
+  /** Training step, in-bounds taps only: the arithmetic the step needs. */
+  trainingPerStepInBounds: number;
+}
+
+/**
+ * FLOPs (2 per multiply-add) of a model's forward pass per image, and of a training step of
+ * `batch` images: the forward pass, the weight gradients (as many FLOPs again) and the input
+ * gradients (again, except for the first layer, whose input needs none).
+ */
+export function trainingFlops(model: tf.LayersModel, batch: number): TrainingFlops {
+  const macs = model.layers.map(layerMacs);
+  const total = (key: 'nominal' | 'inBounds') => {
+    const forward = macs.reduce((a, m) => a + m[key], 0);
+    const first = macs.find((m) => m[key] > 0)?.[key] ?? 0;
+    return { forward: 2 * forward, training: 2 * batch * (3 * forward - first) };
+  };
+  const nominal = total('nominal');
+  const inBounds = total('inBounds');
+  return {
+    forwardPerImage: nominal.forward,
+    forwardPerImageInBounds: inBounds.forward,
+    trainingPerStep: nominal.training,
+    trainingPerStepInBounds: inBounds.training,
+  };
+}
+
+/** The machine's float32 GEMM rate: TensorFlow's (through tfjs) and PyTorch's n×n product. */
+async function measureMatmul(n: number, worker: PythonWorker | undefined): Promise<MatmulRate> {
+  const flops = 2 * n ** 3;
+  const reps = 10;
+  const [a, b] = [
+    tf.randomNormal([n, n], 0, 1, 'float32', 5),
+    tf.randomNormal([n, n], 0, 1, 'float32', 6),
+  ];
+  const times: number[] = [];
+  try {
+    tf.matMul(a, b).dispose();
+    for (let r = 0; r < 3; r++) {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < reps; i++) {
+        const c = tf.matMul(a, b);
+        await c.data();
+        c.dispose();
+      }
+      times.push(Number(process.hrtime.bigint() - start) / 1e9 / reps);
+    }
+  } finally {
+    tf.dispose([a, b]);
+  }
+  const tfjsGflops = flops / Math.min(...times) / 1e9;
+  let torchGflops: number | undefined;
+  if (worker) {
+    const torchTimes: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const { seconds } = await worker.ask<{ seconds: number }>(`matmul ${n} ${reps}`);
+      torchTimes.push(seconds / reps);
+    }
+    torchGflops = flops / Math.min(...torchTimes) / 1e9;
+  }
+  return { n, tfjsGflops, torchGflops, gflops: Math.max(tfjsGflops, torchGflops ?? 0) };
 }
 
 async function benchOne(
   name: ModelName,
   config: ModelsBenchResult['config'],
   worker: PythonWorker | undefined,
+  matmul: MatmulRate,
 ): Promise<ModelsBenchRow> {
   const model = buildModel(name, { inputShape: INPUT, classes: CLASSES, seed: 0 });
   model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
@@ -177,6 +386,8 @@ async function benchOne(
       (n, w) => n + w.shape.reduce<number>((a, d) => a * (d ?? 1), 1),
       0,
     );
+    const flops = trainingFlops(model, config.batch);
+    const boundSeconds = flops.trainingPerStepInBounds / (matmul.gflops * 1e9);
     return {
       model: name,
       params,
@@ -185,6 +396,15 @@ async function benchOne(
         ? { imagesPerSecond: config.batch / median(torchSamples), samples: torchSamples }
         : undefined,
       timeRatio: worker ? median(ratios) : undefined,
+      arithmetic: {
+        forwardFlopsPerImage: flops.forwardPerImage,
+        trainingFlopsPerStep: flops.trainingPerStep,
+        trainingFlopsPerStepInBounds: flops.trainingPerStepInBounds,
+        boundSeconds,
+        boundImagesPerSecond: config.batch / boundSeconds,
+        tfjsOverBound: median(tfjsSamples) / boundSeconds,
+        torchOverBound: worker ? median(torchSamples) / boundSeconds : undefined,
+      },
     };
   } finally {
     tf.dispose([xs, ys]);
@@ -194,12 +414,41 @@ async function benchOne(
 
 function print(result: ModelsBenchResult): void {
   console.log(
-    `\nbackend ${result.backend}${result.fastKernels ? ' with bench/lib/native-speedups kernels' : ''}` +
+    `\nbackend ${result.backend}` +
+      (result.backend.startsWith('tensorflow')
+        ? result.fastKernels
+          ? ' with the library kernels (src/native)'
+          : ' with tfjs-node stock kernels'
+        : '') +
       (result.torch
         ? `; PyTorch ${result.torch.version} (${result.torch.threads} threads)`
         : '; PyTorch not run'),
   );
   console.log(result.table);
+  const m = result.matmul;
+  console.log(
+    `\nFLOP arithmetic: float32 ${m.n}×${m.n} matrix product at ${formatNumber(m.tfjsGflops)} ` +
+      `GFLOP/s (TensorFlow via tfjs)` +
+      (m.torchGflops === undefined ? '' : `, ${formatNumber(m.torchGflops)} GFLOP/s (PyTorch)`) +
+      `; bound = training FLOPs ÷ ${formatNumber(m.gflops)} GFLOP/s.`,
+  );
+  for (const r of result.rows) {
+    const a = r.arithmetic;
+    const stepMs = (imagesPerSecond: number) => (1000 * result.config.batch) / imagesPerSecond;
+    console.log(
+      `  ${r.model}: ${formatNumber(a.forwardFlopsPerImage / 1e6)} MFLOP forward per image; ` +
+        `${formatNumber(a.trainingFlopsPerStep / 1e9)} GFLOP per step of ${result.config.batch} ` +
+        `(${formatNumber(a.trainingFlopsPerStepInBounds / 1e9)} on the map, not its padding) ` +
+        `÷ ${formatNumber(m.gflops)} GFLOP/s = ${formatNumber(1000 * a.boundSeconds)} ms ` +
+        `(${formatNumber(a.boundImagesPerSecond)} images/s); tfjs ` +
+        `${formatNumber(stepMs(r.tfjs.imagesPerSecond))} ms = ${ratio(a.tfjsOverBound)} bound` +
+        (r.torch && a.torchOverBound !== undefined
+          ? `; PyTorch ${formatNumber(stepMs(r.torch.imagesPerSecond))} ms = ` +
+            `${ratio(a.torchOverBound)} bound`
+          : ''),
+    );
+  }
+  console.log(result.arithmeticTable);
 }
 
 /** `bench/index.ts` entry: `node dist/bench/index.js models [--batch=…] [--steps=…] …`. */
@@ -213,7 +462,8 @@ export const bench: Bench = {
       'repeats',
       'warmup',
       'no-torch',
-      'fast-kernels',
+      'stock-kernels',
+      'matmul-size',
     ]);
     const result = await runModelsBench({
       batch: intArg(parsed, 'batch', 100),
@@ -221,7 +471,8 @@ export const bench: Bench = {
       repeats: intArg(parsed, 'repeats', 3),
       warmup: intArg(parsed, 'warmup', 1),
       torch: parsed.has('no-torch') ? false : undefined,
-      fastKernels: parsed.has('fast-kernels'),
+      stockKernels: parsed.has('stock-kernels'),
+      matmulSize: intArg(parsed, 'matmul-size', 1024),
     });
     print(result);
     console.log(`\nwritten: ${writeResult('models', result)}`);

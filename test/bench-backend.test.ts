@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { TASKS, VariantResult, wasmTargetRows, wasmTargetTable } from '../bench/backend';
 import { countMacs, taskFlops } from '../bench/cnn/flops';
 import { inputGradientSign, logitsOf } from '../bench/cnn/tasks';
 import { parseArgs } from '../bench/lib/bench';
@@ -62,5 +63,60 @@ describe('logits and input gradient', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([xs, ys]);
     model.dispose();
+  });
+});
+
+describe("issue 10's wasm targets", () => {
+  const flops = {
+    forwardPerExample: 1.41e6,
+    trainEpoch: 8.48e9,
+    evaluate: 1.41e9,
+    inputGradient: 2.83e9,
+  };
+  const variant = (id: string, times: number[], gflops: number, ratios?: number[]) =>
+    ({
+      id,
+      label: id,
+      matmulGflops: gflops,
+      notes: [],
+      cells: Object.fromEntries(
+        TASKS.map((t, i) => [t, { seconds: times[i], ratio: ratios?.[i] }]),
+      ),
+    }) as unknown as VariantResult;
+  const torch = variant('torch', [0.134, 0.025, 0.066, 0.108], 341);
+
+  it('computes the bound at wasm’s own matmul rate and the goal per task', () => {
+    const wasm = variant('wasm', [0.5, 0.06, 0.3, 0.2], 30, [3.6, 2.4, 4.5, 1.8]);
+    const rows = wasmTargetRows(flops, [torch, wasm]);
+    expect(rows.map((r) => r.task)).toEqual([...TASKS]);
+    const [train, evaluate, grad, grad1] = rows;
+    expect(train.boundSeconds).toBeCloseTo(8.48 / 30, 10);
+    expect(train.targetSeconds).toBeCloseTo(3 * 0.134, 10);
+    expect(train.beyondBound).toBe(false);
+    expect(train.goalSeconds).toBeCloseTo(0.402, 10);
+    expect(train.overTarget).toBeCloseTo(1.2, 10); // the paired ratio ÷ 3
+    expect(train.overGoal).toBeCloseTo(1.2, 10);
+    // 1× PyTorch's 0.025 s is beyond the bound of 1.41 GFLOP at 30 GFLOP/s (0.047 s)
+    expect(evaluate.beyondBound).toBe(true);
+    expect(evaluate.goalSeconds).toBeCloseTo(0.047, 10);
+    expect(evaluate.overBound).toBeCloseTo(0.06 / 0.047, 10);
+    expect(evaluate.overGoal).toBe(evaluate.overBound);
+    expect(grad.beyondBound).toBe(true);
+    expect(grad1.beyondBound).toBe(false); // 1× 0.108 s > 0.0943 s
+    expect(grad1.overGoal).toBeCloseTo(1.8, 10);
+    const table = wasmTargetTable(rows);
+    expect(table).toMatch(/3× PyTorch = 0\.402 s/);
+    expect(table).toMatch(/yes: goal = bound/);
+    expect(table).toMatch(/no \(1\.20× the goal\)/);
+    expect(wasmTargetTable(rows, true)).toMatch(/no verdict \(busy\)/);
+  });
+
+  it('shows the bound without PyTorch, and nothing without wasm', () => {
+    const wasm = variant('wasm', [0.5, 0.06, 0.3, 0.2], 30);
+    const rows = wasmTargetRows(flops, [wasm]);
+    expect(rows[0].targetSeconds).toBeUndefined();
+    expect(rows[0].overBound).toBeCloseTo(0.5 / (8.48 / 30), 10);
+    expect(wasmTargetTable(rows)).toMatch(/3× PyTorch/);
+    expect(wasmTargetRows(flops, [torch])).toEqual([]);
   });
 });

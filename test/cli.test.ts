@@ -109,7 +109,9 @@ describe('tfjs-antifragile CLI', () => {
     const c = capture();
     const args = ['run', recipeFile, '--out', out, '--no-report'];
     const sets = ['training.epochs=1', 'retraining.enabled=false', 'analysis.steps=4'];
-    expect(await main([...args, ...sets.flatMap((s) => ['--set', s])], c.io)).toBe(0);
+    const code = await main([...args, ...sets.flatMap((s) => ['--set', s])], c.io);
+    expect(c.err.join('\n')).toBe('');
+    expect(code).toBe(0);
     const runDir = path.join(out, fs.readdirSync(out)[0]);
     const saved = JSON.parse(fs.readFileSync(path.join(runDir, 'recipe.json'), 'utf8'));
     expect(saved.training.epochs).toBe(1);

@@ -217,6 +217,35 @@ describe('channel shuffle and split layers', () => {
     tf.dispose([x, y, z]);
   });
 
+  it('shuffles a list of parts as the shuffle of their concatenation, gradients included', () => {
+    const a = tf.randomNormal([2, 3, 2, 4], 0, 1, 'float32', 41);
+    const b = tf.randomNormal([2, 3, 2, 4], 0, 1, 'float32', 42);
+    const layer = new ChannelShuffle({ groups: 2 });
+    const joined = layer.apply([a, b]) as tf.Tensor;
+    const reference = layer.apply(tf.concat([a, b], 3)) as tf.Tensor;
+    expect(joined.shape).toEqual([2, 3, 2, 8]);
+    expect(Array.from(joined.dataSync())).toEqual(Array.from(reference.dataSync()));
+    const w = tf.randomNormal([2, 3, 2, 8], 0, 1, 'float32', 43);
+    const viaParts = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+      tf.sum(tf.mul(layer.apply([p, q]) as tf.Tensor, w)),
+    )([a, b]);
+    const viaConcat = tf.grads((p: tf.Tensor, q: tf.Tensor) =>
+      tf.sum(tf.mul(layer.apply(tf.concat([p, q], 3)) as tf.Tensor, w)),
+    )([a, b]);
+    viaParts.forEach((g, i) =>
+      expect(Array.from(g.dataSync())).toEqual(Array.from(viaConcat[i].dataSync())),
+    );
+    const symbolic = layer.apply([
+      tf.input({ shape: [3, 2, 4] }),
+      tf.input({ shape: [3, 2, 4] }),
+    ]) as tf.SymbolicTensor;
+    expect(symbolic.shape).toEqual([null, 3, 2, 8]);
+    expect(() =>
+      layer.apply([tf.input({ shape: [3, 2, 4] }), tf.input({ shape: [3, 2, 5] })]),
+    ).toThrow(/parts must be 4-D .* of one shape/);
+    tf.dispose([a, b, joined, reference, w, ...viaParts, ...viaConcat]);
+  });
+
   it('splits channels into equal consecutive halves', () => {
     const x = tf.tensor4d([0, 1, 2, 3, 4, 5, 6, 7], [1, 1, 2, 4]);
     const [a, b] = new ChannelSplit({ groups: 2 }).apply(x) as tf.Tensor[];

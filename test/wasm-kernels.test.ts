@@ -12,6 +12,7 @@ import {
   WASM_KERNELS,
   wasmKernelsRegistered,
 } from '../src/wasm';
+import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { switchToWasm } from './support/wasm';
 
@@ -116,12 +117,18 @@ describe('registration', () => {
       expect(tf.getKernel(kernelName, 'wasm')).toBeDefined();
     }
     expect(WASM_KERNELS.map((k) => k.kernelName).sort()).toEqual([
+      'Add',
       'BatchMatMul',
+      'Cast',
       'Conv2DBackpropFilter',
       'Conv2DBackpropInput',
       'DepthwiseConv2dNativeBackpropFilter',
       'DepthwiseConv2dNativeBackpropInput',
+      'GatherV2',
+      'Identity',
       'MaxPoolGrad',
+      'Slice',
+      'Sum',
       'Tile',
     ]);
   });
@@ -146,6 +153,8 @@ const convCases = KERNEL_SIZES.flatMap((k) =>
     PADS.flatMap((pad) => [
       { k, s, pad, batch: 1, h: 9, w: 10, inC: 3, outC: 4 },
       { k, s, pad, batch: 100, h: 8, w: 7, inC: 2, outC: 3 },
+      // one input channel (a grey image): the input gradient's depthwise path
+      { k, s, pad, batch: 3, h: 11, w: 9, inC: 1, outC: 16 },
     ]),
   ),
 );
@@ -316,14 +325,20 @@ async function maxPoolGradOn(
   return result;
 }
 
-const poolCases = [2, 3].flatMap((f) =>
-  [1, 2].flatMap((s) =>
-    PADS.flatMap((pad) => [
-      { f, s, pad, batch: 1, h: 9, w: 8, c: 3 },
-      { f, s, pad, batch: 100, h: 6, w: 7, c: 2 },
-    ]),
+const poolCases = [
+  ...[2, 3].flatMap((f) =>
+    [1, 2].flatMap((s) =>
+      PADS.flatMap((pad) => [
+        { f, s, pad, batch: 1, h: 9, w: 8, c: 3 },
+        { f, s, pad, batch: 100, h: 6, w: 7, c: 2 },
+      ]),
+    ),
   ),
-);
+  // 2×2 windows at stride 2 inside the input: the unrolled path (even and odd sizes)
+  { f: 2, s: 2, pad: 'valid' as const, batch: 100, h: 26, w: 26, c: 16 },
+  { f: 2, s: 2, pad: 'valid' as const, batch: 3, h: 11, w: 11, c: 32 },
+  { f: 2, s: 2, pad: 'same' as const, batch: 2, h: 8, w: 6, c: 5 },
+];
 
 describe('MaxPoolGrad routes exactly like cpu', () => {
   it.each(poolCases)(
@@ -439,6 +454,221 @@ describe('Tile is identical to cpu', () => {
     });
     expect(tileAsBroadcast([2, 3, 4], [2, 1, 1])).toEqual({ xShape: [1, 24], onesShape: [2, 1] });
     expect(tileAsBroadcast([2, 2, 2, 2], [2, 2, 2, 2])).toBeNull();
+  });
+});
+
+const sumCases: { shape: Shape; axis: number[]; keepDims: boolean }[] = [
+  { shape: [100, 26, 26, 16], axis: [0, 1, 2], keepDims: false }, // conv1's bias gradient
+  { shape: [100, 11, 11, 32], axis: [0, 1, 2], keepDims: true },
+  { shape: [100, 64], axis: [0], keepDims: false }, // a dense bias gradient
+  { shape: [30, 20, 10], axis: [1, 0], keepDims: false },
+  { shape: [300, 28, 28, 1], axis: [0, 1, 2], keepDims: false },
+  { shape: [40, 30, 8], axis: [1, 2], keepDims: false }, // not leading: wasm's own
+  { shape: [40, 30, 8], axis: [0, 1, 2], keepDims: true }, // all axes: wasm's own
+  { shape: [3, 4, 5], axis: [0], keepDims: false }, // small: wasm's own
+];
+
+describe('Sum agrees with cpu', () => {
+  it.each(sumCases)(
+    'shape=$shape axis=$axis keepDims=$keepDims',
+    async ({ shape, axis, keepDims }) => {
+      await expectAgreement('Sum', { x: float(shape, 20) }, { axis, keepDims });
+    },
+  );
+
+  it('sums int32 exactly (wasm’s own)', async () => {
+    const x: HostTensor = {
+      values: Int32Array.from({ length: 6000 }, (_, i) => i % 7),
+      shape: [1000, 6],
+      dtype: 'int32',
+    };
+    const actual = await runKernel('wasm', 'Sum', { x }, { axis: [0], keepDims: false });
+    const expected = await runKernel('cpu', 'Sum', { x }, { axis: [0], keepDims: false });
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+});
+
+const addCases: { a: Shape; b: Shape; dtype?: 'int32' }[] = [
+  { a: [100, 26, 26, 16], b: [16] }, // conv1's bias
+  { a: [100, 11, 11, 32], b: [1, 1, 1, 32] },
+  { a: [32], b: [300, 64, 32] }, // the bias first
+  { a: [400, 64], b: [64] },
+  { a: [4099, 8], b: [8] }, // rows prime: wasm's own
+  { a: [400, 64], b: [400, 64] }, // no bias: wasm's own
+  { a: [400, 64], b: [400, 1] }, // a column, not a bias: wasm's own
+  { a: [100, 26, 26, 16], b: [16], dtype: 'int32' }, // int32: wasm's own
+  { a: [3, 4], b: [4] }, // small: wasm's own
+];
+
+describe('Add and Cast are identical to cpu', () => {
+  it.each(addCases)('Add a=$a b=$b $dtype', async ({ a, b, dtype }) => {
+    const toDtype = (t: HostTensor): HostTensor =>
+      dtype === 'int32'
+        ? { ...t, values: Int32Array.from(t.values, (v) => Math.round(v * 1000)), dtype }
+        : t;
+    const inputs = { a: toDtype(float(a, 24)), b: toDtype(float(b, 25)) };
+    const actual = await runKernel('wasm', 'Add', inputs, {});
+    const expected = await runKernel('cpu', 'Add', inputs, {});
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+
+  it('adds a bias to infinities, NaN and −0 as cpu does', async () => {
+    const values = new Float32Array(20000);
+    values.set([Infinity, -Infinity, NaN, -0, 0, 3.5, -2]);
+    const x: HostTensor = { values, shape: [1000, 20], dtype: 'float32' };
+    const bias: HostTensor = { values: new Float32Array(20), shape: [20], dtype: 'float32' };
+    bias.values.set([0, 1, -Infinity, -0, -0, 1e30, 2]);
+    const actual = await runKernel('wasm', 'Add', { a: x, b: bias }, {});
+    const expected = await runKernel('cpu', 'Add', { a: x, b: bias }, {});
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+    expect(Object.is(actual.values[3], expected.values[3])).toBe(true);
+  });
+
+  it.each([
+    ['float32', 'float32'],
+    ['float32', 'int32'],
+    ['int32', 'int32'],
+    ['int32', 'float32'],
+    ['bool', 'float32'],
+  ] as const)('Cast %s to %s', async (from, to) => {
+    const f = float([6, 7], 26);
+    const values =
+      from === 'float32'
+        ? f.values.map((v) => v * 10)
+        : from === 'int32'
+          ? Int32Array.from(f.values, (v) => Math.round(v * 100))
+          : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
+    const x: HostTensor = { values, shape: [6, 7], dtype: from };
+    const actual = await runKernel('wasm', 'Cast', { x }, { dtype: to });
+    const expected = await runKernel('cpu', 'Cast', { x }, { dtype: to });
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+});
+
+describe('Identity, GatherV2 and Slice are identical to cpu', () => {
+  it.each(['float32', 'int32', 'bool'] as const)(
+    'Identity of %s shares nothing visible',
+    async (dtype) => {
+      const f = float([4, 5], 21);
+      const values =
+        dtype === 'float32'
+          ? f.values
+          : dtype === 'int32'
+            ? Int32Array.from(f.values, (v) => Math.round(v * 100))
+            : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
+      const x: HostTensor = { values, shape: [4, 5], dtype };
+      const actual = await runKernel('wasm', 'Identity', { x }, {});
+      expect(actual.shape).toEqual([4, 5]);
+      expect(Array.from(actual.values)).toEqual(Array.from(values));
+    },
+  );
+
+  it('a clone outlives its source and vice versa', () => {
+    const a = tf.tensor1d([1, 2, 3]);
+    const b = tf.clone(a);
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual([1, 2, 3]);
+    const c = tf.clone(b);
+    c.dispose();
+    expect(Array.from(b.dataSync())).toEqual([1, 2, 3]);
+    b.dispose();
+  });
+
+  const gatherCases: { shape: Shape; indices: number[]; axis: number; batchDims?: number }[] = [
+    { shape: [50, 28, 28, 1], indices: [3, 49, 0, 3, 17], axis: 0 }, // a batch of images
+    { shape: [20, 10], indices: [19, 0, 5], axis: 0 },
+    { shape: [4, 6, 9], indices: [5, 0, 2, 2], axis: 1 },
+    { shape: [6, 3], indices: [1, 2], axis: 1 }, // small slices: wasm's own
+  ];
+  it.each(gatherCases)('GatherV2 shape=$shape axis=$axis', async ({ shape, indices, axis }) => {
+    const x = float(shape, 22);
+    const idx: HostTensor = {
+      values: Int32Array.from(indices),
+      shape: [indices.length],
+      dtype: 'int32',
+    };
+    const actual = await runKernel('wasm', 'GatherV2', { x, indices: idx }, { axis, batchDims: 0 });
+    const expected = await runKernel(
+      'cpu',
+      'GatherV2',
+      { x, indices: idx },
+      { axis, batchDims: 0 },
+    );
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+
+  it('GatherV2 with batch dimensions and int32 values', async () => {
+    const x: HostTensor = {
+      values: Int32Array.from({ length: 2 * 5 * 12 }, (_, i) => i),
+      shape: [2, 5, 12],
+      dtype: 'int32',
+    };
+    const idx: HostTensor = {
+      values: Int32Array.from([4, 0, 1, 1, 3, 2]),
+      shape: [2, 3],
+      dtype: 'int32',
+    };
+    const attrs = { axis: 1, batchDims: 1 };
+    const actual = await runKernel('wasm', 'GatherV2', { x, indices: idx }, attrs);
+    const expected = await runKernel('cpu', 'GatherV2', { x, indices: idx }, attrs);
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+
+  it('GatherV2 refuses an index out of range', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([10, 16]);
+    const idx = tf.tensor1d([10], 'int32');
+    expect(() => tf.gather(x, idx)).toThrow(/index value 10 is not in \[0, 9\]/);
+    tf.dispose([x, idx]);
+  });
+
+  const sliceCases: { shape: Shape; begin: number[]; size: number[]; dtype?: 'int32' | 'bool' }[] =
+    [
+      { shape: [1000, 28, 28, 1], begin: [100, 0, 0, 0], size: [100, -1, -1, -1] },
+      { shape: [100, 28, 28, 1], begin: [0, 1, 2, 0], size: [100, 26, 26, 1] },
+      { shape: [7, 9, 11, 5], begin: [1, 2, 3, 1], size: [5, 6, 7, 3] },
+      { shape: [1000, 10], begin: [500, 0], size: [100, 10] },
+      { shape: [40, 50], begin: [3, 7], size: [30, 40] },
+      { shape: [6, 7, 8], begin: [0, 0, 2], size: [6, 7, 3], dtype: 'int32' },
+      { shape: [5, 4], begin: [1, 1], size: [3, 2], dtype: 'bool' },
+      { shape: [100], begin: [10], size: [50] },
+      { shape: [3, 4], begin: [1, 0], size: [0, 4] },
+    ];
+  it.each(sliceCases)(
+    'Slice shape=$shape begin=$begin size=$size',
+    async ({ shape, begin, size, dtype }) => {
+      const f = float(shape, 23);
+      const values =
+        dtype === 'int32'
+          ? Int32Array.from(f.values, (v) => Math.round(v * 100))
+          : dtype === 'bool'
+            ? Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0))
+            : f.values;
+      const x: HostTensor = { values, shape, dtype: dtype ?? 'float32' };
+      const actual = await runKernel('wasm', 'Slice', { x }, { begin, size });
+      const expected = await runKernel('cpu', 'Slice', { x }, { begin, size });
+      expect(actual.shape).toEqual(expected.shape);
+      expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+    },
+  );
+
+  it('plans slices as contiguous blocks, merging whole trailing axes', () => {
+    expect(sliceBlocks([100, 28, 28, 1], [0, 1, 2, 0], [100, 26, 26, 1])).toEqual({
+      block: 26,
+      outerSizes: [100, 26],
+      outerStrides: [784, 28],
+      offset: 30,
+    });
+    expect(sliceBlocks([1000, 28, 28, 1], [100, 0, 0, 0], [100, 28, 28, 1])).toEqual({
+      block: 78400,
+      outerSizes: [],
+      outerStrides: [],
+      offset: 78400,
+    });
   });
 });
 

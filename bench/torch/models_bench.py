@@ -6,7 +6,8 @@ Usage:
         (run by `bench/models.ts`) spec: {"batch": 100, "input": [h, w, c], "classes": 10,
         "width": 1}. Prints a greeting line {"torch": version, "threads": n}, then answers each
         command on stdin with one JSON line: `load <model>` builds the model, Adam (lr 1e-3) and
-        a fixed random batch; `steps <n>` times n training steps: {"seconds": total}; `quit`.
+        a fixed random batch; `steps <n>` times n training steps: {"seconds": total};
+        `matmul <n> <reps>` times reps float32 n×n matrix products: {"seconds": total}; `quit`.
     .venv/bin/python bench/torch/models_bench.py export <spec.json>
         spec: {"model": name, "input": [h, w, c], "classes": k, "width": w, "batch": n,
                "out": folder}
@@ -299,6 +300,18 @@ class Worker:
         return {"seconds": time.perf_counter() - start}
 
 
+def matmul(n, reps):
+    """Seconds for `reps` float32 n×n products (after one untimed): the machine's GEMM rate."""
+    generator = torch.Generator().manual_seed(3)
+    a = torch.randn(n, n, generator=generator)
+    b = torch.randn(n, n, generator=generator)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return {"seconds": time.perf_counter() - start}
+
+
 def serve(spec):
     """Worker loop: greeting line, then one JSON answer per command line on stdin."""
     worker = Worker(spec)
@@ -314,8 +327,10 @@ def serve(spec):
                 answer = worker.load(parts[1])
             elif parts[0] == "steps" and len(parts) == 2:
                 answer = worker.steps(int(parts[1]))
+            elif parts[0] == "matmul" and len(parts) == 3:
+                answer = matmul(int(parts[1]), int(parts[2]))
             else:
-                answer = {"error": f"unknown command {line.strip()!r}; use load <model>, steps <n>, quit"}
+                answer = {"error": f"unknown command {line.strip()!r}; use load <model>, steps <n>, matmul <n> <reps>, quit"}
         except SystemExit as err:
             answer = {"error": str(err)}
         print(json.dumps(answer), flush=True)

@@ -9,6 +9,7 @@ interface NativeBackend {
     TF_ATTR_BOOL: number;
     TF_FLOAT: number;
   };
+  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
   executeMultipleOutputs(
     name: string,
     attrs: unknown[],
@@ -106,15 +107,20 @@ export class NativeBatchNormalization extends BatchNormalizationBase {
       const corrected = batchVariance as tf.Tensor;
       const [batch, height, width] = x.shape as number[];
       const n = batch * height * width;
-      // tfjs' BatchNormalization tracks the biased batch variance; keep its semantics.
-      const variance = n > 1 ? tf.mul(corrected, (n - 1) / n) : corrected;
-      const decay = 1 - f.momentum;
+      // The moving statistics, as tfjs updates them (current − (current − batch)·(1 − momentum),
+      // with the biased batch variance), run as native ops directly: they need no gradient, and
+      // tfjs ops here would each be recorded on the training step's gradient tape.
+      const typeAttr = [{ name: 'T', type: binding.TF_ATTR_TYPE, value: binding.TF_FLOAT }];
+      const op = (name: string, a: tf.Tensor, b: tf.Tensor) =>
+        backend.executeSingleOutput(name, typeAttr, [a, b]);
+      const variance = n > 1 ? op('Mul', corrected, tf.scalar((n - 1) / n)) : corrected;
+      const decay = tf.scalar(1 - f.momentum);
       for (const [variable, value] of [
         [f.movingMean, mean],
         [f.movingVariance, variance],
       ] as const) {
         const current = variable.read();
-        variable.write(tf.sub(current, tf.mul(tf.sub(current, value), decay)));
+        variable.write(op('Sub', current, op('Mul', op('Sub', current, value), decay)));
       }
       tf.dispose([mean, corrected]);
       return y;

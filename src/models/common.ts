@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { NativeBatchNormalization } from './batch-norm';
+import { LazyGradConv2D } from './conv';
 
 /**
  * Options shared by the builders of the paper's architectures ({@link resnet18}, {@link resnet50},
@@ -266,7 +267,10 @@ export class TorchStyleBuilder {
     ]);
   }
 
-  /** torch `Conv2d(in, filters, kernel, stride, padding, bias)`. */
+  /**
+   * torch `Conv2d(in, filters, kernel, stride, padding, bias)` ({@link LazyGradConv2D}: no
+   * input gradient computed where none is needed, as torch).
+   */
   conv(x: tf.SymbolicTensor, spec: ConvSpec): tf.SymbolicTensor {
     const stride = spec.stride ?? 1;
     const padding = spec.padding ?? 0;
@@ -275,18 +279,16 @@ export class TorchStyleBuilder {
     const fanOut = spec.filters * spec.kernel * spec.kernel;
     const init = this.initializers(spec.init, fanIn, fanOut);
     const { input, mode } = this.convPadding(x, spec.name, spec.kernel, stride, padding);
-    return tf.layers
-      .conv2d({
-        name: spec.name,
-        filters: spec.filters,
-        kernelSize: spec.kernel,
-        strides: stride,
-        padding: mode,
-        useBias: spec.bias ?? false,
-        kernelInitializer: init.kernel,
-        biasInitializer: init.bias,
-      })
-      .apply(input) as tf.SymbolicTensor;
+    return new LazyGradConv2D({
+      name: spec.name,
+      filters: spec.filters,
+      kernelSize: spec.kernel,
+      strides: stride,
+      padding: mode,
+      useBias: spec.bias ?? false,
+      kernelInitializer: init.kernel,
+      biasInitializer: init.bias,
+    }).apply(input) as tf.SymbolicTensor;
   }
 
   /** torch `Conv2d(c, c, kernel, stride, padding, groups=c, bias=False)` (depthwise). */

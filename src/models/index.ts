@@ -7,6 +7,7 @@ import { squeezenet1_1 } from './squeezenet';
 
 export type { ArchitectureOptions, ResolvedArchitectureOptions } from './common';
 export { NativeBatchNormalization } from './batch-norm';
+export { LazyGradConv2D } from './conv';
 export { torchOutputSize } from './common';
 export type { ChannelGroupsArgs } from './layers';
 export { ChannelShuffle, ChannelSplit, channelShuffle, channelSplit } from './layers';

@@ -34,10 +34,31 @@ function channelsOf(layer: string, inputShape: tf.Shape | tf.Shape[], groups: nu
   return channels;
 }
 
+/** The shapes of `groups` equal parts, checked, and the shape of their concatenation. */
+function partsShape(layer: string, inputShape: tf.Shape[], groups: number): tf.Shape {
+  if (inputShape.length !== groups) {
+    throw new Error(
+      `${layer} takes one input or ${groups} parts (one per group); got ${inputShape.length}`,
+    );
+  }
+  const [first] = inputShape;
+  if (first.length !== 4 || inputShape.some((s) => JSON.stringify(s) !== JSON.stringify(first))) {
+    throw new Error(
+      `${layer}: the ${groups} parts must be 4-D [batch, height, width, channels] of one shape; got ${JSON.stringify(inputShape)}`,
+    );
+  }
+  return [first[0], first[1], first[2], (first[3] as number) * groups];
+}
+
 /**
  * ShuffleNet's channel shuffle (Zhang et al. 2018): views the channels as a `groups × (C/groups)`
  * matrix, transposes it and flattens it back, so that the next grouped operation mixes
  * information from every group. NHWC layout; no weights. Registered for serialisation.
+ *
+ * Given a list of `groups` equal parts instead of one tensor, it shuffles their concatenation
+ * (torchvision's `channel_shuffle(torch.cat(parts, 1), groups)`) in one step: the result
+ * interleaves the parts' channels (`stack` on a new last axis, then a reshape), one copy instead
+ * of the concatenation's and the transpose's, in the forward and the backward pass.
  */
 export class ChannelShuffle extends tf.layers.Layer {
   /** @nocollapse */
@@ -50,12 +71,19 @@ export class ChannelShuffle extends tf.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    if (Array.isArray(inputShape[0])) {
+      return partsShape('ChannelShuffle', inputShape as tf.Shape[], this.groups);
+    }
     channelsOf('ChannelShuffle', inputShape, this.groups);
     return inputShape as tf.Shape;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
+      if (Array.isArray(inputs) && inputs.length > 1) {
+        const [batch, height, width, channels] = inputs[0].shape;
+        return tf.reshape(tf.stack(inputs, 4), [batch, height, width, channels * inputs.length]);
+      }
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       const [, height, width, channels] = x.shape;
       const perGroup = channels / this.groups;

@@ -15,7 +15,8 @@ const CHANNELS = [24, 116, 232, 464, 1024];
  * ShuffleNet V2's building unit (torchvision's `InvertedResidual`). With stride 1 the input's
  * channels are split in two halves, one passes through, the other goes through branch 2
  * (1×1 conv, 3×3 depthwise conv, 1×1 conv); with stride 2 both branches take the whole input
- * (branch 1: 3×3 depthwise/2, 1×1 conv). The halves are concatenated and channel-shuffled.
+ * (branch 1: 3×3 depthwise/2, 1×1 conv). The halves are concatenated and channel-shuffled (one
+ * {@link ChannelShuffle} layer given both halves).
  */
 function invertedResidual(
   b: TorchStyleBuilder,
@@ -47,12 +48,11 @@ function invertedResidual(
   y = b.bn(y, `${prefix}_branch2_4`);
   y = b.conv(y, { name: `${prefix}_branch2_5`, filters: half, kernel: 1, init });
   y = b.relu(b.bn(y, `${prefix}_branch2_6`), `${prefix}_branch2_7`);
-  const joined = tf.layers
-    .concatenate({ name: `${prefix}_concat`, axis: -1 })
-    .apply([passThrough, y]) as tf.SymbolicTensor;
-  return new ChannelShuffle({ name: `${prefix}_shuffle`, groups: 2 }).apply(
-    joined,
-  ) as tf.SymbolicTensor;
+  // Concatenation and shuffle in one layer (the shuffle of the two halves' concatenation).
+  return new ChannelShuffle({ name: `${prefix}_shuffle`, groups: 2 }).apply([
+    passThrough,
+    y,
+  ]) as tf.SymbolicTensor;
 }
 
 /**

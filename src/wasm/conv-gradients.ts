@@ -136,9 +136,39 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     const spread = spreadByStrides(dy, info.strideHeight, info.strideWidth);
     const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, outC, inC]
     const cropped = cropNegativePads(spread, inputGradientPads(info));
-    const dx = tf.conv2d(cropped.x, flipped, 1, explicitPadding(cropped.pads), 'NHWC');
+    const pads = explicitPadding(cropped.pads);
+    const inC = filter.shape[2];
+    const dx =
+      inC <= MAX_DEPTHWISE_INPUT_CHANNELS
+        ? fewChannelsGradient(cropped.x, flipped, pads)
+        : tf.conv2d(cropped.x, flipped, 1, pads, 'NHWC');
     return channelsFirst ? toChannelsFirst(dx) : dx;
   });
+}
+
+/**
+ * Up to this many input channels, the input gradient is computed per input channel as a depthwise
+ * convolution summed over the output channels: XNNPACK's convolution computes output channels in
+ * groups of 8 or more, so with one to two of them (a grey or two-channel image: FGSM's gradient
+ * of the first layer) most of its work is wasted.
+ */
+const MAX_DEPTHWISE_INPUT_CHANNELS = 2;
+
+/**
+ * The stride-1 convolution of `dy` (`[n, h, w, outC]`) with `flipped` (`[kh, kw, outC, inC]`),
+ * one depthwise convolution and one sum over the output channels per input channel.
+ */
+function fewChannelsGradient(
+  dy: tf.Tensor4D,
+  flipped: tf.Tensor4D,
+  pads: tf.backend_util.ExplicitPadding,
+): tf.Tensor4D {
+  const [kh, kw, outC, inC] = flipped.shape;
+  const perChannel = tf.split(flipped, inC, 3).map((f) => {
+    const filter = tf.reshape(f, [kh, kw, outC, 1]) as tf.Tensor4D;
+    return tf.sum(tf.depthwiseConv2d(dy, filter, 1, pads, 'NHWC'), 3);
+  });
+  return (inC === 1 ? tf.expandDims(perChannel[0], 3) : tf.stack(perChannel, 3)) as tf.Tensor4D;
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
  * Our kernels for tfjs' `wasm` backend: the gradient kernels it lacks for training convolutional
- * networks, faster versions of three of its kernels, and an exact `MaxPoolGrad`. They compose
- * ordinary tf ops (run on wasm, untaped inside a kernel) or read the backend's memory, and rest on
- * tfjs internals (kernel names, attributes, engine semantics) of exactly the version they were
- * written and tested against: {@link registerWasmKernels} refuses any other.
+ * networks, faster versions of nine of its kernels (where the bench's CNN spent its time), and
+ * an exact `MaxPoolGrad`. They compose ordinary tf ops (run on wasm, untaped inside a kernel) or
+ * read the backend's memory (typed views, plain copies), and rest on tfjs internals (kernel
+ * names, attributes, engine semantics) of exactly the version they were written and tested
+ * against: {@link registerWasmKernels} refuses any other.
  */
 import * as tf from '@tensorflow/tfjs';
+import { makeAdd } from './add';
 import { makeBatchMatMul } from './batch-mat-mul';
+import { makeCast } from './cast';
 import {
   conv2DBackpropFilter,
   conv2DBackpropInput,
@@ -14,7 +17,11 @@ import {
   depthwiseConv2dNativeBackpropInput,
 } from './conv-gradients';
 import type { KernelArgs } from './kernel-io';
+import { makeGatherV2 } from './gather';
+import { makeIdentity } from './identity';
 import { maxPoolGrad } from './max-pool-grad';
+import { makeSlice } from './slice';
+import { makeSum } from './sum';
 import { makeTile } from './tile';
 
 /** The tfjs version our wasm kernels were written against and are tested with. */
@@ -59,7 +66,9 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
   {
     kernelName: 'Conv2DBackpropInput',
     role: 'faster',
-    note: 'XNNPACK convolution of the stride-spread dy with the flipped filter (wasm: plain loops)',
+    note:
+      'XNNPACK convolution of the stride-spread dy with the flipped filter (wasm: plain loops); ' +
+      'depthwise per input channel for ≤ 2 of them',
   },
   {
     kernelName: 'BatchMatMul',
@@ -70,6 +79,36 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
     kernelName: 'Tile',
     role: 'faster',
     note: 'one broadcasting multiplication by ones (exact)',
+  },
+  {
+    kernelName: 'Sum',
+    role: 'faster',
+    note: 'sums over leading axes (bias gradients) as a product with ones (wasm: transpose, loop)',
+  },
+  {
+    kernelName: 'Add',
+    role: 'faster',
+    note: 'a narrow bias tiled and x viewed as wider rows, for the same kernel (wasm: row by row)',
+  },
+  {
+    kernelName: 'Cast',
+    role: 'faster',
+    note: 'a cast to the same dtype shares the input data (wasm: a copy)',
+  },
+  {
+    kernelName: 'Identity',
+    role: 'faster',
+    note: 'shares the input data, as cpu does (wasm: a copy)',
+  },
+  {
+    kernelName: 'GatherV2',
+    role: 'faster',
+    note: 'one block copy per gathered slice (wasm: value by value)',
+  },
+  {
+    kernelName: 'Slice',
+    role: 'faster',
+    note: 'contiguous blocks, whole trailing axes merged (wasm: one innermost row at a time)',
   },
   {
     kernelName: 'MaxPoolGrad',
@@ -121,14 +160,23 @@ let ours: Map<string, tf.KernelFunc> | undefined;
 function build(): Map<string, tf.KernelFunc> {
   const original = (name: string) => tf.getKernel(name, 'wasm');
   const plain = (fn: KernelFn) => fn as unknown as tf.KernelFunc;
-  const batchMatMul = original('BatchMatMul');
-  if (batchMatMul === undefined) throw new Error('the wasm backend has no BatchMatMul kernel');
+  const required = (name: string) => {
+    const kernel = original(name);
+    if (kernel === undefined) throw new Error(`the wasm backend has no ${name} kernel`);
+    return kernel.kernelFunc;
+  };
   return new Map<string, tf.KernelFunc>([
     ['Conv2DBackpropFilter', plain(conv2DBackpropFilter)],
     ['DepthwiseConv2dNativeBackpropFilter', plain(depthwiseConv2dNativeBackpropFilter)],
     ['DepthwiseConv2dNativeBackpropInput', plain(depthwiseConv2dNativeBackpropInput)],
     ['Conv2DBackpropInput', plain(conv2DBackpropInput)],
-    ['BatchMatMul', makeBatchMatMul(batchMatMul.kernelFunc)],
+    ['BatchMatMul', makeBatchMatMul(required('BatchMatMul'))],
+    ['Sum', makeSum(required('Sum'))],
+    ['Add', makeAdd(required('Add'))],
+    ['Cast', makeCast(required('Cast'))],
+    ['Identity', makeIdentity(original('Identity')?.kernelFunc)],
+    ['GatherV2', makeGatherV2(required('GatherV2'))],
+    ['Slice', makeSlice(required('Slice'))],
     ['Tile', makeTile(original('Tile')?.kernelFunc)],
     ['MaxPoolGrad', plain(maxPoolGrad)],
   ]);

@@ -57,3 +57,16 @@ export function composed(args: KernelArgs, compute: () => tf.Tensor): tf.TensorI
   const result = tf.tidy(compute);
   return handOver(args.backend, result);
 }
+
+/** Backends that expose their memory (wasm): kernels read inputs and write outputs in place. */
+export interface HeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** A view of the data in the backend's memory; invalid once the memory grows (allocate first). */
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** True when `backend` exposes its memory (see {@link HeapBackend}). */
+export function isHeapBackend(backend: unknown): backend is HeapBackend {
+  const b = backend as Partial<HeapBackend>;
+  return typeof b.makeOutput === 'function' && typeof b.typedArrayFromHeap === 'function';
+}

@@ -1,18 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { attr, handOver, type KernelArgs } from './kernel-io';
+import { attr, handOver, isHeapBackend, type KernelArgs } from './kernel-io';
 
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-
-/** Backends that expose their memory (wasm): read inputs and write outputs in place. */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
-}
-
-function isHeapBackend(backend: unknown): backend is HeapBackend {
-  const b = backend as Partial<HeapBackend>;
-  return typeof b.makeOutput === 'function' && typeof b.typedArrayFromHeap === 'function';
-}
 
 /**
  * `MaxPoolGrad`, exact: each output gradient goes to the FIRST maximum of its window (row-major
@@ -37,9 +26,9 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
     route(
       info,
-      backend.typedArrayFromHeap(x),
-      backend.typedArrayFromHeap(dy),
-      backend.typedArrayFromHeap(out),
+      backend.typedArrayFromHeap(x) as Float32Array,
+      backend.typedArrayFromHeap(dy) as Float32Array,
+      backend.typedArrayFromHeap(out) as Float32Array,
     );
     return out;
   }
@@ -62,6 +51,15 @@ function route(
 ): void {
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
   const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const inside =
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    outHeight * strideHeight <= inHeight &&
+    outWidth * strideWidth <= inWidth;
+  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && inside) {
+    route2x2(info, xs, dys, dx);
+    return;
+  }
   const overlapping = strideHeight < fh || strideWidth < fw;
   const sums = overlapping ? new Float64Array(dx.length) : null;
   dx.fill(0);
@@ -102,4 +100,55 @@ function route(
     }
   }
   if (sums) dx.set(sums);
+}
+
+/**
+ * {@link route} for 2×2 windows at stride 2 that lie inside the input (no padding): the same
+ * first-maximum rule (`>` from −∞, row-major), unrolled.
+ */
+function route2x2(
+  info: tf.backend_util.Conv2DInfo,
+  xs: Float32Array,
+  dys: Float32Array,
+  dx: Float32Array,
+): void {
+  const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
+  dx.fill(0);
+  const rowStride = inWidth * channels;
+  let dyIndex = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const batchBase = b * inHeight * rowStride;
+    for (let oy = 0; oy < outHeight; oy++) {
+      const rowBase = batchBase + 2 * oy * rowStride;
+      for (let ox = 0; ox < outWidth; ox++) {
+        const p0 = rowBase + 2 * ox * channels;
+        for (let c = 0; c < channels; c++, dyIndex++) {
+          const i0 = p0 + c;
+          const i1 = i0 + channels;
+          const i2 = i0 + rowStride;
+          const i3 = i2 + channels;
+          let best = -Infinity;
+          let bestIndex = -1;
+          const v0 = xs[i0];
+          const v1 = xs[i1];
+          const v2 = xs[i2];
+          const v3 = xs[i3];
+          if (v0 > best) {
+            best = v0;
+            bestIndex = i0;
+          }
+          if (v1 > best) {
+            best = v1;
+            bestIndex = i1;
+          }
+          if (v2 > best) {
+            best = v2;
+            bestIndex = i2;
+          }
+          if (v3 > best) bestIndex = i3;
+          if (bestIndex >= 0) dx[bestIndex] = dys[dyIndex];
+        }
+      }
+    }
+  }
 }

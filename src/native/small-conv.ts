@@ -1,0 +1,285 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Convolutions on tiny feature maps as one matrix product.
+ *
+ * A stride-1 convolution whose input map has fewer pixels than its kernel has taps (a 3×3
+ * `same` convolution on a 1×1 or 2×2 map: ResNet-18's last two stages at CIFAR size) spends most
+ * of TensorFlow's convolution on taps that fall on the zero padding. The same linear map is
+ * `y = x · M` with `x` the image flattened to `H·W·C` values and `M` the `[H·W·C, Ho·Wo·F]`
+ * matrix whose block (input pixel, output pixel) is the kernel tap that links them (zero where
+ * none does): exactly the in-bounds multiply-adds. It runs as one batched GEMM over output
+ * pixels (`[1, N, H·W·C] × [Ho·Wo, H·W·C, F]`, the taps gathered per output pixel, no transpose
+ * of the filter), a plain GEMM with the centre tap on a 1×1 map. The input gradient is
+ * `dy · Mᵀ`, the filter gradient `xᵀ · dy` summed back onto the taps (`UnsortedSegmentSum`).
+ * Values equal TensorFlow's to float32 rounding (only the summation order differs).
+ */
+
+/** One convolution geometry, as the kernels see it. */
+interface Geometry {
+  batch: number;
+  inH: number;
+  inW: number;
+  inC: number;
+  outH: number;
+  outW: number;
+  outC: number;
+  kh: number;
+  kw: number;
+}
+
+/** Which tap links input pixel (a, b) to output pixel (i, j); `kh·kw` where none does. */
+interface TapTable {
+  /** int32 `[Ho·Wo·H·W]`: the tap index, output pixel major. */
+  indices: tf.Tensor1D;
+  taps: number;
+  /** Whether some pixel pair is linked by no tap (index `taps`). */
+  needsZero: boolean;
+  /** The one tap index, when the table has a single entry (1×1 map in and out). */
+  single?: number;
+}
+
+const tables = new Map<string, TapTable>();
+
+function tapTable(g: Geometry, padTop: number, padLeft: number): TapTable {
+  const key = [g.inH, g.inW, g.outH, g.outW, g.kh, g.kw, padTop, padLeft].join(',');
+  let table = tables.get(key);
+  if (!table) {
+    const taps = g.kh * g.kw;
+    const values: number[] = [];
+    for (let i = 0; i < g.outH; i++) {
+      for (let j = 0; j < g.outW; j++) {
+        for (let a = 0; a < g.inH; a++) {
+          for (let b = 0; b < g.inW; b++) {
+            const ki = a - i + padTop;
+            const kj = b - j + padLeft;
+            const inside = ki >= 0 && ki < g.kh && kj >= 0 && kj < g.kw;
+            values.push(inside ? ki * g.kw + kj : taps);
+          }
+        }
+      }
+    }
+    table = {
+      indices: tf.keep(tf.tensor1d(values, 'int32')),
+      taps,
+      needsZero: values.includes(taps),
+      single: values.length === 1 && values[0] < taps ? values[0] : undefined,
+    };
+    tables.set(key, table);
+  }
+  return table;
+}
+
+/**
+ * The geometry when the matrix form applies: NHWC, stride 1, dilation 1, float32, and fewer
+ * input pixels than kernel taps (so the GEMM does fewer multiply-adds than the convolution's
+ * nominal count, and exactly the in-bounds ones); otherwise undefined.
+ */
+function smallGeometry(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): { geometry: Geometry; padTop: number; padLeft: number } | undefined {
+  const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
+  if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return undefined;
+  const strides = attrs.strides as number | [number, number];
+  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
+  // tfjs-node's kernels take only these two; others go to them (and their error message).
+  const pad = attrs.pad as 'same' | 'valid';
+  if (pad !== 'same' && pad !== 'valid') return undefined;
+  const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    1,
+    1,
+    pad,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const geometry: Geometry = {
+    batch: info.batchSize,
+    inH: info.inHeight,
+    inW: info.inWidth,
+    inC: info.inChannels,
+    outH: info.outHeight,
+    outW: info.outWidth,
+    outC: info.outChannels,
+    kh: info.filterHeight,
+    kw: info.filterWidth,
+  };
+  if (geometry.inH * geometry.inW >= geometry.kh * geometry.kw) return undefined;
+  if (geometry.outH < 1 || geometry.outW < 1) return undefined;
+  return { geometry, padTop: info.padInfo.top, padLeft: info.padInfo.left };
+}
+
+/**
+ * The convolution's taps arranged per output pixel: `[Ho·Wo, H·W·C, F]`, block (q, p) the tap
+ * linking input pixel p to output pixel q (the rows of `M` for that output pixel).
+ */
+function tapBlocks(filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor3D {
+  const taps = tf.reshape(filter, [table.taps, g.inC, g.outC]);
+  // A zero tap only where some pixel pair is not linked (never for 3×3 `same` on 2×2).
+  const source = table.needsZero ? tf.concat([taps, tf.zeros([1, g.inC, g.outC])], 0) : taps;
+  const blocks = tf.gather(source, table.indices); // [Ho·Wo·H·W, C, F]
+  return tf.reshape(blocks, [g.outH * g.outW, g.inH * g.inW * g.inC, g.outC]);
+}
+
+/** `dy` as `[Ho·Wo, N, F]`: one matrix per output pixel. */
+function perOutputPixel(dy: tf.Tensor, g: Geometry): tf.Tensor3D {
+  return tf.transpose(tf.reshape(dy, [g.batch, g.outH * g.outW, g.outC]), [1, 0, 2]);
+}
+
+/** The one tap of a 1×1 map in and out, as a `[C, F]` matrix. */
+function singleTap(filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor2D {
+  const taps = tf.reshape(filter, [table.taps, g.inC, g.outC]);
+  return tf.reshape(tf.slice(taps, [table.single as number, 0, 0], [1, g.inC, g.outC]), [
+    g.inC,
+    g.outC,
+  ]);
+}
+
+/** `conv2d(x, filter)`: per output pixel, the flattened image times that pixel's taps. */
+function forward(x: tf.Tensor, filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor {
+  return tf.tidy(() => {
+    const xs = tf.reshape(x, [g.batch, g.inH * g.inW * g.inC]);
+    if (table.single !== undefined) {
+      return tf.reshape(tf.matMul(xs, singleTap(filter, g, table)), [g.batch, 1, 1, g.outC]);
+    }
+    const y = tf.matMul(tf.expandDims(xs, 0), tapBlocks(filter, g, table)); // [Ho·Wo, N, F]
+    return tf.reshape(tf.transpose(y, [1, 0, 2]), [g.batch, g.outH, g.outW, g.outC]);
+  });
+}
+
+/** The input gradient: per output pixel, `dy` times that pixel's taps transposed, summed. */
+function inputGradient(dy: tf.Tensor, filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor {
+  return tf.tidy(() => {
+    const shape = [g.batch, g.inH, g.inW, g.inC];
+    if (table.single !== undefined) {
+      const dys = tf.reshape(dy, [g.batch, g.outC]);
+      return tf.reshape(tf.matMul(dys, singleTap(filter, g, table), false, true), shape);
+    }
+    const dx = tf.matMul(perOutputPixel(dy, g), tapBlocks(filter, g, table), false, true);
+    return tf.reshape(tf.sum(dx, 0), shape);
+  });
+}
+
+/** The filter gradient: per output pixel `xᵀ · dy`, each block added onto its tap. */
+function filterGradient(x: tf.Tensor, dy: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor {
+  return tf.tidy(() => {
+    const xs = tf.reshape(x, [g.batch, g.inH * g.inW * g.inC]);
+    const shape = [g.kh, g.kw, g.inC, g.outC];
+    if (table.single !== undefined) {
+      const dw = tf.matMul(xs, tf.reshape(dy, [g.batch, g.outC]), true, false);
+      const before = [Math.floor(table.single / g.kw), table.single % g.kw];
+      return tf.pad(tf.reshape(dw, [1, 1, g.inC, g.outC]), [
+        [before[0], g.kh - 1 - before[0]],
+        [before[1], g.kw - 1 - before[1]],
+        [0, 0],
+        [0, 0],
+      ]);
+    }
+    const dBlocks = tf.matMul(tf.expandDims(xs, 0), perOutputPixel(dy, g), true, false);
+    const blocks = tf.reshape(dBlocks, [g.outH * g.outW * g.inH * g.inW, g.inC, g.outC]);
+    const perTap = tf.unsortedSegmentSum(blocks, table.indices, table.taps + 1);
+    return tf.reshape(tf.slice(perTap, [0, 0, 0], [table.taps, g.inC, g.outC]), shape);
+  });
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+const BACKEND = 'tensorflow';
+const KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'] as const;
+const originals = new Map<string, tf.KernelConfig>();
+let matrixCalls = 0;
+
+/** How many kernel calls the matrix form has served in this process (for tests and profiles). */
+export function smallConvCallCount(): number {
+  return matrixCalls;
+}
+
+/** Whether {@link registerSmallConvKernels} is in effect. */
+export function smallConvKernelsRegistered(): boolean {
+  return originals.size > 0;
+}
+
+/**
+ * Registers the matrix form over tfjs-node's `Conv2D`, `FusedConv2D` (without bias or
+ * activation), `Conv2DBackpropInput` and `Conv2DBackpropFilter` for the cases it covers; every
+ * other call runs tfjs-node's kernel. Idempotent; returns whether the kernels are in effect.
+ */
+export function registerSmallConvKernels(): boolean {
+  if (originals.size > 0) return true;
+  if (!tf.findBackend(BACKEND)) return false;
+  const stock = new Map<string, tf.KernelConfig>();
+  for (const name of KERNELS) {
+    const kernel = tf.getKernel(name, BACKEND);
+    if (kernel) stock.set(name, kernel);
+  }
+  if (!stock.has('Conv2D')) return false;
+  const register = (name: string, func: (args: KernelArgs) => tf.Tensor | undefined) => {
+    const original = stock.get(name);
+    if (!original) return; // not a kernel of this tfjs-node version: nothing to speed up
+    originals.set(name, original);
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({
+      kernelName: name,
+      backendName: BACKEND,
+      kernelFunc: (args) => {
+        const result = func(args);
+        if (result === undefined) return original.kernelFunc(args);
+        matrixCalls += 1;
+        return result;
+      },
+    });
+  };
+  const float = (...ts: tf.TensorInfo[]) => ts.every((t) => t.dtype === 'float32');
+  const convForward = (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<
+      string,
+      tf.Tensor | undefined
+    >;
+    const attrs = args.attrs as Record<string, unknown>;
+    if (!x || !filter || bias || preluActivationWeights || !float(x, filter)) return undefined;
+    if (attrs.activation !== undefined && attrs.activation !== 'linear') return undefined;
+    const small = smallGeometry(x.shape, filter.shape, attrs);
+    if (!small) return undefined;
+    return forward(
+      x,
+      filter,
+      small.geometry,
+      tapTable(small.geometry, small.padTop, small.padLeft),
+    );
+  };
+  register('Conv2D', convForward);
+  register('FusedConv2D', convForward);
+  register('Conv2DBackpropInput', (args) => {
+    const { dy, filter } = args.inputs as Record<string, tf.Tensor>;
+    const attrs = args.attrs as Record<string, unknown>;
+    if (!float(dy, filter)) return undefined;
+    const small = smallGeometry(attrs.inputShape as number[], filter.shape, attrs);
+    if (!small) return undefined;
+    const table = tapTable(small.geometry, small.padTop, small.padLeft);
+    return inputGradient(dy, filter, small.geometry, table);
+  });
+  register('Conv2DBackpropFilter', (args) => {
+    const { x, dy } = args.inputs as Record<string, tf.Tensor>;
+    const attrs = args.attrs as Record<string, unknown>;
+    if (!float(x, dy)) return undefined;
+    const small = smallGeometry(x.shape, attrs.filterShape as number[], attrs);
+    if (!small) return undefined;
+    const table = tapTable(small.geometry, small.padTop, small.padLeft);
+    return filterGradient(x, dy, small.geometry, table);
+  });
+  return true;
+}
+
+/** Restores tfjs-node's own convolution kernels (for comparisons). */
+export function unregisterSmallConvKernels(): void {
+  for (const [name, original] of originals) {
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel(original);
+  }
+  originals.clear();
+}

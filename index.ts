@@ -26,6 +26,11 @@ export {
 } from './src/wasm';
 export type { WasmKernelInfo, WasmKernelRole } from './src/wasm';
 export {
+  registerFastTensorflowKernels,
+  unregisterFastTensorflowKernels,
+  fastTensorflowKernelsRegistered,
+} from './src/native/fast-kernels';
+export {
   buildModel,
   MODEL_NAMES,
   resnet18,

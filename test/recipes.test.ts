@@ -249,9 +249,10 @@ describe('sweep summary', () => {
     expect(a.frozenAtEnd).toBe(2);
     expect(b.normal.fgsm.n).toBe(1);
     const table = sweepMarkdownTable([a, b]);
-    expect(table).toContain('| a | normal | 2 | 90.0 ± 0.0 | 40.0 ± 14.1 | 10.0 ± 0.0 |');
+    expect(table).toContain('| a | normal | 2 | 90.0 ± 0.0 | 40.0 ± 14.1 | 10.0 ± 0.0 | 0 |');
+    expect(table).toContain('| a | selective | 2 | 80.0 ± 0.0 | 40.0 ± 0.0 | 20.0 ± 0.0 | 2 |');
     expect(table).toContain(
-      '| a | selective − normal | 2 | -10.0 ± 0.0 | +0.0 ± 14.1 | +10.0 ± 0.0 |',
+      '| a | selective − normal | 2 | -10.0 ± 0.0 | +0.0 ± 14.1 | +10.0 ± 0.0 |  |',
     );
   });
 });

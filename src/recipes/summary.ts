@@ -97,22 +97,24 @@ const pct = (m: MeanStd | undefined, signed = false) => {
 
 /**
  * A markdown table of a sweep: per system, the normal and selective arms (clean, FGSM, PGD in %,
- * mean ± std over seeds), then selective − normal.
+ * mean ± std over seeds; layers frozen at the selective arm's end, mean over seeds), then
+ * selective − normal.
  */
 export function sweepMarkdownTable(summaries: readonly SystemSummary[]): string {
   const lines = [
-    '| system | arm | seeds | clean % | FGSM % | PGD % |',
-    '| :-- | :-- | --: | --: | --: | --: |',
+    '| system | arm | seeds | clean % | FGSM % | PGD % | layers frozen at the end |',
+    '| :-- | :-- | --: | --: | --: | --: | --: |',
   ];
   for (const s of summaries) {
     const n = s.normal.clean.n;
-    for (const [name, a, signed] of [
-      ['normal', s.normal, false],
-      ['selective', s.selective, false],
-      ['selective − normal', s.gain, true],
+    const frozen = s.frozenAtEnd === undefined ? '–' : String(Number(s.frozenAtEnd.toFixed(1)));
+    for (const [name, a, signed, f] of [
+      ['normal', s.normal, false, '0'],
+      ['selective', s.selective, false, frozen],
+      ['selective − normal', s.gain, true, ''],
     ] as const) {
       lines.push(
-        `| ${s.system} | ${name} | ${n} | ${pct(a.clean, signed)} | ${pct(a.fgsm, signed)} | ${pct(a.pgd, signed)} |`,
+        `| ${s.system} | ${name} | ${n} | ${pct(a.clean, signed)} | ${pct(a.fgsm, signed)} | ${pct(a.pgd, signed)} | ${f} |`,
       );
     }
   }

@@ -28,7 +28,7 @@ import {
   type SweepEntry,
   type SystemSummary,
 } from '../src/recipes/summary';
-import { loadRecipe } from '../src/recipes/validate';
+import { loadRecipe, RecipeError } from '../src/recipes/validate';
 
 /** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
 export const SYSTEMS: Record<string, string> = {
@@ -407,6 +407,17 @@ export async function reproduceMain(argv: string[]): Promise<number> {
     if (value !== undefined) overrides.push(`${field}=${value}`);
   }
   overrides.push(...((values.set as string[] | undefined) ?? []));
+  for (const file of recipes) {
+    try {
+      loadRecipe(file, overrides);
+    } catch (err) {
+      if (err instanceof RecipeError) {
+        console.error(err.message);
+        return 2;
+      }
+      throw err;
+    }
+  }
   const result = await reproduce({
     recipes,
     seeds: Array.from({ length: count }, (_, i) => i),

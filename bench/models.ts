@@ -16,7 +16,7 @@
  * is memory-bound and not in the bound.
  *
  * Standalone: `node dist/bench/models.js [--batch=100] [--steps=2] [--repeats=3] [--warmup=1]
- * [--no-torch] [--stock-kernels] [--matmul-size=1024]`; `--stock-kernels` runs tfjs on
+ * [--no-torch] [--stock-kernels] [--matmul-size=1024] [--models=resnet18,shufflenet_v2_x1_0]`; `--stock-kernels` runs tfjs on
  * tfjs-node's own kernels and optimizer code, without the library's (`src/native/fast-kernels.ts`,
  * registered by `initBackend`; the model-level changes of `src/models` stay).
  */
@@ -464,8 +464,11 @@ export const bench: Bench = {
       'no-torch',
       'stock-kernels',
       'matmul-size',
+      'models',
     ]);
+    const models = parsed.get('models');
     const result = await runModelsBench({
+      models: models ? (models.split(',') as ModelName[]) : undefined,
       batch: intArg(parsed, 'batch', 100),
       steps: intArg(parsed, 'steps', 2),
       repeats: intArg(parsed, 'repeats', 3),

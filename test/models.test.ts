@@ -338,40 +338,69 @@ describe('input sizes and options', () => {
 });
 
 describe('BatchNorm on the native fused kernels', () => {
-  it('trains exactly as tfjs BatchNormalization: outputs, gradients, moving statistics', () => {
-    const x = tf.tidy(() => tf.randomNormal([6, 5, 4, 3], 0, 1, 'float32', 9).mul(2).add(0.5));
-    const weights = tf.tidy(() => tf.randomNormal([6, 5, 4, 3], 0, 1, 'float32', 10));
-    const args = { momentum: 0.9, epsilon: 1e-5 };
-    const native = new NativeBatchNormalization(args);
-    const reference = tf.layers.batchNormalization(args);
-    const results = [native, reference].map((layer) => {
-      layer.build(x.shape);
-      layer.setWeights([
-        tf.tensor1d([0.5, 1.5, -1]),
-        tf.tensor1d([0.1, -0.2, 0.3]),
-        tf.tensor1d([0.01, 0.02, 0.03]),
-        tf.tensor1d([1, 2, 3]),
-      ]);
-      const loss = (input: tf.Tensor) =>
-        tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
-      const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
-      const { value, grads } = tf.variableGrads(() => loss(x), variables);
-      const dx = tf.grad(loss)(x);
-      const out = [
-        value,
-        dx,
-        ...variables.map((v) => grads[v.name]),
-        ...layer.getWeights().slice(2),
-      ];
-      return out.map((t) => Array.from(t.dataSync()));
-    });
-    expect(results[0]).toHaveLength(results[1].length);
-    results[0].forEach((values, i) =>
-      values.forEach((v, j) => expect(v).toBeCloseTo(results[1][i][j], 4)),
-    );
-    // The moving statistics moved (two training calls each), so the comparison is not vacuous.
-    expect(results[0][results[0].length - 2][0]).not.toBeCloseTo(0.01, 3);
-    tf.dispose([x, weights]);
-    for (const w of [...native.weights, ...reference.weights]) w.dispose();
+  it.each([3, 4])('%i channels: a training step leaves no tensors behind', (channels) => {
+    const layer = new NativeBatchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+    const x = tf.randomNormal([4, 3, 3, channels], 0, 1, 'float32', 5);
+    layer.build(x.shape);
+    const step = () =>
+      tf.tidy(() => {
+        const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+        tf.variableGrads(
+          () => tf.sum(layer.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          variables,
+        );
+      });
+    step();
+    const before = tf.memory().numTensors;
+    step();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    for (const w of layer.weights) w.dispose();
   });
+
+  // Channel counts not divisible by 4 run TensorFlow's Eigen kernel (as 5-D), the others oneDNN's.
+  it.each([
+    ['3 channels (Eigen kernel)', 3],
+    ['4 channels (oneDNN kernel)', 4],
+  ] as [string, number][])(
+    '%s: trains exactly as tfjs BatchNormalization: outputs, gradients, moving statistics',
+    (_, channels) => {
+      const shape = [6, 5, 4, channels];
+      const x = tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 9).mul(2).add(0.5));
+      const weights = tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 10));
+      const args = { momentum: 0.9, epsilon: 1e-5 };
+      const native = new NativeBatchNormalization(args);
+      const reference = tf.layers.batchNormalization(args);
+      const perChannel = (values: number[]) => tf.tensor1d(values.slice(0, channels));
+      const results = [native, reference].map((layer) => {
+        layer.build(x.shape);
+        layer.setWeights([
+          perChannel([0.5, 1.5, -1, 0.75]),
+          perChannel([0.1, -0.2, 0.3, 0.4]),
+          perChannel([0.01, 0.02, 0.03, 0.04]),
+          perChannel([1, 2, 3, 4]),
+        ]);
+        const loss = (input: tf.Tensor) =>
+          tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, weights)) as tf.Scalar;
+        const variables = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+        const { value, grads } = tf.variableGrads(() => loss(x), variables);
+        const dx = tf.grad(loss)(x);
+        const out = [
+          value,
+          dx,
+          ...variables.map((v) => grads[v.name]),
+          ...layer.getWeights().slice(2),
+        ];
+        return out.map((t) => Array.from(t.dataSync()));
+      });
+      expect(results[0]).toHaveLength(results[1].length);
+      results[0].forEach((values, i) =>
+        values.forEach((v, j) => expect(v).toBeCloseTo(results[1][i][j], 4)),
+      );
+      // The moving statistics moved (two training calls each), so the comparison is not vacuous.
+      expect(results[0][results[0].length - 2][0]).not.toBeCloseTo(0.01, 3);
+      tf.dispose([x, weights]);
+      for (const w of [...native.weights, ...reference.weights]) w.dispose();
+    },
+  );
 });

@@ -198,6 +198,50 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
     expect(ours[0]).toBeLessThan(10);
   });
 
+  it('updates small variables as one group: members frozen and unfrozen, assigned from outside', async () => {
+    if (!native()) return;
+    const shapes = [[3], [2, 2], [5000], [4], [3, 3, 2, 1]];
+    const run = async (fast: boolean) => {
+      if (fast) registerFastTensorflowKernels();
+      else unregisterFastTensorflowKernels();
+      const vars = shapes.map((shape, i) =>
+        tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 40 + i))),
+      );
+      const optimizer = tf.train.adam(0.05);
+      const trace: number[] = [];
+      for (let s = 0; s < 7; s++) {
+        // Steps 2 and 3 leave the last variable out (frozen), step 5 the last two. (tfjs
+        // indexes the moments by position in the gradient map: only trailing ones can go.)
+        const kept = s === 2 || s === 3 ? 4 : s === 5 ? 3 : 5;
+        const grads = tf.tidy(() =>
+          Object.fromEntries(
+            vars
+              .slice(0, kept)
+              .map((v) => [v.name, tf.randomNormal(v.shape, 0, 1, 'float32', 7 * s + v.size)]),
+          ),
+        );
+        if (s === 4) tf.tidy(() => vars[0].assign(tf.tensor1d([1, 2, 3])));
+        optimizer.applyGradients(grads);
+        tf.dispose(Object.values(grads));
+        trace.push(...vars.flatMap((v) => Array.from(v.dataSync()).slice(0, 4)));
+      }
+      const weights = await optimizer.getWeights();
+      const moments = weights.slice(1).flatMap((w) => Array.from(w.tensor.dataSync()).slice(0, 6));
+      tf.dispose(weights.map((w) => w.tensor));
+      optimizer.dispose();
+      tf.dispose(vars);
+      registerFastTensorflowKernels();
+      return { trace, moments };
+    };
+    const stock = await run(false);
+    const before = tf.memory().numTensors;
+    const ours = await run(true);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(ours.trace).toHaveLength(stock.trace.length);
+    ours.trace.forEach((x, i) => expect(x).toBeCloseTo(stock.trace[i], 4));
+    ours.moments.forEach((x, i) => expect(x).toBeCloseTo(stock.moments[i], 4));
+  });
+
   it('hands its moments over when the stock code takes over mid-training, and to getWeights', async () => {
     if (!native()) return;
     const run = async (switchAfter: number | undefined) => {
@@ -276,7 +320,10 @@ describe('small-map convolutions as one matrix product (registered by initBacken
     ['5×5 same on 2×2', [2, 2, 2, 3], [5, 5, 3, 4], 'same'],
     ['3×3 same on 1×2', [2, 1, 2, 3], [3, 3, 3, 4], 'same'],
     ['4×4 same on 2×3 (asymmetric padding)', [2, 2, 3, 3], [4, 4, 3, 2], 'same'],
-    ['not covered: 1×1 valid on 1×1', [3, 1, 1, 4], [1, 1, 4, 5], 'valid'],
+    ['1×1 valid on 1×1 (ShuffleNet stage 4, conv5)', [3, 1, 1, 4], [1, 1, 4, 5], 'valid'],
+    ['1×1 same on 1×1', [5, 1, 1, 6], [1, 1, 6, 3], 'same'],
+    ['not covered: 1×1 same on 2×2', [3, 2, 2, 4], [1, 1, 4, 5], 'same'],
+    ['not covered: 1×1 valid on 1×2', [3, 1, 2, 4], [1, 1, 4, 5], 'valid'],
     ['not covered: 3×3 same on 4×4', [2, 4, 4, 3], [3, 3, 3, 2], 'same'],
   ];
 
@@ -315,6 +362,55 @@ describe('small-map convolutions as one matrix product (registered by initBacken
       expect(tf.memory().numTensors).toBe(before);
       // conv2d, fused conv2d, the fused conv2d under grads, its input and filter gradients.
       expect(smallConvCallCount() - calls).toBe(name.startsWith('not covered') ? 0 : 5);
+      ours.forEach((o, i) => {
+        expect(o.shape).toEqual(stock[i].shape);
+        const scale = Math.max(1, ...stock[i].values.map(Math.abs));
+        o.values.forEach((v, k) =>
+          expect(Math.abs(v - stock[i].values[k])).toBeLessThanOrEqual(1e-5 * scale),
+        );
+      });
+    },
+  );
+});
+
+describe('depthwise convolutions on one pixel as an element-wise product (registered by initBackend)', () => {
+  const native = () => tf.getBackend() === 'tensorflow';
+
+  // [input [n, h, w, c], filter [kh, kw, c, multiplier], pad]
+  const CASES: [string, number[], number[], 'same' | 'valid'][] = [
+    ['3×3 same on 1×1 (ShuffleNet V2 stage 4)', [4, 1, 1, 6], [3, 3, 6, 1], 'same'],
+    ['4×4 same on 1×1 (asymmetric padding)', [3, 1, 1, 5], [4, 4, 5, 1], 'same'],
+    ['1×1 valid on 1×1', [3, 1, 1, 4], [1, 1, 4, 1], 'valid'],
+    ['not covered: 3×3 same on 2×2', [2, 2, 2, 3], [3, 3, 3, 1], 'same'],
+    ['not covered: multiplier 2', [2, 1, 1, 3], [3, 3, 3, 2], 'same'],
+  ];
+
+  function run(xShape: number[], fShape: number[], pad: 'same' | 'valid') {
+    return tf.tidy(() => {
+      const x = tf.randomNormal(xShape, 0, 1, 'float32', 31) as tf.Tensor4D;
+      const w = tf.randomNormal(fShape, 0, 1, 'float32', 32) as tf.Tensor4D;
+      const y = tf.depthwiseConv2d(x, w, 1, pad);
+      const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 33);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad), dy)),
+      )([x, w]);
+      return [y, dx, dw].map((t) => ({ shape: t.shape, values: Array.from(t.dataSync()) }));
+    });
+  }
+
+  it.each(CASES)(
+    '%s: forward and both gradients equal the stock kernels',
+    (name, xShape, fShape, pad) => {
+      if (!native()) return;
+      unregisterFastTensorflowKernels();
+      const stock = run(xShape, fShape, pad);
+      registerFastTensorflowKernels();
+      const calls = smallConvCallCount();
+      const before = tf.memory().numTensors;
+      const ours = run(xShape, fShape, pad);
+      expect(tf.memory().numTensors).toBe(before);
+      // The forward pass twice (once under grads), the input and filter gradients.
+      expect(smallConvCallCount() - calls).toBe(name.startsWith('not covered') ? 0 : 4);
       ours.forEach((o, i) => {
         expect(o.shape).toEqual(stock[i].shape);
         const scale = Math.max(1, ...stock[i].values.map(Math.abs));

@@ -24,8 +24,9 @@ export function fastTensorflowKernelsRegistered(): boolean {
  * [100, 26, 26, 16] tensor. Other alphas and dtypes run the original kernel. Also makes tfjs'
  * Adam optimizer update each variable with TensorFlow's fused `ResourceApplyAdam` on this
  * backend (`./adam.ts`: one native op instead of fourteen, same values to float32 rounding),
- * and runs stride-1 convolutions on maps smaller than their kernel as one matrix product
- * (`./small-conv.ts`: only the in-bounds multiply-adds; ResNet-18's last stages at CIFAR size).
+ * and runs stride-1 convolutions on maps smaller than their kernel, or of one pixel, as one
+ * matrix product, depthwise ones on one pixel as an element-wise product (`./small-conv.ts`:
+ * only the in-bounds multiply-adds; ResNet-18's and ShuffleNet V2's last stages at CIFAR size).
  * Idempotent; a no-op when the backend is absent. Returns whether the kernels are in effect.
  */
 export function registerFastTensorflowKernels(): boolean {

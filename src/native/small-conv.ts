@@ -13,6 +13,10 @@ import * as tf from '@tensorflow/tfjs';
  * of the filter), a plain GEMM with the centre tap on a 1×1 map. The input gradient is
  * `dy · Mᵀ`, the filter gradient `xᵀ · dy` summed back onto the taps (`UnsortedSegmentSum`).
  * Values equal TensorFlow's to float32 rounding (only the summation order differs).
+ *
+ * Also: a depthwise convolution on a 1×1 map is an element-wise product with the one tap that
+ * links the pixel to itself (forward and input gradient), its filter gradient the batch sum of
+ * `x·dy` on that tap (ShuffleNet V2's last stage at CIFAR size).
  */
 
 /** One convolution geometry, as the kernels see it. */
@@ -71,8 +75,8 @@ function tapTable(g: Geometry, padTop: number, padLeft: number): TapTable {
 }
 
 /**
- * The geometry when the matrix form applies: NHWC, stride 1, dilation 1, float32, and fewer
- * input pixels than kernel taps (so the GEMM does fewer multiply-adds than the convolution's
+ * The geometry when the matrix form applies: NHWC, stride 1, dilation 1, float32, and a 1×1
+ * input map or fewer input pixels than kernel taps (so the GEMM does fewer multiply-adds than the convolution's
  * nominal count, and exactly the in-bounds ones); otherwise undefined.
  */
 function smallGeometry(
@@ -109,7 +113,12 @@ function smallGeometry(
     kh: info.filterHeight,
     kw: info.filterWidth,
   };
-  if (geometry.inH * geometry.inW >= geometry.kh * geometry.kw) return undefined;
+  // A 1×1 map (in and out) is one matrix product for any kernel: for a 1×1 kernel there it is
+  // several times faster than TensorFlow's convolution and its gradients (which dispatch to
+  // oneDNN's convolution primitives: 3.6 ms against 0.85 ms for 464 → 1,024 channels on 100
+  // images; ShuffleNet's last stage and `conv5` at CIFAR size).
+  const onePixel = geometry.inH === 1 && geometry.inW === 1;
+  if (geometry.inH * geometry.inW >= geometry.kh * geometry.kw && !onePixel) return undefined;
   if (geometry.outH < 1 || geometry.outW < 1) return undefined;
   return { geometry, padTop: info.padInfo.top, padLeft: info.padInfo.left };
 }
@@ -133,6 +142,7 @@ function perOutputPixel(dy: tf.Tensor, g: Geometry): tf.Tensor3D {
 
 /** The one tap of a 1×1 map in and out, as a `[C, F]` matrix. */
 function singleTap(filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor2D {
+  if (table.taps === 1) return tf.reshape(filter, [g.inC, g.outC]);
   const taps = tf.reshape(filter, [table.taps, g.inC, g.outC]);
   return tf.reshape(tf.slice(taps, [table.single as number, 0, 0], [1, g.inC, g.outC]), [
     g.inC,
@@ -172,6 +182,7 @@ function filterGradient(x: tf.Tensor, dy: tf.Tensor, g: Geometry, table: TapTabl
     const shape = [g.kh, g.kw, g.inC, g.outC];
     if (table.single !== undefined) {
       const dw = tf.matMul(xs, tf.reshape(dy, [g.batch, g.outC]), true, false);
+      if (table.taps === 1) return tf.reshape(dw, shape);
       const before = [Math.floor(table.single / g.kw), table.single % g.kw];
       return tf.pad(tf.reshape(dw, [1, 1, g.inC, g.outC]), [
         [before[0], g.kh - 1 - before[0]],
@@ -187,10 +198,61 @@ function filterGradient(x: tf.Tensor, dy: tf.Tensor, g: Geometry, table: TapTabl
   });
 }
 
+/**
+ * A depthwise convolution (channel multiplier 1) on a 1×1 map, NHWC, stride 1: the output pixel
+ * sees the input pixel through one tap, so it is an element-wise product with that tap's
+ * `[C]` weights (ShuffleNet V2's last stage at CIFAR size). Returns the tap's index
+ * (`row·kw + column`), or undefined when the form does not apply.
+ */
+function onePixelDepthwiseTap(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): number | undefined {
+  const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
+  if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return undefined;
+  if (xShape[1] !== 1 || xShape[2] !== 1 || filterShape[3] !== 1) return undefined;
+  const pad = attrs.pad as 'same' | 'valid';
+  if (pad !== 'same' && pad !== 'valid') return undefined;
+  const strides = attrs.strides as number | [number, number];
+  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
+  const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    1,
+    1,
+    pad,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+    true,
+  );
+  if (info.outHeight !== 1 || info.outWidth !== 1) return undefined;
+  const [row, column] = [info.padInfo.top, info.padInfo.left];
+  if (row >= info.filterHeight || column >= info.filterWidth) return undefined;
+  return row * info.filterWidth + column;
+}
+
+/** The `[C]` weights of one tap of a `[kh, kw, C, 1]` depthwise filter. */
+function depthwiseTap(filter: tf.Tensor, tap: number): tf.Tensor {
+  const [kh, kw, channels] = filter.shape;
+  const taps = tf.reshape(filter, [kh * kw, channels]);
+  return tf.reshape(tf.slice(taps, [tap, 0], [1, channels]), [channels]);
+}
+
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 const BACKEND = 'tensorflow';
-const KERNELS = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'] as const;
+const KERNELS = [
+  'Conv2D',
+  'FusedConv2D',
+  'Conv2DBackpropInput',
+  'Conv2DBackpropFilter',
+  'DepthwiseConv2dNative',
+  'DepthwiseConv2dNativeBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter',
+] as const;
 const originals = new Map<string, tf.KernelConfig>();
 let matrixCalls = 0;
 
@@ -271,6 +333,39 @@ export function registerSmallConvKernels(): boolean {
     if (!small) return undefined;
     const table = tapTable(small.geometry, small.padTop, small.padLeft);
     return filterGradient(x, dy, small.geometry, table);
+  });
+  register('DepthwiseConv2dNative', (args) => {
+    const { x, filter } = args.inputs as Record<string, tf.Tensor>;
+    if (!float(x, filter)) return undefined;
+    const tap = onePixelDepthwiseTap(x.shape, filter.shape, args.attrs as Record<string, unknown>);
+    if (tap === undefined) return undefined;
+    return tf.tidy(() => tf.mul(x, depthwiseTap(filter, tap)));
+  });
+  register('DepthwiseConv2dNativeBackpropInput', (args) => {
+    const { dy, filter } = args.inputs as Record<string, tf.Tensor>;
+    const attrs = args.attrs as Record<string, unknown>;
+    if (!float(dy, filter)) return undefined;
+    const tap = onePixelDepthwiseTap(attrs.inputShape as number[], filter.shape, attrs);
+    if (tap === undefined) return undefined;
+    return tf.tidy(() => tf.mul(dy, depthwiseTap(filter, tap)));
+  });
+  register('DepthwiseConv2dNativeBackpropFilter', (args) => {
+    const { x, dy } = args.inputs as Record<string, tf.Tensor>;
+    const attrs = args.attrs as Record<string, unknown>;
+    if (!float(x, dy)) return undefined;
+    const filterShape = attrs.filterShape as number[];
+    const tap = onePixelDepthwiseTap(x.shape, filterShape, attrs);
+    if (tap === undefined) return undefined;
+    const [kh, kw, channels] = filterShape;
+    return tf.tidy(() => {
+      // Σ over the batch of x·dy, on the one tap; zeros elsewhere.
+      const weights = tf.reshape(tf.sum(tf.mul(x, dy), [0, 1, 2]), [1, channels]);
+      const taps = tf.pad(weights, [
+        [tap, kh * kw - 1 - tap],
+        [0, 0],
+      ]);
+      return tf.reshape(taps, filterShape);
+    });
   });
   return true;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 
 /** The slice of tfjs-node's `NodeJSKernelBackend` used here (it is not exported typed). */
@@ -88,6 +89,12 @@ const states = new WeakMap<object, OptimizerState>();
 /** The optimizers that have native state, for {@link unregisterNativeAdam} to synchronise. */
 const withState = new Set<WeakRef<tf.AdamOptimizer>>();
 let nextResource = 0;
+/**
+ * Resource names must be unique in the process, and this module may be loaded more than once in
+ * it (two copies of the library, or test files with their own module registries): a counter alone
+ * would let one copy's cleanup destroy another copy's live variable of the same name.
+ */
+const INSTANCE = randomUUID();
 interface AdamMethods {
   applyGradients(this: tf.AdamOptimizer, gradients: Gradients): void;
   dispose(this: tf.AdamOptimizer): void;
@@ -141,7 +148,7 @@ function newHandle(backend: NativeBackend, shape: number[]): number {
       {
         name: 'shared_name',
         type: binding.TF_ATTR_STRING,
-        value: `tfjs_antifragile_adam_${process.pid}_${nextResource}`,
+        value: `tfjs_antifragile_adam_${INSTANCE}_${nextResource}`,
       },
       { name: 'dtype', type: binding.TF_ATTR_TYPE, value: binding.TF_FLOAT },
       { name: 'shape', type: binding.TF_ATTR_SHAPE, value: shape },

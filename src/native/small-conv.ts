@@ -75,6 +75,28 @@ function tapTable(g: Geometry, padTop: number, padLeft: number): TapTable {
 }
 
 /**
+ * The padding of a 4-D NHWC convolution with stride 1 and dilation 1, the only case the matrix
+ * forms below handle; undefined otherwise. tfjs-node's kernels take only `same` and `valid`
+ * padding: other values go to them (and their error message).
+ */
+function unitStrideNhwcPad(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): 'same' | 'valid' | undefined {
+  const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
+  if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return undefined;
+  const pad = attrs.pad as 'same' | 'valid';
+  if (pad !== 'same' && pad !== 'valid') return undefined;
+  const strides = attrs.strides as number | [number, number];
+  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
+  const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return undefined;
+  return pad;
+}
+
+/**
  * The geometry when the matrix form applies: NHWC, stride 1, dilation 1, float32, and a 1×1
  * input map or fewer input pixels than kernel taps (so the GEMM does fewer multiply-adds than the convolution's
  * nominal count, and exactly the in-bounds ones); otherwise undefined.
@@ -84,16 +106,8 @@ function smallGeometry(
   filterShape: number[],
   attrs: Record<string, unknown>,
 ): { geometry: Geometry; padTop: number; padLeft: number } | undefined {
-  const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
-  if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return undefined;
-  const strides = attrs.strides as number | [number, number];
-  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
-  // tfjs-node's kernels take only these two; others go to them (and their error message).
-  const pad = attrs.pad as 'same' | 'valid';
-  if (pad !== 'same' && pad !== 'valid') return undefined;
-  const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
-  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
-  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return undefined;
+  const pad = unitStrideNhwcPad(xShape, filterShape, attrs);
+  if (pad === undefined) return undefined;
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -209,16 +223,9 @@ function onePixelDepthwiseTap(
   filterShape: number[],
   attrs: Record<string, unknown>,
 ): number | undefined {
-  const dataFormat = (attrs.dataFormat as string | undefined) ?? 'NHWC';
-  if (dataFormat !== 'NHWC' || xShape.length !== 4 || filterShape.length !== 4) return undefined;
+  const pad = unitStrideNhwcPad(xShape, filterShape, attrs);
+  if (pad === undefined) return undefined;
   if (xShape[1] !== 1 || xShape[2] !== 1 || filterShape[3] !== 1) return undefined;
-  const pad = attrs.pad as 'same' | 'valid';
-  if (pad !== 'same' && pad !== 'valid') return undefined;
-  const strides = attrs.strides as number | [number, number];
-  const dilations = (attrs.dilations as number | [number, number] | undefined) ?? 1;
-  const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
-  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
-  if (sh !== 1 || sw !== 1 || dh !== 1 || dw !== 1) return undefined;
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],

@@ -364,6 +364,33 @@ async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolean> {
   }
 }
 
+/**
+ * A resumed run's new MLflow run gets the history so far, analyses included, and its branches
+ * their child runs, so that it shows the whole run.
+ */
+async function replayHistory(
+  tracker: RunTracker,
+  ctx: RunContext,
+  plans: readonly PhasePlan[],
+): Promise<void> {
+  for (const plan of plans) {
+    const own = ctx.rows.filter((row) => row.phase === plan.id);
+    if (own.length === 0) continue;
+    await tracker.startPhase(plan);
+    const epochs = new Set(own.map((row) => row.epoch));
+    for (const report of ctx.folder.readAnalyses(plan.id)) {
+      const epoch = report.epoch ?? 0;
+      if (epoch < 0 || epochs.has(epoch)) tracker.logAnalysis(plan.id, report);
+    }
+    for (const row of own) {
+      const numeric: Record<string, number> = {};
+      for (const [k, v] of Object.entries(row)) if (typeof v === 'number') numeric[k] = v;
+      await tracker.logEpoch(row.phase, row.epoch, numeric);
+    }
+    if (ctx.info.completedPhases.includes(plan.id)) await tracker.endPhase(plan.id, 'FINISHED');
+  }
+}
+
 function newInfo(folder: RunFolder, recipe: Recipe): RunManifest {
   const now = new Date().toISOString();
   return {
@@ -445,24 +472,7 @@ export async function runRecipe(
       info.mlflowRuns.push(tracker.runId);
       info.mlflowChildRuns = tracker.childRuns;
       progress.log(`MLflow run ${tracker.runId}`);
-      // A resumed MLflow run gets the history so far (and its branches their child runs), so it
-      // shows the whole run.
-      for (const plan of plans) {
-        const own = ctx.rows.filter((row) => row.phase === plan.id);
-        if (own.length === 0) continue;
-        await tracker.startPhase(plan);
-        const epochs = new Set(own.map((row) => row.epoch));
-        for (const report of folder.readAnalyses(plan.id)) {
-          const epoch = report.epoch ?? 0;
-          if (epoch < 0 || epochs.has(epoch)) tracker.logAnalysis(plan.id, report);
-        }
-        for (const row of own) {
-          const numeric: Record<string, number> = {};
-          for (const [k, v] of Object.entries(row)) if (typeof v === 'number') numeric[k] = v;
-          await tracker.logEpoch(row.phase, row.epoch, numeric);
-        }
-        if (info.completedPhases.includes(plan.id)) await tracker.endPhase(plan.id, 'FINISHED');
-      }
+      await replayHistory(tracker, ctx, plans);
     }
     folder.writeInfo(info);
     for (const plan of plans) {

@@ -28,6 +28,7 @@ import {
   type SweepEntry,
   type SystemSummary,
 } from '../src/recipes/summary';
+import type { Recipe } from '../src/recipes/schema';
 import { loadRecipe, RecipeError } from '../src/recipes/validate';
 
 /** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
@@ -117,6 +118,23 @@ function runSeconds(info: RunManifest): number {
   }, 0);
 }
 
+/** One line of `results.md`: a system's protocol, as resolved from its recipe. */
+function settingsLine(r: Recipe): string {
+  const a = r.analysis;
+  const t = r.retraining;
+  const rule = Array.isArray(t.filters) ? t.filters.join('/') : t.filters;
+  const refresh = t.every === 1 ? 'every epoch' : `every ${plural(t.every, 'epoch')}`;
+  return (
+    `- **${r.name}**: ${r.model.architecture}${r.model.width !== 1 ? ` (width ${r.model.width})` : ''} on ` +
+    `${r.dataset.name} (${r.dataset.trainSize ?? 'all'} training, ${r.dataset.validationSize ?? 0} held out for the analysis, ` +
+    `${r.dataset.testSize ?? 'all'} test); ${plural(r.training.epochs, 'epoch')} to the checkpoint, then ${t.epochs} per arm; ` +
+    `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD 10 steps of ε/4; ` +
+    `analysis K ${a.steps}, ${a.filters.join('/')}, regenerate ${a.regenerate}, ${a.examples} examples; selective arm: ` +
+    `labels from Ψ_${t.score}, fragile if ${rule} filter(s) say so, frozen by ${t.granularity}, τ ${a.tolerance}, ` +
+    `labels refreshed ${refresh}`
+  );
+}
+
 /** Where the CLI printed `<status>: <run-dir>` for the run it just made. */
 function runDirFrom(lines: string[]): string | undefined {
   for (const line of [...lines].reverse()) {
@@ -166,8 +184,8 @@ async function startParent(
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const experiment = options.experiment ?? 'reproduce';
-  // Fail on a bad recipe or override before anything runs.
-  for (const file of options.recipes) loadRecipe(file, options.overrides ?? []);
+  // A bad recipe or override fails here, before anything runs.
+  const recipes = options.recipes.map((file) => loadRecipe(file, options.overrides ?? []));
   const dir = path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const parent = await startParent(options, dir, log);
@@ -181,7 +199,6 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const resultsFile = path.join(dir, 'results.json');
   const write = (summaries: SystemSummary[]) => {
     const minutes = (Date.now() - started) / 60000;
-    const recipes = options.recipes.map((file) => loadRecipe(file, options.overrides ?? []));
     fs.writeFileSync(
       resultsFile,
       JSON.stringify(
@@ -201,19 +218,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
         2,
       ),
     );
-    const settings = recipes.map((r) => {
-      const a = r.analysis;
-      const t = r.retraining;
-      return (
-        `- **${r.name}**: ${r.model.architecture}${r.model.width !== 1 ? ` (width ${r.model.width})` : ''} on ` +
-        `${r.dataset.name} (${r.dataset.trainSize ?? 'all'} training, ${r.dataset.validationSize ?? 0} held out for the analysis, ` +
-        `${r.dataset.testSize ?? 'all'} test); ${plural(r.training.epochs, 'epoch')} to the checkpoint, then ${t.epochs} per arm; ` +
-        `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD 10 steps of ε/4; ` +
-        `analysis K ${a.steps}, ${a.filters.join('/')}, regenerate ${a.regenerate}, ${a.examples} examples; selective arm: ` +
-        `labels from Ψ_${t.score}, fragile if ${Array.isArray(t.filters) ? t.filters.join('/') : t.filters} filter(s) say so, ` +
-        `frozen by ${t.granularity}, τ ${a.tolerance}, labels refreshed ${t.every === 1 ? 'every epoch' : `every ${plural(t.every, 'epoch')}`}`
-      );
-    });
+    const settings = recipes.map(settingsLine);
     const text = [
       `# Normal vs selective retraining (${status})`,
       '',

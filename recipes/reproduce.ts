@@ -236,9 +236,21 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
     return text;
   };
 
+  // Ctrl-C inside a run stops that run (the CLI's own handler; exit 130); between two runs it
+  // stops here. Either way the summary of what finished is still written.
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
   try {
     outer: for (const file of options.recipes) {
       for (const seed of options.seeds) {
+        if (interrupted) {
+          status = 'killed';
+          break outer;
+        }
         const lines: string[] = [];
         const io: CliIo = options.io ?? {
           out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
@@ -294,6 +306,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   } catch (err) {
     status = 'failed';
     failure = err;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
   }
 
   const summaries = summarizeSweep(entries);

@@ -107,3 +107,44 @@ it('runs each seed through the CLI, compares, summarises, and nests the MLflow r
     expect(files).toContain('analysis/start.json');
   }
 }, 300_000);
+
+it('Ctrl-C stops the reproduction, keeps what finished and marks the parent run KILLED', async () => {
+  const dir = tempRuns('reproduce-stop');
+  const recipe = path.join(dir, 'tiny-stop.json');
+  fs.writeFileSync(
+    recipe,
+    JSON.stringify({
+      name: 'tiny-stop',
+      model: { architecture: 'small_cnn' },
+      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
+      training: { batchSize: 50, epochs: 1 },
+      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+      retraining: { enabled: true, epochs: 1 },
+    }),
+  );
+  let sent = false;
+  const result = await reproduce({
+    recipes: [recipe],
+    seeds: [0, 1, 2],
+    outDir: dir,
+    experiment: 'reproduce-stop',
+    io: { out: () => undefined, err: () => undefined, progressStream: quiet, tty: false },
+    log: (line) => {
+      // Between runs: the first run has not started yet, so only the driver's handler sees it.
+      if (!sent && line.includes('seed 0:')) {
+        sent = true;
+        process.emit('SIGINT');
+      }
+    },
+  });
+  expect(result.status).toBe('killed');
+  expect(result.runs).toHaveLength(1);
+  expect(result.summaries[0].normal.fgsm.n).toBe(1);
+  const results = JSON.parse(fs.readFileSync(path.join(result.dir, 'results.json'), 'utf8'));
+  expect(results.status).toBe('killed');
+  expect(fs.readFileSync(path.join(result.dir, 'results.md'), 'utf8')).toMatch(
+    /^# Normal vs selective retraining \(killed\)/,
+  );
+  const client = new MlflowClient({ trackingUri: mlflow().url });
+  expect((await client.getRun(result.mlflowRunId as string)).info.status).toBe('KILLED');
+}, 300_000);

@@ -16,21 +16,30 @@ const mlflow = useMlflowServer();
 
 const quiet = new Writable({ write: (_c, _e, done) => done() });
 
-it('runs each seed through the CLI, compares, summarises, and nests the MLflow runs', async () => {
-  const dir = tempRuns('reproduce');
-  const recipe = path.join(dir, 'tiny-system.json');
+/** Writes a recipe small enough for a sweep in seconds; returns its file. */
+function tinySystem(dir: string, name: string, fields: Record<string, unknown> = {}): string {
+  const file = path.join(dir, `${name}.json`);
   fs.writeFileSync(
-    recipe,
+    file,
     JSON.stringify({
-      name: 'tiny-system',
+      name,
       model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
+      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
       training: { batchSize: 50, epochs: 1 },
       analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
       retraining: { enabled: true, epochs: 1 },
-      tracking: { mlflow: { experimentName: 'not-this-one' } },
+      ...fields,
     }),
   );
+  return file;
+}
+
+it('runs each seed through the CLI, compares, summarises, and nests the MLflow runs', async () => {
+  const dir = tempRuns('reproduce');
+  const recipe = tinySystem(dir, 'tiny-system', {
+    dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
+    tracking: { mlflow: { experimentName: 'not-this-one' } },
+  });
   const lines: string[] = [];
   const result = await reproduce({
     recipes: [recipe],
@@ -110,18 +119,7 @@ it('runs each seed through the CLI, compares, summarises, and nests the MLflow r
 
 it('Ctrl-C stops the reproduction, keeps what finished and marks the parent run KILLED', async () => {
   const dir = tempRuns('reproduce-stop');
-  const recipe = path.join(dir, 'tiny-stop.json');
-  fs.writeFileSync(
-    recipe,
-    JSON.stringify({
-      name: 'tiny-stop',
-      model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
-      training: { batchSize: 50, epochs: 1 },
-      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
-      retraining: { enabled: true, epochs: 1 },
-    }),
-  );
+  const recipe = tinySystem(dir, 'tiny-stop');
   let sent = false;
   const result = await reproduce({
     recipes: [recipe],

@@ -26,6 +26,14 @@ export {
 } from './src/wasm';
 export type { WasmKernelInfo, WasmKernelRole } from './src/wasm';
 export {
+  useThreadedWasm,
+  wasmThreading,
+  requestedWasmThreads,
+  WASM_THREADS_ENV,
+  MAX_WASM_THREADS,
+} from './src/wasm/threads';
+export type { WasmThreading } from './src/wasm/threads';
+export {
   registerFastTensorflowKernels,
   unregisterFastTensorflowKernels,
   fastTensorflowKernelsRegistered,

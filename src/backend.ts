@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from './wasm';
+import { useThreadedWasm, wasmThreading } from './wasm/threads';
 import { registerFastTensorflowKernels } from './native/fast-kernels';
 
 /** The backends we know how to set up, best first. */
@@ -15,6 +16,8 @@ export interface BackendChoice {
   package: string;
   /** Why this one was chosen (first available, or the `TFJS_BACKEND` override). */
   reason: string;
+  /** For `wasm`: the threads its matrix products and convolutions run on. */
+  threads?: number;
 }
 
 interface Candidate {
@@ -68,6 +71,8 @@ const CANDIDATES: Candidate[] = [
     load() {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require('@tensorflow/tfjs-backend-wasm');
+      // The threaded SIMD build, loaded so that it works in Node (TFJS_WASM_THREADS sets the count).
+      useThreadedWasm();
       // Gradient kernels wasm lacks for training, faster ones, and an exact MaxPoolGrad;
       // throws TfjsVersionError unless tfjs is exactly the version they were written for.
       registerWasmKernels();
@@ -104,6 +109,16 @@ async function activate(candidate: Candidate): Promise<void> {
   if (!ok) throw new Error(`tf.setBackend('${candidate.tfjsName}') failed`);
   await tf.ready();
   if (candidate.tfjsName === 'tensorflow') registerFastTensorflowKernels();
+}
+
+function describeChoice(choice: BackendChoice): string {
+  const { id, tfjsName, package: pkg, reason, threads } = choice;
+  let threading = '';
+  if (threads !== undefined) {
+    const why = wasmThreading()?.fallbackReason;
+    threading = `; ${threads} thread${threads === 1 ? '' : 's'}${why ? ` (${why})` : ''}`;
+  }
+  return `${id} (tfjs '${tfjsName}' from ${pkg}; ${reason}${threading})`;
 }
 
 function describeError(err: unknown): string {
@@ -171,7 +186,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
     if (!current) throw new Error(`no tfjs backend could be initialised: ${skipped.join('; ')}`);
   }
-  const { id, tfjsName, package: pkg, reason } = current;
-  log(`[tfjs-antifragile] backend: ${id} (tfjs '${tfjsName}' from ${pkg}; ${reason})`);
-  return { id, tfjsName, package: pkg, reason };
+  if (current.id === 'wasm') current.threads = wasmThreading()?.threads ?? 1;
+  log(`[tfjs-antifragile] backend: ${describeChoice(current)}`);
+  return { ...current };
 }

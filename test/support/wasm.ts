@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from '../../src/wasm';
+import { useThreadedWasm } from '../../src/wasm/threads';
 
 /**
  * Switches to the `wasm` backend with our kernels registered; returns the backend that was
@@ -9,6 +10,7 @@ export async function switchToWasm(): Promise<string> {
   const previous = tf.getBackend();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('@tensorflow/tfjs-backend-wasm');
+  useThreadedWasm();
   registerWasmKernels();
   expect(await tf.setBackend('wasm')).toBe(true);
   return previous;

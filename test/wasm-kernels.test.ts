@@ -14,6 +14,7 @@ import {
 } from '../src/wasm';
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
+import { patchLimits } from '../src/wasm/conv-gradients';
 import { switchToWasm } from './support/wasm';
 
 type Shape = number[];
@@ -155,6 +156,8 @@ const convCases = KERNEL_SIZES.flatMap((k) =>
       { k, s, pad, batch: 100, h: 8, w: 7, inC: 2, outC: 3 },
       // one input channel (a grey image): the input gradient's depthwise path
       { k, s, pad, batch: 3, h: 11, w: 9, inC: 1, outC: 16 },
+      // more input channels than the filter gradient's patch product takes
+      { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 8 },
     ]),
   ),
 );
@@ -179,6 +182,27 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
         { dy, filter },
         { ...common, inputShape: [batch, h, w, inC] },
       );
+    },
+  );
+
+  it.each([1, 2])(
+    'builds the filter gradient a batch slice at a time when the patches are large (stride %i)',
+    async (s) => {
+      const [batch, h, w, inC, outC, k] = [7, 9, 8, 2, 5, 3];
+      const saved = patchLimits.maxValues;
+      // 3·3·2 taps × 4·4 (stride 2) or 9·8 positions per image: 2 or 3 images per slice.
+      patchLimits.maxValues = s === 1 ? 3 * 18 * 72 : 2 * 18 * 20;
+      try {
+        const oh = outSize(h, k, s, 1, 'same');
+        const ow = outSize(w, k, s, 1, 'same');
+        await expectAgreement(
+          'Conv2DBackpropFilter',
+          { x: float([batch, h, w, inC], 7), dy: float([batch, oh, ow, outC], 8) },
+          { strides: [s, s], pad: 'same', dataFormat: 'NHWC', filterShape: [k, k, inC, outC] },
+        );
+      } finally {
+        patchLimits.maxValues = saved;
+      }
     },
   );
 

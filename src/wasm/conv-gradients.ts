@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { attr, composed, input, type KernelArgs } from './kernel-io';
+import {
+  attr,
+  composed,
+  input,
+  isHeapBackend,
+  type HeapBackend,
+  type KernelArgs,
+} from './kernel-io';
+import { patchRows } from './im2col';
 import {
   cropNegativePads,
   explicitPadding,
@@ -91,9 +99,10 @@ function filterGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
 }
 
 /**
- * `Conv2DBackpropFilter`: the gradient of a convolution with respect to its filter, computed as
- * one convolution of the input (batch and channels swapped) with `dy` used as the filter, dilated
- * by the forward strides.
+ * `Conv2DBackpropFilter`: the gradient of a convolution with respect to its filter. On float32
+ * data in the backend's memory it is the matrix product of the input's patches with `dy`
+ * (see {@link patchRows}), a batch slice at a time when the patches would be large; otherwise one
+ * convolution of the input (batch and channels swapped) with `dy` used as the filter.
  */
 export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   return composed(args, () => {
@@ -106,6 +115,15 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     }
     const filterShape = attr<Shape4>(args, 'filterShape');
     const info = convInfo(args, x.shape, filterShape, false);
+    const backend: unknown = args.backend;
+    if (
+      isHeapBackend(backend) &&
+      x.dtype === 'float32' &&
+      dy.dtype === 'float32' &&
+      filterShape[2] <= patchLimits.maxInputChannels
+    ) {
+      return patchFilterGradient(backend, x, dy, info, filterShape);
+    }
     const xt = tf.transpose(x, [3, 1, 2, 0]); // [inC, h, w, batch]
     const dyt = tf.transpose(dy, [1, 2, 0, 3]); // [outH, outW, batch, outC]
     const cropped = cropNegativePads(xt, filterGradientPads(info));
@@ -119,6 +137,51 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     ); // [inC, kh, kw, outC]
     return tf.transpose(dw, [1, 2, 0, 3]);
   });
+}
+
+/**
+ * When the filter gradient is computed from patches (see {@link conv2DBackpropFilter}). With few
+ * input channels (a first layer) XNNPACK's convolution is a poor fit: a 3×3 filter gradient of a
+ * grey image is a product of 9 rows by a reduction over every output position, and it spends most
+ * of its time re-packing `dy` as a filter; the patch product is ~1.4× faster there. With more
+ * channels the patches cost more to build than they save. Settable for tests.
+ */
+export const patchLimits = {
+  /** Up to this many input channels the patch product is used. */
+  maxInputChannels: 4,
+  /** The most patch values built at once (32 MB); larger batches go a slice at a time. */
+  maxValues: 1 << 23,
+};
+
+/** `Σ_batch patches · dy` (see {@link conv2DBackpropFilter}), with every intermediate freed. */
+function patchFilterGradient(
+  backend: HeapBackend,
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): tf.Tensor4D {
+  const [batch] = x.shape;
+  const [kh, kw, inC, outC] = filterShape;
+  const perImage = kh * kw * inC * info.outHeight * info.outWidth;
+  const step = Math.max(1, Math.floor(patchLimits.maxValues / perImage));
+  const positions = info.outHeight * info.outWidth;
+  let sum: tf.Tensor | undefined;
+  for (let first = 0; first < batch; first += step) {
+    const count = Math.min(step, batch - first);
+    const part = tf.tidy(() => {
+      const cols = patchRows(backend, x, info, first, count);
+      const dyPart = count === batch ? dy : tf.slice(dy, [first, 0, 0, 0], [count, -1, -1, -1]);
+      return tf.matMul(cols, tf.reshape(dyPart, [count * positions, outC]));
+    });
+    if (sum === undefined) sum = part;
+    else {
+      const next = tf.add(sum, part);
+      tf.dispose([sum, part]);
+      sum = next;
+    }
+  }
+  return tf.reshape(sum as tf.Tensor, filterShape);
 }
 
 /**

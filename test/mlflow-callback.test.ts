@@ -12,6 +12,7 @@ import { MlflowCallback } from '../callbacks/mlflow-callback';
 import type { AnalysisReport, FilterId, Label } from '../src/analysis/types';
 import { MlflowClient, MlflowConfigError, MlflowValidationError, type Run } from '../src/mlflow';
 import { MlflowTestServer } from './support/mlflow-server';
+import { REQUIRE_TYPESCRIPT } from './support/child-script';
 
 let server: MlflowTestServer;
 let client: MlflowClient;
@@ -357,17 +358,7 @@ describe('MlflowCallback', () => {
     const script = path.join(workDir, 'sigint-child.js');
     fs.writeFileSync(
       script,
-      `
-const fs = require('fs');
-const ts = require('typescript');
-require.extensions['.ts'] = (module, filename) => {
-  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
-    fileName: filename,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-  });
-  module._compile(out.outputText, filename);
-};
-const tf = require('@tensorflow/tfjs');
+      `${REQUIRE_TYPESCRIPT}const tf = require('@tensorflow/tfjs');
 const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
 const { MlflowCallback } = require(${JSON.stringify(path.join(root, 'callbacks/mlflow-callback.ts'))});
 (async () => {

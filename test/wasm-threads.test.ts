@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { MAX_WASM_THREADS, requestedWasmThreads, wasmThreading } from '../src/wasm/threads';
 import { switchToWasm } from './support/wasm';
+import { REQUIRE_TYPESCRIPT } from './support/child-script';
 
 describe('requestedWasmThreads', () => {
   it.each([
@@ -78,17 +79,7 @@ function runChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: s
   const script = path.join(dir, 'child.js');
   fs.writeFileSync(
     script,
-    `
-const fs = require('fs');
-const ts = require('typescript');
-require.extensions['.ts'] = (module, filename) => {
-  const out = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
-    fileName: filename,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-  });
-  module._compile(out.outputText, filename);
-};
-const tf = require('@tensorflow/tfjs');
+    `${REQUIRE_TYPESCRIPT}const tf = require('@tensorflow/tfjs');
 const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
 (async () => {
   const choice = await initBackend({ backend: 'wasm', log: (m) => console.log(m) });

@@ -15,6 +15,8 @@ import {
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { patchLimits } from '../src/wasm/conv-gradients';
+import { simdKernels, simdSettings } from '../src/wasm/simd';
+import { seededRandom } from '../src/random';
 import { switchToWasm } from './support/wasm';
 
 type Shape = number[];
@@ -375,6 +377,39 @@ describe('MaxPoolGrad routes exactly like cpu', () => {
       const expected = await maxPoolGradOn('cpu', x, dy, attrs);
       expect(actual.shape).toEqual(expected.shape);
       expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+    },
+  );
+
+  it.each([true, false])(
+    'routes NaN, ±∞ and −0 like cpu on the 2×2 path (SIMD kernel: %s)',
+    async (simd) => {
+      expect(simdKernels(tf.backend())).toBeDefined();
+      const special = [NaN, -Infinity, Infinity, -0, 0, 1, -1, 1];
+      const shape = [2, 6, 4, 8];
+      const n = shape.reduce((a, b) => a * b, 1);
+      const rand = seededRandom(12);
+      const x: HostTensor = {
+        values: Float32Array.from(
+          { length: n },
+          () => special[Math.floor(rand() * special.length)],
+        ),
+        shape,
+        dtype: 'float32',
+      };
+      const dy = float([2, 3, 2, 8], 13);
+      const attrs = { filterSize: [2, 2], strides: [2, 2], pad: 'valid' as const };
+      const saved = simdSettings.enabled;
+      simdSettings.enabled = simd;
+      try {
+        const actual = await maxPoolGradOn('wasm', x, dy, attrs);
+        const expected = await maxPoolGradOn('cpu', x, dy, attrs);
+        expect(Array.from(actual.values).map(Object.is.bind(null, 0))).toEqual(
+          Array.from(expected.values).map(Object.is.bind(null, 0)),
+        );
+        expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+      } finally {
+        simdSettings.enabled = saved;
+      }
     },
   );
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { attr, handOver, isHeapBackend, type KernelArgs } from './kernel-io';
+import { simdKernels } from './simd';
 
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
@@ -24,6 +25,23 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const backend: unknown = args.backend;
   if (isHeapBackend(backend)) {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
+    const simd = simdKernels(backend);
+    if (simd !== undefined && isInside2x2(info) && info.inChannels % 4 === 0) {
+      // Byte offsets of the three tensors (views made after the allocation above).
+      const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
+      simd.maxPoolGrad2x2(
+        at(x),
+        at(dy),
+        at(out),
+        info.batchSize,
+        info.inHeight,
+        info.inWidth,
+        info.inChannels,
+        info.outHeight,
+        info.outWidth,
+      );
+      return out;
+    }
     route(
       info,
       backend.typedArrayFromHeap(x) as Float32Array,
@@ -42,6 +60,20 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   return handOver(args.backend, tf.tensor(dx, x.shape, 'float32'));
 }
 
+/** 2×2 windows at stride 2 that all lie inside the input (no padding). */
+function isInside2x2(info: tf.backend_util.Conv2DInfo): boolean {
+  return (
+    info.effectiveFilterHeight === 2 &&
+    info.effectiveFilterWidth === 2 &&
+    info.strideHeight === 2 &&
+    info.strideWidth === 2 &&
+    info.padInfo.top === 0 &&
+    info.padInfo.left === 0 &&
+    info.outHeight * 2 <= info.inHeight &&
+    info.outWidth * 2 <= info.inWidth
+  );
+}
+
 /** Writes into `dx` the gradient routed from `dys` to the first maximum of each window of `xs`. */
 function route(
   info: tf.backend_util.Conv2DInfo,
@@ -51,12 +83,7 @@ function route(
 ): void {
   const { batchSize, inHeight, inWidth, inChannels: channels, outHeight, outWidth } = info;
   const { strideHeight, strideWidth, effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
-  const inside =
-    info.padInfo.top === 0 &&
-    info.padInfo.left === 0 &&
-    outHeight * strideHeight <= inHeight &&
-    outWidth * strideWidth <= inWidth;
-  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && inside) {
+  if (isInside2x2(info)) {
     route2x2(info, xs, dys, dx);
     return;
   }

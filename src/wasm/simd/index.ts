@@ -1,0 +1,75 @@
+/**
+ * Our SIMD wasm kernels (kernels.wat), instantiated on the memory of tfjs' wasm backend so that
+ * they read and write tensors in place. One instance per backend memory; the module importing a
+ * shared memory serves the threaded build, the other the single-threaded one.
+ */
+import { KERNELS_PLAIN_MEMORY, KERNELS_SHARED_MEMORY } from './binary';
+
+/** The functions of kernels.wat; pointers are byte offsets in the backend's memory. */
+export interface SimdKernels {
+  /** See kernels.wat: exact first-maximum routing, 2×2 windows at stride 2, channels % 4 = 0. */
+  maxPoolGrad2x2(
+    x: number,
+    dy: number,
+    dx: number,
+    batch: number,
+    inH: number,
+    inW: number,
+    channels: number,
+    outH: number,
+    outW: number,
+  ): void;
+}
+
+/** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */
+export const simdSettings = { enabled: true };
+
+interface WasmMemory {
+  buffer: ArrayBufferLike;
+}
+
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+
+/** The emscripten module of tfjs' wasm backend, as far as we use it. */
+interface EmscriptenModule {
+  /** The threaded build's memory. */
+  wasmMemory?: WasmMemory;
+  /** The single-threaded build's exports, its memory among them. */
+  asm?: { memory?: WasmMemory };
+}
+
+const compiled = new Map<boolean, object>();
+const instances = new WeakMap<WasmMemory, SimdKernels>();
+
+function memoryOf(backend: unknown): WasmMemory | undefined {
+  const module = (backend as { wasm?: EmscriptenModule } | null)?.wasm;
+  return module?.wasmMemory ?? module?.asm?.memory;
+}
+
+/**
+ * The SIMD kernels bound to `backend`'s memory, or undefined when they are switched off or
+ * `backend` is not tfjs' wasm backend.
+ */
+export function simdKernels(backend: unknown): SimdKernels | undefined {
+  if (!simdSettings.enabled) return undefined;
+  const memory = memoryOf(backend);
+  if (memory === undefined) return undefined;
+  let kernels = instances.get(memory);
+  if (kernels === undefined) {
+    const api = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    const shared =
+      typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    let module = compiled.get(shared);
+    if (module === undefined) {
+      const bytes = Buffer.from(shared ? KERNELS_SHARED_MEMORY : KERNELS_PLAIN_MEMORY, 'base64');
+      module = new api.Module(bytes);
+      compiled.set(shared, module);
+    }
+    kernels = new api.Instance(module, { env: { memory } }).exports as SimdKernels;
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}

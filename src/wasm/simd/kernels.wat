@@ -1,0 +1,90 @@
+;; SIMD kernels of our own for tfjs' wasm backend, working in place in its memory (imported; the
+;; assembler makes a shared-memory variant for the threaded build). Pointers are byte offsets.
+;; Assembled by `node scripts/assemble-wasm.js` into binary.ts; test/wasm-simd.test.ts checks that
+;; the committed binary is this file's.
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; MaxPoolGrad for 2×2 windows at stride 2 inside the input (no padding), NHWC float32, channels
+  ;; a multiple of 4: each gradient goes to the FIRST maximum of its window in row-major order
+  ;; (strictly greater than the best so far, starting from −∞: NaN and −∞ never win), as tfjs'
+  ;; cpu backend routes it; every other cell of the window gets +0. Cells no window covers (odd
+  ;; sizes) are zeroed first.
+  (func (export "maxPoolGrad2x2")
+    (param $x i32) (param $dy i32) (param $dx i32)
+    (param $batch i32) (param $inH i32) (param $inW i32) (param $channels i32)
+    (param $outH i32) (param $outW i32)
+    (local $pixel i32) (local $row i32) (local $b i32) (local $oy i32) (local $ox i32)
+    (local $c i32) (local $xi i32) (local $oi i32) (local $rowBase i32)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local $m0 v128) (local $m1 v128) (local $m2 v128) (local $m3 v128)
+    (local $best v128) (local $g v128) (local $later v128)
+    ;; bytes of one pixel and of one input row
+    (local.set $pixel (i32.shl (local.get $channels) (i32.const 2)))
+    (local.set $row (i32.mul (local.get $inW) (local.get $pixel)))
+    (if (i32.or
+          (i32.ne (local.get $inH) (i32.shl (local.get $outH) (i32.const 1)))
+          (i32.ne (local.get $inW) (i32.shl (local.get $outW) (i32.const 1))))
+      (then
+        (memory.fill (local.get $dx) (i32.const 0)
+          (i32.mul (i32.mul (local.get $batch) (local.get $inH)) (local.get $row)))))
+    (local.set $b (i32.const 0))
+    (block $batchDone (loop $batchLoop
+      (br_if $batchDone (i32.ge_u (local.get $b) (local.get $batch)))
+      (local.set $oy (i32.const 0))
+      (block $rowsDone (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $oy) (local.get $outH)))
+        ;; offset of input row 2·oy of image b
+        (local.set $rowBase
+          (i32.mul
+            (i32.add (i32.mul (local.get $b) (local.get $inH)) (i32.shl (local.get $oy) (i32.const 1)))
+            (local.get $row)))
+        (local.set $ox (i32.const 0))
+        (block $colsDone (loop $colLoop
+          (br_if $colsDone (i32.ge_u (local.get $ox) (local.get $outW)))
+          (local.set $oi
+            (i32.add (local.get $rowBase)
+              (i32.mul (i32.shl (local.get $ox) (i32.const 1)) (local.get $pixel))))
+          (local.set $c (i32.const 0))
+          (block $chDone (loop $chLoop
+            (br_if $chDone (i32.ge_u (local.get $c) (local.get $pixel)))
+            (local.set $xi (i32.add (local.get $x) (i32.add (local.get $oi) (local.get $c))))
+            (local.set $v0 (v128.load (local.get $xi)))
+            (local.set $v1 (v128.load (i32.add (local.get $xi) (local.get $pixel))))
+            (local.set $v2 (v128.load (i32.add (local.get $xi) (local.get $row))))
+            (local.set $v3 (v128.load
+              (i32.add (local.get $xi) (i32.add (local.get $row) (local.get $pixel)))))
+            (local.set $g (v128.load (local.get $dy)))
+            (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+            ;; m_t: tap t beats the best of the taps before it
+            (local.set $best (f32x4.splat (f32.const -inf)))
+            (local.set $m0 (f32x4.gt (local.get $v0) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v0) (local.get $best) (local.get $m0)))
+            (local.set $m1 (f32x4.gt (local.get $v1) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v1) (local.get $best) (local.get $m1)))
+            (local.set $m2 (f32x4.gt (local.get $v2) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v2) (local.get $best) (local.get $m2)))
+            (local.set $m3 (f32x4.gt (local.get $v3) (local.get $best)))
+            ;; the winner is the last tap that beat the ones before it
+            (local.set $xi (i32.add (local.get $dx) (i32.add (local.get $oi) (local.get $c))))
+            (v128.store (i32.add (local.get $xi) (i32.add (local.get $row) (local.get $pixel)))
+              (v128.and (local.get $g) (local.get $m3)))
+            (local.set $later (local.get $m3))
+            (v128.store (i32.add (local.get $xi) (local.get $row))
+              (v128.and (local.get $g) (v128.andnot (local.get $m2) (local.get $later))))
+            (local.set $later (v128.or (local.get $later) (local.get $m2)))
+            (v128.store (i32.add (local.get $xi) (local.get $pixel))
+              (v128.and (local.get $g) (v128.andnot (local.get $m1) (local.get $later))))
+            (local.set $later (v128.or (local.get $later) (local.get $m1)))
+            (v128.store (local.get $xi)
+              (v128.and (local.get $g) (v128.andnot (local.get $m0) (local.get $later))))
+            (local.set $c (i32.add (local.get $c) (i32.const 16)))
+            (br $chLoop)))
+          (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+          (br $colLoop)))
+        (local.set $oy (i32.add (local.get $oy) (i32.const 1)))
+        (br $rowLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $batchLoop)))
+  )
+)

@@ -158,6 +158,8 @@ const convCases = KERNEL_SIZES.flatMap((k) =>
       { k, s, pad, batch: 100, h: 8, w: 7, inC: 2, outC: 3 },
       // one input channel (a grey image): the input gradient's depthwise path
       { k, s, pad, batch: 3, h: 11, w: 9, inC: 1, outC: 16 },
+      // an RGB first layer: the filter gradient's SIMD kernel (output channels a multiple of 8)
+      { k, s, pad, batch: 5, h: 9, w: 8, inC: 3, outC: 8 },
       // more input channels than the filter gradient's patch product takes
       { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 8 },
     ]),

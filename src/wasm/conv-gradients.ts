@@ -8,6 +8,7 @@ import {
   type KernelArgs,
 } from './kernel-io';
 import { patchRows } from './im2col';
+import { simdKernels, type SimdKernels } from './simd';
 import {
   cropNegativePads,
   explicitPadding,
@@ -161,6 +162,10 @@ function patchFilterGradient(
   info: tf.backend_util.Conv2DInfo,
   filterShape: Shape4,
 ): tf.Tensor4D {
+  const simd = simdKernels(backend);
+  if (simd !== undefined && filterShape[3] % 8 === 0) {
+    return simdFilterGradient(simd, backend, x, dy, info, filterShape);
+  }
   const [batch] = x.shape;
   const [kh, kw, inC, outC] = filterShape;
   const perImage = kh * kw * inC * info.outHeight * info.outWidth;
@@ -290,4 +295,82 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
     ); // [1, kh, kw, n·C·M]
     return tf.sum(tf.reshape(dw, [kh, kw, n, channels, multiplier]), 2);
   });
+}
+
+/**
+ * The filter gradient by our SIMD kernel (see kernels.wat `filterGrad4`), straight from the
+ * (padded) input and `dy`: rows of the filter gradient 4 at a time, output channels 8 at a time.
+ * Rows beyond the filter's (when their count is not a multiple of 4) go to scratch rows.
+ */
+function simdFilterGradient(
+  simd: SimdKernels,
+  backend: HeapBackend,
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): tf.Tensor4D {
+  const [batch, h, w, inC] = x.shape;
+  const [kh, kw, , outC] = filterShape;
+  const { top, left } = info.padInfo;
+  const { strideHeight: sH, strideWidth: sW, outHeight: oh, outWidth: ow } = info;
+  const bottom = Math.max(0, (oh - 1) * sH + kh - top - h);
+  const right = Math.max(0, (ow - 1) * sW + kw - left - w);
+  const padded =
+    top + bottom + left + right === 0
+      ? x
+      : tf.pad(x, [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ]);
+  const [, hp, wp] = padded.shape;
+  const rows = kh * kw * inC;
+  const blocks = Math.ceil(rows / 4);
+  const sumInfo = backend.makeOutput([blocks * 4, outC], 'float32');
+  const sum = tf.engine().makeTensorFromTensorInfo(sumInfo) as tf.Tensor2D;
+  (backend.typedArrayFromHeap(sumInfo) as Float32Array).fill(0);
+  const xAt = backend.typedArrayFromHeap(padded).byteOffset;
+  const dyAt = backend.typedArrayFromHeap(dy).byteOffset;
+  const sumAt = backend.typedArrayFromHeap(sumInfo).byteOffset;
+  // Byte offset, within a padded image, of the input tap of filter row r (scratch rows: tap 0).
+  const tap = (r: number) => {
+    if (r >= rows) return 0;
+    const c = r % inC;
+    const j = Math.floor(r / inC) % kw;
+    const i = Math.floor(r / (inC * kw));
+    return ((i * wp + j) * inC + c) * 4;
+  };
+  for (let block = 0; block < blocks; block++) {
+    const r = block * 4;
+    for (let co = 0; co < outC; co += 8) {
+      const row = (k: number) => sumAt + ((r + k) * outC + co) * 4;
+      simd.filterGrad4(
+        xAt,
+        dyAt,
+        0,
+        batch,
+        hp,
+        wp,
+        inC,
+        oh,
+        ow,
+        co,
+        outC,
+        sH,
+        sW,
+        tap(r),
+        tap(r + 1),
+        tap(r + 2),
+        tap(r + 3),
+        row(0),
+        row(1),
+        row(2),
+        row(3),
+      );
+    }
+  }
+  const rowsOnly = blocks * 4 === rows ? sum : tf.slice(sum, [0, 0], [rows, outC]);
+  return tf.reshape(rowsOnly, filterShape);
 }

@@ -19,6 +19,34 @@ export interface SimdKernels {
     outH: number,
     outW: number,
   ): void;
+  /**
+   * See kernels.wat: adds to 4 rows (byte addresses `dw0…dw3`, at output channel `co`) of a
+   * filter gradient the sums over images `[n0, n1)` of input taps (byte offsets `o0…o3` within
+   * a padded image) times `dy[…, co : co + 8]`.
+   */
+  filterGrad4(
+    x: number,
+    dy: number,
+    n0: number,
+    n1: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    co: number,
+    outC: number,
+    sH: number,
+    sW: number,
+    o0: number,
+    o1: number,
+    o2: number,
+    o3: number,
+    dw0: number,
+    dw1: number,
+    dw2: number,
+    dw3: number,
+  ): void;
 }
 
 /** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */

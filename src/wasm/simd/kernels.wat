@@ -87,4 +87,88 @@
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $batchLoop)))
   )
+
+  ;; Conv2DBackpropFilter for a block of 4 filter rows and 8 output channels, NHWC float32, the
+  ;; input already padded (every tap inside it): for each row r (a tap kh, kw and an input
+  ;; channel, at byte offset $o<r> within an image of x) and output channels [$co, $co + 8),
+  ;;   dw[r] += Σ over images [$n0, $n1) and output positions (oh, ow) of
+  ;;            x[n, oh·sH + kh, ow·sW + kw, c] · dy[n, oh, ow, co…]
+  ;; summed per image in registers, then added to dw (a blocked sum, for float32 accuracy).
+  ;; $dw<r> are the byte addresses of dw[r][$co].
+  (func $filterGrad (export "filterGrad4")
+    (param $x i32) (param $dy i32) (param $n0 i32) (param $n1 i32)
+    (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
+    (param $co i32) (param $outC i32) (param $sH i32) (param $sW i32)
+    (param $o0 i32) (param $o1 i32) (param $o2 i32) (param $o3 i32)
+    (param $dw0 i32) (param $dw1 i32) (param $dw2 i32) (param $dw3 i32)
+    (local $n i32) (local $y i32) (local $xi i32) (local $xRow i32) (local $xp i32) (local $xEnd i32)
+    (local $dyp i32) (local $image i32) (local $rowStep i32) (local $colStep i32) (local $dyStep i32)
+    (local $d0 v128) (local $d1 v128) (local $s v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    ;; bytes: one padded image, one output row's step in x, one output column's, one dy pixel
+    (local.set $colStep (i32.shl (i32.mul (local.get $sW) (local.get $ci)) (i32.const 2)))
+    (local.set $rowStep
+      (i32.shl (i32.mul (i32.mul (local.get $sH) (local.get $wp)) (local.get $ci)) (i32.const 2)))
+    (local.set $image
+      (i32.shl (i32.mul (i32.mul (local.get $hp) (local.get $wp)) (local.get $ci)) (i32.const 2)))
+    (local.set $dyStep (i32.shl (local.get $outC) (i32.const 2)))
+    (local.set $n (local.get $n0))
+    (block $imagesDone (loop $imageLoop
+      (br_if $imagesDone (i32.ge_u (local.get $n) (local.get $n1)))
+      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+      (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
+      (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
+      (local.set $xi (i32.add (local.get $x) (i32.mul (local.get $n) (local.get $image))))
+      (local.set $dyp
+        (i32.add (local.get $dy)
+          (i32.shl
+            (i32.add
+              (i32.mul (i32.mul (i32.mul (local.get $n) (local.get $oh)) (local.get $ow))
+                (local.get $outC))
+              (local.get $co))
+            (i32.const 2))))
+      (local.set $y (i32.const 0))
+      (block $rowsDone (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $y) (local.get $oh)))
+        (local.set $xRow (i32.add (local.get $xi) (i32.mul (local.get $y) (local.get $rowStep))))
+        (local.set $xp (local.get $xRow))
+        (local.set $xEnd (i32.add (local.get $xRow) (i32.mul (local.get $ow) (local.get $colStep))))
+        (block $colsDone (loop $colLoop
+          (br_if $colsDone (i32.ge_u (local.get $xp) (local.get $xEnd)))
+          (local.set $d0 (v128.load (local.get $dyp)))
+          (local.set $d1 (v128.load offset=16 (local.get $dyp)))
+          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o0)))))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o1)))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o2)))))
+          (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o3)))))
+          (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $xp (i32.add (local.get $xp) (local.get $colStep)))
+          (local.set $dyp (i32.add (local.get $dyp) (local.get $dyStep)))
+          (br $colLoop)))
+        (local.set $y (i32.add (local.get $y) (i32.const 1)))
+        (br $rowLoop)))
+      (v128.store (local.get $dw0) (f32x4.add (v128.load (local.get $dw0)) (local.get $a0)))
+      (v128.store offset=16 (local.get $dw0)
+        (f32x4.add (v128.load offset=16 (local.get $dw0)) (local.get $a1)))
+      (v128.store (local.get $dw1) (f32x4.add (v128.load (local.get $dw1)) (local.get $a2)))
+      (v128.store offset=16 (local.get $dw1)
+        (f32x4.add (v128.load offset=16 (local.get $dw1)) (local.get $a3)))
+      (v128.store (local.get $dw2) (f32x4.add (v128.load (local.get $dw2)) (local.get $a4)))
+      (v128.store offset=16 (local.get $dw2)
+        (f32x4.add (v128.load offset=16 (local.get $dw2)) (local.get $a5)))
+      (v128.store (local.get $dw3) (f32x4.add (v128.load (local.get $dw3)) (local.get $a6)))
+      (v128.store offset=16 (local.get $dw3)
+        (f32x4.add (v128.load offset=16 (local.get $dw3)) (local.get $a7)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $imageLoop)))
+  )
 )

@@ -130,6 +130,7 @@ describe('registration', () => {
       'GatherV2',
       'Identity',
       'MaxPoolGrad',
+      'Sign',
       'Slice',
       'Sum',
       'Tile',
@@ -603,6 +604,25 @@ describe('Add and Cast are identical to cpu', () => {
     const x: HostTensor = { values, shape: [6, 7], dtype: from };
     const actual = await runKernel('wasm', 'Cast', { x }, { dtype: to });
     const expected = await runKernel('cpu', 'Cast', { x }, { dtype: to });
+    expect(actual.shape).toEqual(expected.shape);
+    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+});
+
+describe('Sign is identical to cpu', () => {
+  it.each([[7], [3, 1000]])('float32 shape=%j, with NaN, ±∞ and ±0', async (...shape) => {
+    const special = [NaN, -Infinity, Infinity, -0, 0, 2.5, -1e-30, 1e-30];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const rand = seededRandom(21);
+    const x: HostTensor = {
+      values: Float32Array.from({ length: n }, () =>
+        rand() < 0.5 ? special[Math.floor(rand() * special.length)] : rand() - 0.5,
+      ),
+      shape,
+      dtype: 'float32',
+    };
+    const actual = await runKernel('wasm', 'Sign', { x }, {});
+    const expected = await runKernel('cpu', 'Sign', { x }, {});
     expect(actual.shape).toEqual(expected.shape);
     expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
   });

@@ -1,8 +1,9 @@
 /**
  * Our kernels for tfjs' `wasm` backend: the gradient kernels it lacks for training convolutional
  * networks, faster versions of nine of its kernels (where the bench's CNN spent its time), and
- * an exact `MaxPoolGrad`. They compose ordinary tf ops (run on wasm, untaped inside a kernel) or
- * read the backend's memory (typed views, plain copies), and rest on tfjs internals (kernel
+ * an exact `MaxPoolGrad` and `Sign`. They compose ordinary tf ops (run on wasm, untaped inside a
+ * kernel), read the backend's memory (typed views, plain copies) or call SIMD kernels of ours
+ * (`simd/kernels.wat`), and rest on tfjs internals (kernel
  * names, attributes, engine semantics) of exactly the version they were written and tested
  * against: {@link registerWasmKernels} refuses any other.
  */
@@ -20,6 +21,7 @@ import type { KernelArgs } from './kernel-io';
 import { makeGatherV2 } from './gather';
 import { makeIdentity } from './identity';
 import { maxPoolGrad } from './max-pool-grad';
+import { makeSign } from './sign';
 import { makeSlice } from './slice';
 import { makeSum } from './sum';
 import { makeTile } from './tile';
@@ -51,7 +53,10 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
   {
     kernelName: 'Conv2DBackpropFilter',
     role: 'added',
-    note: 'one convolution of the input (batch↔channels) with dy as a strided-dilated filter',
+    note:
+      'up to 4 input channels: a SIMD kernel of ours (output channels a multiple of 8) or one ' +
+      "product of the input's patches with dy; otherwise one convolution of the input " +
+      '(batch↔channels) with dy as a strided-dilated filter',
   },
   {
     kernelName: 'DepthwiseConv2dNativeBackpropFilter',
@@ -111,9 +116,18 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
     note: 'contiguous blocks, whole trailing axes merged (wasm: one innermost row at a time)',
   },
   {
+    kernelName: 'Sign',
+    role: 'corrected',
+    note:
+      'float32 signs as cpu (wasm: 0 for every |x| below ~1e-6, which erases small FGSM ' +
+      'gradients; and ~5 ns a value)',
+  },
+  {
     kernelName: 'MaxPoolGrad',
     role: 'corrected',
-    note: 'routes to the first maximum of each window, also when all values are ≤ 0 (as cpu)',
+    note:
+      'routes to the first maximum of each window, also when all values are ≤ 0 (as cpu); ' +
+      '2×2 windows at stride 2 by a SIMD kernel of ours',
   },
 ];
 
@@ -177,6 +191,7 @@ function build(): Map<string, tf.KernelFunc> {
     ['Identity', makeIdentity(original('Identity')?.kernelFunc)],
     ['GatherV2', makeGatherV2(required('GatherV2'))],
     ['Slice', makeSlice(required('Slice'))],
+    ['Sign', makeSign(required('Sign'))],
     ['Tile', makeTile(original('Tile')?.kernelFunc)],
     ['MaxPoolGrad', plain(maxPoolGrad)],
   ]);

@@ -3,9 +3,9 @@
  * networks, faster versions of nine of its kernels (where the bench's CNN spent its time), and
  * an exact `MaxPoolGrad` and `Sign`. They compose ordinary tf ops (run on wasm, untaped inside a
  * kernel), read the backend's memory (typed views, plain copies) or call SIMD kernels of ours
- * (`simd/kernels.wat`), and rest on tfjs internals (kernel
- * names, attributes, engine semantics) of exactly the version they were written and tested
- * against: {@link registerWasmKernels} refuses any other.
+ * (`simd/kernels.wat`), and rest on tfjs internals (kernel names, attributes, engine semantics)
+ * of exactly the version they were written and tested against: {@link registerWasmKernels}
+ * refuses any other.
  */
 import * as tf from '@tensorflow/tfjs';
 import { makeAdd } from './add';

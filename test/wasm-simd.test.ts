@@ -1,0 +1,115 @@
+/**
+ * Our SIMD kernels (src/wasm/simd): the committed binary is the assembled kernels.wat, and both
+ * of its variants run: the shared-memory one in this process (threaded build, see the kernel
+ * tests for agreement with cpu), the plain-memory one under the single-threaded build.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { simdKernels } from '../src/wasm/simd';
+import { REQUIRE_TYPESCRIPT } from './support/child-script';
+import { switchToWasm } from './support/wasm';
+
+const root = path.resolve(__dirname, '..');
+
+describe('SIMD kernel binary', () => {
+  it('is kernels.wat assembled (node scripts/assemble-wasm.js)', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { render } = require(path.join(root, 'scripts', 'assemble-wasm.js')) as {
+      render(): Promise<string>;
+    };
+    const committed = fs.readFileSync(path.join(root, 'src', 'wasm', 'simd', 'binary.ts'), 'utf8');
+    expect(committed).toBe(await render());
+  });
+});
+
+describe('SIMD kernels on the threaded build', () => {
+  let previous: string;
+  beforeAll(async () => {
+    previous = await switchToWasm();
+  });
+  afterAll(async () => {
+    await tf.setBackend(previous);
+  });
+
+  it('are instantiated on the backend memory, once', () => {
+    const kernels = simdKernels(tf.backend());
+    expect(typeof kernels?.maxPoolGrad2x2).toBe('function');
+    expect(typeof kernels?.filterGrad4).toBe('function');
+    expect(simdKernels(tf.backend())).toBe(kernels);
+    expect(simdKernels(undefined)).toBeUndefined();
+  });
+});
+
+/** A child process on the single-threaded build: our kernels against cpu, as JSON. */
+function runSingleThreaded(): Promise<{ code: number | null; out: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-simd-'));
+  const script = path.join(dir, 'child.js');
+  fs.writeFileSync(
+    script,
+    `${REQUIRE_TYPESCRIPT}
+const tf = require('@tensorflow/tfjs');
+const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
+const { simdKernels } = require(${JSON.stringify(path.join(root, 'src/wasm/simd/index.ts'))});
+(async () => {
+  const choice = await initBackend({ backend: 'wasm', log: () => undefined });
+  const x = tf.randomNormal([3, 12, 10, 8], 0, 1, 'float32', 1);
+  const dy = tf.randomNormal([3, 10, 8, 16], 0, 1, 'float32', 2);
+  const pooled = tf.randomNormal([3, 6, 5, 8], 0, 1, 'float32', 3);
+  const run = () => [
+    tf.engine().runKernel('Conv2DBackpropFilter', { x: x.slice([0, 0, 0, 0], [3, 12, 10, 1]), dy },
+      { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }).dataSync(),
+    tf.engine().runKernel('MaxPoolGrad', { dy: pooled, input: x, output: tf.maxPool(x, 2, 2, 'valid') },
+      { filterSize: [2, 2], strides: [2, 2], pad: 'valid' }).dataSync(),
+  ];
+  const [grad, pool] = run();
+  const simd = simdKernels(tf.backend()) !== undefined;
+  await tf.setBackend('cpu');
+  const [gradCpu, poolCpu] = run();
+  let worst = 0;
+  for (let i = 0; i < grad.length; i++) worst = Math.max(worst, Math.abs(grad[i] - gradCpu[i]) / Math.max(1, Math.abs(gradCpu[i])));
+  const poolSame = pool.every((v, i) => Object.is(v, poolCpu[i]));
+  console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame }));
+})();
+`,
+  );
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, TFJS_WASM_THREADS: '1', NODE_PATH: path.join(root, 'node_modules') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the child did not exit within 60 s; output:\n${out}`));
+    }, 60000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve({ code, out });
+    });
+  });
+}
+
+describe('SIMD kernels on the single-threaded build', () => {
+  it('run on its plain memory and agree with cpu', async () => {
+    const { code, out } = await runSingleThreaded();
+    const line = out.split('\n').find((l) => l.startsWith('{'));
+    if (line === undefined) throw new Error(`no result from the child:\n${out}`);
+    const result = JSON.parse(line) as {
+      threads: number;
+      simd: boolean;
+      worst: number;
+      poolSame: boolean;
+    };
+    expect(result.threads).toBe(1);
+    expect(result.simd).toBe(true);
+    expect(result.worst).toBeLessThan(1e-5);
+    expect(result.poolSame).toBe(true);
+    expect(code).toBe(0);
+  });
+});

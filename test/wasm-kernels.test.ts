@@ -610,22 +610,35 @@ describe('Add and Cast are identical to cpu', () => {
 });
 
 describe('Sign is identical to cpu', () => {
-  it.each([[7], [3, 1000]])('float32 shape=%j, with NaN, ±∞ and ±0', async (...shape) => {
-    const special = [NaN, -Infinity, Infinity, -0, 0, 2.5, -1e-30, 1e-30];
-    const n = shape.reduce((a, b) => a * b, 1);
-    const rand = seededRandom(21);
-    const x: HostTensor = {
-      values: Float32Array.from({ length: n }, () =>
-        rand() < 0.5 ? special[Math.floor(rand() * special.length)] : rand() - 0.5,
-      ),
-      shape,
-      dtype: 'float32',
-    };
-    const actual = await runKernel('wasm', 'Sign', { x }, {});
-    const expected = await runKernel('cpu', 'Sign', { x }, {});
-    expect(actual.shape).toEqual(expected.shape);
-    expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
-  });
+  it.each([
+    { shape: [7], simd: true },
+    { shape: [3, 1001], simd: true },
+    { shape: [3, 1001], simd: false },
+  ])(
+    'float32 shape=$shape, with NaN, ±∞, ±0 and tiny values (SIMD: $simd)',
+    async ({ shape, simd }) => {
+      const special = [NaN, -Infinity, Infinity, -0, 0, 2.5, -1e-30, 1e-30, 3e-7, -3e-7];
+      const n = shape.reduce((a, b) => a * b, 1);
+      const rand = seededRandom(21);
+      const x: HostTensor = {
+        values: Float32Array.from({ length: n }, () =>
+          rand() < 0.5 ? special[Math.floor(rand() * special.length)] : rand() - 0.5,
+        ),
+        shape,
+        dtype: 'float32',
+      };
+      const saved = simdSettings.enabled;
+      simdSettings.enabled = simd;
+      try {
+        const actual = await runKernel('wasm', 'Sign', { x }, {});
+        const expected = await runKernel('cpu', 'Sign', { x }, {});
+        expect(actual.shape).toEqual(expected.shape);
+        expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+      } finally {
+        simdSettings.enabled = saved;
+      }
+    },
+  );
 });
 
 describe('Identity, GatherV2 and Slice are identical to cpu', () => {

@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { isHeapBackend, type KernelArgs } from './kernel-io';
+import { simdKernels } from './simd';
 
 /**
  * Builds the `Sign` replacement: float32 signs (FGSM's step direction) in one loop over the
  * backend's memory, as `cpu` computes them (−1 below 0, 1 above, else 0: NaN and −0 give +0).
  * wasm's kernel gives 0 for every |x| below about 1e-6, which erases small input gradients from
- * FGSM, and costs ~5 ns a value. Other dtypes go to `original`.
+ * FGSM, and costs ~5 ns a value. Computed by our SIMD kernel (else a JS loop); other dtypes go
+ * to `original`.
  */
 export function makeSign(original: tf.KernelFunc): tf.KernelFunc {
   return (params) => {
@@ -18,11 +20,18 @@ export function makeSign(original: tf.KernelFunc): tf.KernelFunc {
       return original(params);
     }
     const out = backend.makeOutput(x.shape.slice(), 'float32');
+    const simd = simdKernels(backend);
+    if (simd !== undefined) {
+      const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
+      simd.sign(at(x), at(out), size);
+      return out;
+    }
     const xs = backend.typedArrayFromHeap(x) as Float32Array;
     const ys = backend.typedArrayFromHeap(out) as Float32Array;
+    // Without branches: gradient signs are a coin toss each, which mispredicts half the time.
     for (let i = 0; i < size; i++) {
       const v = xs[i];
-      ys[i] = v < 0 ? -1 : v > 0 ? 1 : 0;
+      ys[i] = +(v > 0) - +(v < 0);
     }
     return out;
   };

@@ -47,6 +47,8 @@ export interface SimdKernels {
     dw2: number,
     dw3: number,
   ): void;
+  /** See kernels.wat: float32 signs as tfjs' cpu computes them, `n` values. */
+  sign(x: number, out: number, n: number): void;
 }
 
 /** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */

@@ -171,4 +171,33 @@
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $imageLoop)))
   )
+
+  ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
+  ;; float32 values, 4 at a time, then one at a time.
+  (func (export "sign") (param $x i32) (param $out i32) (param $n i32)
+    (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
+    (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end
+      (i32.add (local.get $out) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $done (loop $vectors
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $v (v128.load (local.get $x)))
+      ;; (x > 0 ? 1.0 : 0) | (x < 0 ? −1.0 : 0): the two masks never overlap
+      (v128.store (local.get $out)
+        (v128.or
+          (v128.and (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0))) (f32x4.splat (f32.const 1)))
+          (v128.and (f32x4.lt (local.get $v) (f32x4.splat (f32.const 0))) (f32x4.splat (f32.const -1)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (br $vectors)))
+    (block $done (loop $scalars
+      (br_if $done (i32.ge_u (local.get $out) (local.get $tail)))
+      (local.set $s (f32.load (local.get $x)))
+      (f32.store (local.get $out)
+        (select (f32.const 1)
+          (select (f32.const -1) (f32.const 0) (f32.lt (local.get $s) (f32.const 0)))
+          (f32.gt (local.get $s) (f32.const 0))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $scalars))))
 )

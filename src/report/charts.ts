@@ -3,7 +3,7 @@ import { LABELS } from '../analysis/types';
 import { baselineValue, normaliseCurve } from '../analysis/scores';
 import type { Comparison } from '../recipes/comparison';
 import type { FrozenRecord, LabelGrid, MetricRow } from '../recipes/run-folder';
-import type { Chart } from './render';
+import type { Chart, ChartSpec } from './render';
 
 /** Label colours, shared by every chart and table. */
 export const LABEL_COLORS: Record<string, string> = {
@@ -14,90 +14,158 @@ export const LABEL_COLORS: Record<string, string> = {
 
 const labelScale = { domain: [...LABELS], range: LABELS.map((l) => LABEL_COLORS[l]) };
 
+// Every chart here is a facet of one unit panel; these name its Vega-Lite parts.
+type FacetSpec = Extract<ChartSpec, { facet: unknown }>;
+type Panel = Extract<FacetSpec['spec'], { mark: unknown }>;
+type Encoding = NonNullable<Panel['encoding']>;
+type ChartHead = Pick<Chart, 'id' | 'title' | 'caption'>;
+
 /** Epochs counted over the whole run: training epochs 1…E, then each branch's E+1…E+R. */
 export function overallEpoch(row: MetricRow, trainEpochs: number): number {
   return row.phase === 'train' ? row.epoch + 1 : trainEpochs + row.epoch + 1;
 }
 
-/** Training loss and accuracy per epoch, one line per phase. */
-export function trainingCurvesChart(rows: MetricRow[], trainEpochs: number): Chart {
-  const values = rows.flatMap((r) =>
-    [
-      ['loss', r.loss],
-      ['training accuracy', r.acc],
-    ].map(([metric, value]) => ({
-      phase: r.phase,
+/** A chart of `values` laid out by `layout`: the skeleton every builder here returns. */
+function facetChart(about: ChartHead, values: object[], layout: Omit<FacetSpec, 'data'>): Chart {
+  return { ...about, spec: { data: { values }, ...layout } };
+}
+
+/** A nominal field without a title: a facet header or an axis whose labels speak for it. */
+function untitled(field: string) {
+  return { field, type: 'nominal', title: null } as const;
+}
+
+/** Metric columns drawn as one line each: `key` holds the line's name, `value` the number. */
+interface Series {
+  key: string;
+  value: string;
+  columns: Array<[name: string, column: string]>;
+}
+
+const TRAINING_METRICS: Series = {
+  key: 'metric',
+  value: 'value',
+  columns: [
+    ['loss', 'loss'],
+    ['training accuracy', 'acc'],
+  ],
+};
+
+const TEST_ACCURACY: Series = {
+  key: 'set',
+  value: 'accuracy',
+  columns: [
+    ['clean', 'test_acc'],
+    ['FGSM', 'test_fgsm_acc'],
+  ],
+};
+
+/** One data point per row and series column, at the row's overall epoch; `line` says whose line. */
+function epochPoints(
+  rows: MetricRow[],
+  trainEpochs: number,
+  series: Series,
+  line: (row: MetricRow) => object,
+): object[] {
+  return rows.flatMap((r) =>
+    series.columns.map(([name, column]) => ({
+      ...line(r),
       epoch: overallEpoch(r, trainEpochs),
-      metric,
-      value: Number(value),
+      [series.key]: name,
+      [series.value]: Number(r[column]),
     })),
   );
+}
+
+/** The x channel of the overall epoch, ticked at whole epochs. */
+function epochX(title?: string): Encoding['x'] {
   return {
-    id: 'training-curves',
-    title: 'Training curves',
-    caption:
-      'Loss and training accuracy per epoch; the retraining branches continue after the training epochs.',
-    spec: {
-      data: { values },
-      facet: { column: { field: 'metric', type: 'nominal', title: null } },
-      spec: {
-        width: 300,
-        height: 180,
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: {
-            field: 'epoch',
-            type: 'quantitative',
-            title: 'epoch',
-            axis: { tickMinStep: 1, format: 'd' },
-          },
-          y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
-          color: { field: 'phase', type: 'nominal' },
-        },
-      },
-      resolve: { scale: { y: 'independent' } },
-    },
+    field: 'epoch',
+    type: 'quantitative',
+    ...(title === undefined ? {} : { title }),
+    axis: { tickMinStep: 1, format: 'd' },
   };
+}
+
+/** Accuracy on a fixed 0…1 scale, so panels and runs compare at a glance. */
+function accuracyY(): Encoding['y'] {
+  return { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] } };
+}
+
+/** A panel of one line per `lineField` value against the epoch. */
+function epochLines(lineField: string, x: Encoding['x'], y: Encoding['y'], height = 180): Panel {
+  return {
+    width: 300,
+    height,
+    mark: { type: 'line', point: true },
+    encoding: { x, y, color: { field: lineField, type: 'nominal' } },
+  };
+}
+
+/** A panel of rect cells sized by their count, with a floor so small grids stay legible. */
+function cellGrid(width: number, height: number, encoding: Encoding): Panel {
+  return {
+    width: Math.max(80, width),
+    height: Math.max(60, height),
+    mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+    encoding,
+  };
+}
+
+/**
+ * One run's `series` per overall epoch: a panel per series column, one line per phase, so the
+ * retraining branches continue where training ended.
+ */
+function phaseLinesChart(
+  about: ChartHead,
+  rows: MetricRow[],
+  trainEpochs: number,
+  series: Series,
+  y: Encoding['y'],
+  resolve?: FacetSpec['resolve'],
+): Chart {
+  return facetChart(
+    about,
+    epochPoints(rows, trainEpochs, series, (r) => ({ phase: r.phase })),
+    {
+      facet: { column: untitled(series.key) },
+      spec: epochLines('phase', epochX('epoch'), y),
+      ...(resolve && { resolve }),
+    },
+  );
+}
+
+/** Training loss and accuracy per epoch, one line per phase. */
+export function trainingCurvesChart(rows: MetricRow[], trainEpochs: number): Chart {
+  return phaseLinesChart(
+    {
+      id: 'training-curves',
+      title: 'Training curves',
+      caption:
+        'Loss and training accuracy per epoch; the retraining branches continue after the training epochs.',
+    },
+    rows,
+    trainEpochs,
+    TRAINING_METRICS,
+    { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+    { scale: { y: 'independent' } },
+  );
 }
 
 /** Clean and FGSM test accuracy per epoch, one line per phase. */
 export function testAccuracyChart(rows: MetricRow[], trainEpochs: number): Chart {
-  const values = rows.flatMap((r) =>
-    [
-      ['clean', r.test_acc],
-      ['FGSM', r.test_fgsm_acc],
-    ].map(([set, value]) => ({
-      phase: r.phase,
-      epoch: overallEpoch(r, trainEpochs),
-      set,
-      accuracy: Number(value),
-    })),
-  );
-  return {
-    id: 'test-accuracy',
-    title: 'Test accuracy, clean and under FGSM',
-    caption:
-      'Top-1 accuracy on the held-out examples after each epoch, clean and against FGSM at the recipe’s ε.',
-    spec: {
-      data: { values },
-      facet: { column: { field: 'set', type: 'nominal', title: null } },
-      spec: {
-        width: 300,
-        height: 180,
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: {
-            field: 'epoch',
-            type: 'quantitative',
-            title: 'epoch',
-            axis: { tickMinStep: 1, format: 'd' },
-          },
-          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] } },
-          color: { field: 'phase', type: 'nominal' },
-        },
-      },
+  return phaseLinesChart(
+    {
+      id: 'test-accuracy',
+      title: 'Test accuracy, clean and under FGSM',
+      caption:
+        'Top-1 accuracy on the held-out examples after each epoch, clean and against FGSM at the recipe’s ε.',
     },
-  };
+    rows,
+    trainEpochs,
+    TEST_ACCURACY,
+    accuracyY(),
+  );
 }
 
 /**
@@ -124,17 +192,20 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
     }
   }
   const order = report.parameters.map((p) => p.name);
-  return {
-    id,
-    title: `Response curves (epoch ${(report.epoch ?? 0) + 1})`,
-    caption:
-      'Accuracy relative to the unfiltered model (clean, FGSM) and the baseline, against filtering progress u; ' +
-      'Ψ is the area between a curve and the baseline.',
-    spec: {
-      data: { values },
+  const curves = ['clean', 'adversarial', 'baseline'];
+  return facetChart(
+    {
+      id,
+      title: `Response curves (epoch ${(report.epoch ?? 0) + 1})`,
+      caption:
+        'Accuracy relative to the unfiltered model (clean, FGSM) and the baseline, against filtering progress u; ' +
+        'Ψ is the area between a curve and the baseline.',
+    },
+    values,
+    {
       facet: {
         row: { field: 'parameter', type: 'nominal', sort: order, title: null },
-        column: { field: 'filter', type: 'nominal', title: null },
+        column: untitled('filter'),
       },
       spec: {
         width: 170,
@@ -146,16 +217,13 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
           color: {
             field: 'curve',
             type: 'nominal',
-            scale: {
-              domain: ['clean', 'adversarial', 'baseline'],
-              range: ['#1f77b4', '#ff7f0e', '#7f7f7f'],
-            },
+            scale: { domain: curves, range: ['#1f77b4', '#ff7f0e', '#7f7f7f'] },
           },
           strokeDash: {
             field: 'curve',
             type: 'nominal',
             scale: {
-              domain: ['clean', 'adversarial', 'baseline'],
+              domain: curves,
               range: [
                 [1, 0],
                 [1, 0],
@@ -167,7 +235,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
         },
       },
     },
-  };
+  );
 }
 
 /** Parameter × epoch heatmap of labels, one panel per (score, filter). */
@@ -193,13 +261,15 @@ export function labelHeatmapChart(grid: LabelGrid): Chart {
     }
   }
   const epochOrder = grid.epochs.map((e) => (e < 0 ? 'start' : String(e + 1)));
-  return {
-    id: `labels-${grid.phase}`,
-    title: `Labels per parameter and epoch (${grid.phase})`,
-    caption:
-      'Each cell: the label of a parameter’s filtering score (rows: score; columns: filter).',
-    spec: {
-      data: { values },
+  return facetChart(
+    {
+      id: `labels-${grid.phase}`,
+      title: `Labels per parameter and epoch (${grid.phase})`,
+      caption:
+        'Each cell: the label of a parameter’s filtering score (rows: score; columns: filter).',
+    },
+    values,
+    {
       facet: {
         row: {
           field: 'score',
@@ -207,26 +277,21 @@ export function labelHeatmapChart(grid: LabelGrid): Chart {
           title: 'score',
           sort: ['clean', 'adversarial', 'difference'],
         },
-        column: { field: 'filter', type: 'nominal', title: null },
+        column: untitled('filter'),
       },
-      spec: {
-        width: Math.max(80, 22 * grid.epochs.length),
-        height: Math.max(60, 14 * grid.parameters.length),
-        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
-        encoding: {
-          x: { field: 'epoch', type: 'ordinal', sort: epochOrder, title: 'epoch' },
-          y: { field: 'parameter', type: 'ordinal', sort: grid.parameters, title: null },
-          color: { field: 'label', type: 'nominal', scale: labelScale },
-          tooltip: [
-            { field: 'parameter' },
-            { field: 'epoch' },
-            { field: 'label' },
-            { field: 'psi', format: '.4f', title: 'Ψ' },
-          ],
-        },
-      },
+      spec: cellGrid(22 * grid.epochs.length, 14 * grid.parameters.length, {
+        x: { field: 'epoch', type: 'ordinal', sort: epochOrder, title: 'epoch' },
+        y: { field: 'parameter', type: 'ordinal', sort: grid.parameters, title: null },
+        color: { field: 'label', type: 'nominal', scale: labelScale },
+        tooltip: [
+          { field: 'parameter' },
+          { field: 'epoch' },
+          { field: 'label' },
+          { field: 'psi', format: '.4f', title: 'Ψ' },
+        ],
+      }),
     },
-  };
+  );
 }
 
 /** Which layers are frozen after each epoch of the selective phases. */
@@ -239,30 +304,28 @@ export function frozenLayersChart(frozen: FrozenRecord[], layers: string[]): Cha
       state: r.layers.includes(layer) ? 'frozen' : 'training',
     })),
   );
-  return {
-    id: 'frozen-layers',
-    title: 'Frozen layers over time (selective retraining)',
-    caption:
-      'After each epoch of a selective branch: the layers frozen because their parameter was labelled fragile.',
-    spec: {
-      data: { values },
-      facet: { column: { field: 'phase', type: 'nominal', title: null } },
-      spec: {
-        width: Math.max(80, 26 * (Math.max(0, ...frozen.map((r) => r.epoch)) + 1)),
-        height: Math.max(60, 14 * layers.length),
-        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
-        encoding: {
-          x: { field: 'epoch', type: 'ordinal', title: 'epoch of the branch' },
-          y: { field: 'layer', type: 'ordinal', sort: layers, title: null },
-          color: {
-            field: 'state',
-            type: 'nominal',
-            scale: { domain: ['frozen', 'training'], range: ['#3b6fb6', '#e8eef7'] },
-          },
-        },
-      },
+  const epochs = Math.max(0, ...frozen.map((r) => r.epoch)) + 1;
+  return facetChart(
+    {
+      id: 'frozen-layers',
+      title: 'Frozen layers over time (selective retraining)',
+      caption:
+        'After each epoch of a selective branch: the layers frozen because their parameter was labelled fragile.',
     },
-  };
+    values,
+    {
+      facet: { column: untitled('phase') },
+      spec: cellGrid(26 * epochs, 14 * layers.length, {
+        x: { field: 'epoch', type: 'ordinal', title: 'epoch of the branch' },
+        y: { field: 'layer', type: 'ordinal', sort: layers, title: null },
+        color: {
+          field: 'state',
+          type: 'nominal',
+          scale: { domain: ['frozen', 'training'], range: ['#3b6fb6', '#e8eef7'] },
+        },
+      }),
+    },
+  );
 }
 
 /** Normal vs selective retraining: accuracy at the shared checkpoint and after each branch. */
@@ -273,14 +336,16 @@ export function comparisonChart(comparison: Comparison, id = 'comparison'): Char
       { seed: `seed ${s.seed}`, branch, set: 'FGSM', accuracy: s[branch].fgsm },
     ]),
   );
-  return {
-    id,
-    title: 'Normal vs selective retraining',
-    caption:
-      'Test accuracy at the shared checkpoint (start) and after the same epochs of normal and selective retraining.',
-    spec: {
-      data: { values },
-      facet: { column: { field: 'set', type: 'nominal', title: null } },
+  return facetChart(
+    {
+      id,
+      title: 'Normal vs selective retraining',
+      caption:
+        'Test accuracy at the shared checkpoint (start) and after the same epochs of normal and selective retraining.',
+    },
+    values,
+    {
+      facet: { column: untitled('set') },
       spec: {
         width: 260,
         height: 180,
@@ -297,7 +362,7 @@ export function comparisonChart(comparison: Comparison, id = 'comparison'): Char
         },
       },
     },
-  };
+  );
 }
 
 /** Several runs side by side: clean and FGSM test accuracy per epoch, one line per run. */
@@ -305,41 +370,21 @@ export function runsAccuracyChart(
   runs: Array<{ id: string; rows: MetricRow[]; trainEpochs: number }>,
 ): Chart {
   const values = runs.flatMap((run) =>
-    run.rows
-      .filter((r) => r.phase === 'train')
-      .flatMap((r) => [
-        {
-          run: run.id,
-          epoch: overallEpoch(r, run.trainEpochs),
-          set: 'clean',
-          accuracy: Number(r.test_acc),
-        },
-        {
-          run: run.id,
-          epoch: overallEpoch(r, run.trainEpochs),
-          set: 'FGSM',
-          accuracy: Number(r.test_fgsm_acc),
-        },
-      ]),
+    epochPoints(
+      run.rows.filter((r) => r.phase === 'train'),
+      run.trainEpochs,
+      TEST_ACCURACY,
+      () => ({ run: run.id }),
+    ),
   );
-  return {
-    id: 'runs-accuracy',
-    title: 'Test accuracy per run (training phase)',
-    spec: {
-      data: { values },
-      facet: { column: { field: 'set', type: 'nominal', title: null } },
-      spec: {
-        width: 300,
-        height: 200,
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
-          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] } },
-          color: { field: 'run', type: 'nominal' },
-        },
-      },
+  return facetChart(
+    { id: 'runs-accuracy', title: 'Test accuracy per run (training phase)' },
+    values,
+    {
+      facet: { column: untitled('set') },
+      spec: epochLines('run', epochX(), accuracyY(), 200),
     },
-  };
+  );
 }
 
 /** Several runs side by side: label counts of each run's newest training analysis. */
@@ -356,22 +401,21 @@ export function runsLabelCountsChart(
       }
     }
   }
-  return {
-    id: 'runs-labels',
-    title: `Labels of the ${score} score per run (newest analysis)`,
-    spec: {
-      data: { values },
-      facet: { column: { field: 'filter', type: 'nominal', title: null } },
+  return facetChart(
+    { id: 'runs-labels', title: `Labels of the ${score} score per run (newest analysis)` },
+    values,
+    {
+      facet: { column: untitled('filter') },
       spec: {
         width: 200,
         height: Math.max(60, 24 * runs.length),
         mark: 'bar',
         encoding: {
-          y: { field: 'run', type: 'nominal', title: null },
+          y: untitled('run'),
           x: { aggregate: 'count', type: 'quantitative', title: 'parameters' },
           color: { field: 'label', type: 'nominal', scale: labelScale },
         },
       },
     },
-  };
+  );
 }

@@ -161,6 +161,8 @@ const convCases = KERNEL_SIZES.flatMap((k) =>
       { k, s, pad, batch: 3, h: 11, w: 9, inC: 1, outC: 16 },
       // an RGB first layer: the filter gradient's SIMD kernel (output channels a multiple of 8)
       { k, s, pad, batch: 5, h: 9, w: 8, inC: 3, outC: 8 },
+      // channels a multiple of 4: patches by our SIMD kernel, then one product
+      { k, s, pad, batch: 3, h: 9, w: 8, inC: 8, outC: 6 },
       // more input channels than the filter gradient's patch product takes
       { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 8 },
     ]),
@@ -190,13 +192,18 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
     },
   );
 
-  it.each([1, 2])(
-    'builds the filter gradient a batch slice at a time when the patches are large (stride %i)',
-    async (s) => {
-      const [batch, h, w, inC, outC, k] = [7, 9, 8, 2, 5, 3];
+  it.each([
+    [1, 2],
+    [2, 2],
+    [1, 8],
+    [2, 8],
+  ])(
+    'builds the filter gradient a batch slice at a time when the patches are large (stride %i, %i channels)',
+    async (s, inC) => {
+      const [batch, h, w, outC, k] = [7, 9, 8, 5, 3];
       const saved = patchLimits.maxValues;
-      // 3·3·2 taps × 4·4 (stride 2) or 9·8 positions per image: 2 or 3 images per slice.
-      patchLimits.maxValues = s === 1 ? 3 * 18 * 72 : 2 * 18 * 20;
+      // 3·3·inC taps × 5·4 (stride 2) or 9·8 positions per image: 2 or 3 images per slice.
+      patchLimits.maxValues = s === 1 ? 3 * 9 * inC * 72 : 2 * 9 * inC * 20;
       try {
         const oh = outSize(h, k, s, 1, 'same');
         const ow = outSize(w, k, s, 1, 'same');

@@ -7,7 +7,7 @@ import {
   type HeapBackend,
   type KernelArgs,
 } from './kernel-io';
-import { patchRows } from './im2col';
+import { paddedInput, patchRows, simdPatchRows } from './im2col';
 import { simdKernels, type SimdKernels } from './simd';
 import {
   cropNegativePads,
@@ -117,13 +117,12 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     const filterShape = attr<Shape4>(args, 'filterShape');
     const info = convInfo(args, x.shape, filterShape, false);
     const backend: unknown = args.backend;
-    if (
-      isHeapBackend(backend) &&
-      x.dtype === 'float32' &&
-      dy.dtype === 'float32' &&
-      filterShape[2] <= patchLimits.maxInputChannels
-    ) {
-      return patchFilterGradient(backend, x, dy, info, filterShape);
+    if (isHeapBackend(backend) && x.dtype === 'float32' && dy.dtype === 'float32') {
+      const inC = filterShape[2];
+      const simdPatches = simdKernels(backend) !== undefined && inC % 4 === 0;
+      if (inC <= patchLimits.maxInputChannels || simdPatches) {
+        return patchFilterGradient(backend, x, dy, info, filterShape);
+      }
     }
     const xt = tf.transpose(x, [3, 1, 2, 0]); // [inC, h, w, batch]
     const dyt = tf.transpose(dy, [1, 2, 0, 3]); // [outH, outW, batch, outC]
@@ -141,14 +140,15 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * When the filter gradient is computed from patches (see {@link conv2DBackpropFilter}). With few
- * input channels (a first layer) XNNPACK's convolution is a poor fit: a 3×3 filter gradient of a
- * grey image is a product of 9 rows by a reduction over every output position, and it spends most
- * of its time re-packing `dy` as a filter; the patch product is ~1.4× faster there. With more
- * channels the patches cost more to build than they save. Settable for tests.
+ * When the filter gradient is computed from patches (see {@link conv2DBackpropFilter}) rather than
+ * as an XNNPACK convolution with `dy` as its filter, which re-packs `dy` on every call and, with
+ * few input channels (a first layer), computes a product of a few rows by a reduction over every
+ * output position. Few input channels: our SIMD kernel straight from the input (output channels
+ * a multiple of 8) or the patch product; channels a multiple of 4: patches built by our SIMD
+ * kernel, then one matrix product. Settable for tests.
  */
 export const patchLimits = {
-  /** Up to this many input channels the patch product is used. */
+  /** Up to this many input channels patches are used whatever the channel count. */
   maxInputChannels: 4,
   /** The most patch values built at once (32 MB); larger batches go a slice at a time. */
   maxValues: 1 << 23,
@@ -163,7 +163,11 @@ function patchFilterGradient(
   filterShape: Shape4,
 ): tf.Tensor4D {
   const simd = simdKernels(backend);
-  if (simd !== undefined && filterShape[3] % 8 === 0) {
+  if (
+    simd !== undefined &&
+    filterShape[2] <= patchLimits.maxInputChannels &&
+    filterShape[3] % 8 === 0
+  ) {
     return simdFilterGradient(simd, backend, x, dy, info, filterShape);
   }
   const [batch] = x.shape;
@@ -171,11 +175,15 @@ function patchFilterGradient(
   const perImage = kh * kw * inC * info.outHeight * info.outWidth;
   const step = Math.max(1, Math.floor(patchLimits.maxValues / perImage));
   const positions = info.outHeight * info.outWidth;
+  const padded = simd !== undefined && inC % 4 === 0 ? paddedInput(x, info) : undefined;
   let sum: tf.Tensor | undefined;
   for (let first = 0; first < batch; first += step) {
     const count = Math.min(step, batch - first);
     const part = tf.tidy(() => {
-      const cols = patchRows(backend, x, info, first, count);
+      const cols =
+        simd !== undefined && padded !== undefined
+          ? simdPatchRows(simd, backend, padded, info, first, count)
+          : patchRows(backend, x, info, first, count);
       const dyPart = count === batch ? dy : tf.slice(dy, [first, 0, 0, 0], [count, -1, -1, -1]);
       return tf.matMul(cols, tf.reshape(dyPart, [count * positions, outC]));
     });
@@ -345,21 +353,10 @@ function simdFilterGradient(
   info: tf.backend_util.Conv2DInfo,
   filterShape: Shape4,
 ): tf.Tensor4D {
-  const [batch, h, w, inC] = x.shape;
+  const [batch, , , inC] = x.shape;
   const [kh, kw, , outC] = filterShape;
-  const { top, left } = info.padInfo;
   const { strideHeight: sH, strideWidth: sW, outHeight: oh, outWidth: ow } = info;
-  const bottom = Math.max(0, (oh - 1) * sH + kh - top - h);
-  const right = Math.max(0, (ow - 1) * sW + kw - left - w);
-  const padded =
-    top + bottom + left + right === 0
-      ? x
-      : tf.pad(x, [
-          [0, 0],
-          [top, bottom],
-          [left, right],
-          [0, 0],
-        ]);
+  const padded = paddedInput(x, info);
   const [, hp, wp] = padded.shape;
   const rows = kh * kw * inC;
   const blocks = Math.ceil(rows / 4);

@@ -1,5 +1,64 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HeapBackend } from './kernel-io';
+import type { SimdKernels } from './simd';
+
+/**
+ * `x` with the convolution's padding made explicit (zeros), so that every filter tap of every
+ * output position lies inside it; `x` itself when there is no padding.
+ */
+export function paddedInput(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const { top, left } = info.padInfo;
+  const { strideHeight: sH, strideWidth: sW, outHeight: oh, outWidth: ow } = info;
+  const kh = info.effectiveFilterHeight;
+  const kw = info.effectiveFilterWidth;
+  const bottom = Math.max(0, (oh - 1) * sH + kh - top - h);
+  const right = Math.max(0, (ow - 1) * sW + kw - left - w);
+  if (top + bottom + left + right === 0) return x;
+  return tf.pad(x, [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ]);
+}
+
+/**
+ * {@link patchRows} by our SIMD kernel (kernels.wat `patchRows4`), from the padded input (see
+ * {@link paddedInput}); its channels must be a multiple of 4.
+ */
+export function simdPatchRows(
+  simd: SimdKernels,
+  backend: HeapBackend,
+  padded: tf.Tensor4D,
+  info: tf.backend_util.Conv2DInfo,
+  first: number,
+  count: number,
+): tf.Tensor2D {
+  const [, hp, wp, channels] = padded.shape;
+  const { outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const outInfo = backend.makeOutput([kh * kw * channels, count * oh * ow], 'float32');
+  // The kernel's working space: the window corners of 64 positions.
+  const scratch = tf.engine().makeTensorFromTensorInfo(backend.makeOutput([64], 'int32'));
+  simd.patchRows4(
+    backend.typedArrayFromHeap(padded).byteOffset,
+    backend.typedArrayFromHeap(outInfo).byteOffset,
+    first,
+    first + count,
+    hp,
+    wp,
+    channels,
+    oh,
+    ow,
+    info.strideHeight,
+    info.strideWidth,
+    kh,
+    kw,
+    backend.typedArrayFromHeap(scratch).byteOffset,
+  );
+  scratch.dispose();
+  return tf.engine().makeTensorFromTensorInfo(outInfo) as tf.Tensor2D;
+}
 
 /**
  * The patches of an NHWC input that a convolution multiplies by its filter, one row per filter

@@ -47,6 +47,27 @@ export interface SimdKernels {
     dw2: number,
     dw3: number,
   ): void;
+  /**
+   * See kernels.wat: the patches of a padded NHWC input (channels a multiple of 4) as rows
+   * `[(i·kw + j)·ci + c][position]`, for the output positions of images `[n0, n1)`; `scratch`:
+   * 64 int32 of working space.
+   */
+  patchRows4(
+    x: number,
+    cols: number,
+    n0: number,
+    n1: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    sH: number,
+    sW: number,
+    kh: number,
+    kw: number,
+    scratch: number,
+  ): void;
   /** See kernels.wat: float32 signs as tfjs' cpu computes them, `n` values. */
   sign(x: number, out: number, n: number): void;
 }

@@ -200,4 +200,148 @@
       (local.set $x (i32.add (local.get $x) (i32.const 4)))
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $scalars))))
+
+  ;; Byte address of output position p's window corner in a padded NHWC input (see patchRows4).
+  (func $corner (param $x i32) (param $p i32) (param $n0 i32) (param $hp i32) (param $wp i32)
+    (param $ci i32) (param $oh i32) (param $ow i32) (param $sH i32) (param $sW i32) (result i32)
+    (i32.add (local.get $x)
+      (i32.shl
+        (i32.mul
+          (i32.add
+            (i32.mul
+              (i32.add
+                (i32.mul
+                  (i32.add (local.get $n0)
+                    (i32.div_u (local.get $p) (i32.mul (local.get $oh) (local.get $ow))))
+                  (local.get $hp))
+                (i32.mul
+                  (i32.rem_u (i32.div_u (local.get $p) (local.get $ow)) (local.get $oh))
+                  (local.get $sH)))
+              (local.get $wp))
+            (i32.mul (i32.rem_u (local.get $p) (local.get $ow)) (local.get $sW)))
+          (local.get $ci))
+        (i32.const 2))))
+
+;; The patches of a padded NHWC float32 input as rows, for a filter gradient `rows · dy`:
+  ;; cols[(i·kw + j)·ci + c][p] = x[n, oh·sH + i, ow·sW + j, c] for the output positions
+  ;; p = (n − n0, oh, ow) of images [n0, n1), ci a multiple of 4. Positions go in blocks of 64
+  ;; (their window corners first written to $scratch, 64 i32), so that each row is written 256
+  ;; contiguous bytes at a time; within a block, 4 positions at a time: each tap's channels are
+  ;; loaded 4 × 4 and transposed in registers into 4 rows.
+  (func (export "patchRows4")
+    (param $x i32) (param $cols i32) (param $n0 i32) (param $n1 i32)
+    (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
+    (param $sH i32) (param $sW i32) (param $kh i32) (param $kw i32) (param $scratch i32)
+    (local $positions i32) (local $rowBytes i32) (local $p i32) (local $d i32) (local $q i32)
+    (local $b0 i32) (local $b1 i32) (local $b2 i32) (local $b3 i32)
+    (local $i i32) (local $j i32) (local $c i32) (local $tap i32) (local $pixel i32)
+    (local $blockEnd i32) (local $row i32) (local $g i32) (local $groupsEnd i32)
+    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $positions
+      (i32.mul (i32.sub (local.get $n1) (local.get $n0)) (i32.mul (local.get $oh) (local.get $ow))))
+    (local.set $rowBytes (i32.shl (local.get $positions) (i32.const 2)))
+    (local.set $pixel (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $blocksDone (loop $blocks
+      ;; whole groups of 4 only; the last (fewer than 4) positions are the tail below
+      (local.set $blockEnd (i32.add (local.get $p) (i32.const 64)))
+      (if (i32.gt_u (local.get $blockEnd) (i32.and (local.get $positions) (i32.const -4)))
+        (then (local.set $blockEnd (i32.and (local.get $positions) (i32.const -4)))))
+      (br_if $blocksDone (i32.ge_u (local.get $p) (local.get $blockEnd)))
+      ;; window corners of the block's positions
+      (local.set $q (local.get $p))
+      (block $cornersDone (loop $corners
+        (br_if $cornersDone (i32.ge_u (local.get $q) (local.get $blockEnd)))
+        (i32.store
+          (i32.add (local.get $scratch) (i32.shl (i32.sub (local.get $q) (local.get $p)) (i32.const 2)))
+          (call $corner (local.get $x) (local.get $q) (local.get $n0) (local.get $hp) (local.get $wp)
+            (local.get $ci) (local.get $oh) (local.get $ow) (local.get $sH) (local.get $sW)))
+        (local.set $q (i32.add (local.get $q) (i32.const 1)))
+        (br $corners)))
+      (local.set $groupsEnd
+        (i32.add (local.get $scratch) (i32.shl (i32.sub (local.get $blockEnd) (local.get $p)) (i32.const 2))))
+      ;; $row: where row 0 of this block starts; rows follow $rowBytes apart
+      (local.set $row (i32.add (local.get $cols) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $i (i32.const 0))
+      (block $iDone (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $kh)))
+        (local.set $j (i32.const 0))
+        (block $jDone (loop $jLoop
+          (br_if $jDone (i32.ge_u (local.get $j) (local.get $kw)))
+          (local.set $c
+            (i32.mul
+              (i32.add (i32.mul (local.get $i) (local.get $wp)) (local.get $j))
+              (local.get $pixel)))
+          (local.set $tap (i32.add (local.get $c) (local.get $pixel)))
+          (block $cDone (loop $cLoop
+            (br_if $cDone (i32.ge_u (local.get $c) (local.get $tap)))
+            (local.set $g (local.get $scratch))
+            (local.set $d (local.get $row))
+            (block $gDone (loop $gLoop
+              (br_if $gDone (i32.ge_u (local.get $g) (local.get $groupsEnd)))
+              (local.set $b0 (i32.add (i32.load (local.get $g)) (local.get $c)))
+              (local.set $b1 (i32.add (i32.load offset=4 (local.get $g)) (local.get $c)))
+              (local.set $b2 (i32.add (i32.load offset=8 (local.get $g)) (local.get $c)))
+              (local.set $b3 (i32.add (i32.load offset=12 (local.get $g)) (local.get $c)))
+              (local.set $v0 (v128.load (local.get $b0)))
+              (local.set $v1 (v128.load (local.get $b1)))
+              (local.set $v2 (v128.load (local.get $b2)))
+              (local.set $v3 (v128.load (local.get $b3)))
+              ;; 4 × 4 transpose: row k of the result holds channel k of the four positions
+              (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v0) (local.get $v1)))
+              (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v0) (local.get $v1)))
+              (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $v2) (local.get $v3)))
+              (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $v2) (local.get $v3)))
+              (v128.store (local.get $d)
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+              (v128.store (i32.add (local.get $d) (local.get $rowBytes))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+              (v128.store (i32.add (local.get $d) (i32.shl (local.get $rowBytes) (i32.const 1)))
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+              (v128.store (i32.add (local.get $d) (i32.mul (local.get $rowBytes) (i32.const 3)))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+              (local.set $g (i32.add (local.get $g) (i32.const 16)))
+              (local.set $d (i32.add (local.get $d) (i32.const 16)))
+              (br $gLoop)))
+            (local.set $row (i32.add (local.get $row) (i32.shl (local.get $rowBytes) (i32.const 2))))
+            (local.set $c (i32.add (local.get $c) (i32.const 16)))
+            (br $cLoop)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $jLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop)))
+      (local.set $p (local.get $blockEnd))
+      (br $blocks)))
+    ;; the last positions (fewer than 4), one value at a time
+    (block $tailDone (loop $tail
+      (br_if $tailDone (i32.ge_u (local.get $p) (local.get $positions)))
+      (local.set $b0 (call $corner (local.get $x) (local.get $p) (local.get $n0) (local.get $hp)
+        (local.get $wp) (local.get $ci) (local.get $oh) (local.get $ow) (local.get $sH) (local.get $sW)))
+      (local.set $d (i32.add (local.get $cols) (i32.shl (local.get $p) (i32.const 2))))
+      (local.set $i (i32.const 0))
+      (block $iDone (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $kh)))
+        (local.set $j (i32.const 0))
+        (block $jDone (loop $jLoop
+          (br_if $jDone (i32.ge_u (local.get $j) (local.get $kw)))
+          (local.set $tap
+            (i32.add (local.get $b0)
+              (i32.mul
+                (i32.add (i32.mul (local.get $i) (local.get $wp)) (local.get $j))
+                (local.get $pixel))))
+          (local.set $c (i32.const 0))
+          (block $cDone (loop $cLoop
+            (br_if $cDone (i32.ge_u (local.get $c) (local.get $pixel)))
+            (f32.store (local.get $d) (f32.load (i32.add (local.get $tap) (local.get $c))))
+            (local.set $d (i32.add (local.get $d) (local.get $rowBytes)))
+            (local.set $c (i32.add (local.get $c) (i32.const 4)))
+            (br $cLoop)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $jLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $tail)))
+  )
 )

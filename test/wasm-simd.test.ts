@@ -3,13 +3,11 @@
  * of its variants run: the shared-memory one in this process (threaded build, see the kernel
  * tests for agreement with cpu), the plain-memory one under the single-threaded build.
  */
-import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { simdKernels } from '../src/wasm/simd';
-import { REQUIRE_TYPESCRIPT } from './support/child-script';
+import { projectPath, runNodeScript } from './support/child-script';
 import { switchToWasm } from './support/wasm';
 
 const root = path.resolve(__dirname, '..');
@@ -45,14 +43,10 @@ describe('SIMD kernels on the threaded build', () => {
 
 /** A child process on the single-threaded build: our kernels against cpu, as JSON. */
 function runSingleThreaded(): Promise<{ code: number | null; out: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-simd-'));
-  const script = path.join(dir, 'child.js');
-  fs.writeFileSync(
-    script,
-    `${REQUIRE_TYPESCRIPT}
-const tf = require('@tensorflow/tfjs');
-const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
-const { simdKernels } = require(${JSON.stringify(path.join(root, 'src/wasm/simd/index.ts'))});
+  return runNodeScript(
+    `const tf = require('@tensorflow/tfjs');
+const { initBackend } = require(${projectPath('src/backend.ts')});
+const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
 (async () => {
   const choice = await initBackend({ backend: 'wasm', log: () => undefined });
   const x = tf.randomNormal([3, 12, 10, 8], 0, 1, 'float32', 1);
@@ -74,25 +68,8 @@ const { simdKernels } = require(${JSON.stringify(path.join(root, 'src/wasm/simd/
   console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame }));
 })();
 `,
+    { TFJS_WASM_THREADS: '1' },
   );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      env: { ...process.env, TFJS_WASM_THREADS: '1', NODE_PATH: path.join(root, 'node_modules') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the child did not exit within 60 s; output:\n${out}`));
-    }, 60000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code, out });
-    });
-  });
 }
 
 describe('SIMD kernels on the single-threaded build', () => {

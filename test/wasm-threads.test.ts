@@ -2,14 +2,11 @@
  * The threaded wasm build in Node: the thread count asked for, the pool it gets, the process
  * still exiting on its own, and the single-threaded build when one thread is asked for.
  */
-import { spawn } from 'child_process';
-import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { MAX_WASM_THREADS, requestedWasmThreads, wasmThreading } from '../src/wasm/threads';
 import { switchToWasm } from './support/wasm';
-import { REQUIRE_TYPESCRIPT } from './support/child-script';
+import { projectPath, runNodeScript } from './support/child-script';
 
 describe('requestedWasmThreads', () => {
   it.each([
@@ -72,15 +69,14 @@ describe('threaded wasm backend', () => {
   });
 });
 
-/** Runs a script that picks the wasm backend and multiplies two matrices; resolves its output. */
+/**
+ * Runs a script that picks the wasm backend and multiplies two matrices; resolves its output. A
+ * pool thread that kept the process alive would make it time out.
+ */
 function runChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
-  const root = path.resolve(__dirname, '..');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasm-threads-'));
-  const script = path.join(dir, 'child.js');
-  fs.writeFileSync(
-    script,
-    `${REQUIRE_TYPESCRIPT}const tf = require('@tensorflow/tfjs');
-const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
+  return runNodeScript(
+    `const tf = require('@tensorflow/tfjs');
+const { initBackend } = require(${projectPath('src/backend.ts')});
 (async () => {
   const choice = await initBackend({ backend: 'wasm', log: (m) => console.log(m) });
   const a = tf.ones([512, 512]);
@@ -88,26 +84,8 @@ const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts
   console.log('THREADS=' + choice.threads + ' SUM=' + sum);
 })();
 `,
+    env,
   );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script], {
-      env: { ...process.env, ...env, NODE_PATH: path.join(root, 'node_modules') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    // A pool thread that kept the process alive would hang here: fail instead of waiting.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the child did not exit within 60 s; output:\n${out}`));
-    }, 60000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      fs.rmSync(dir, { recursive: true, force: true });
-      resolve({ code, out });
-    });
-  });
 }
 
 describe('a process on the threaded wasm backend', () => {

@@ -16,6 +16,7 @@ import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { patchLimits } from '../src/wasm/conv-gradients';
 import { simdKernels, simdSettings } from '../src/wasm/simd';
+import { RELU_GRAD_KERNEL } from '../src/wasm/relu-grad';
 import { seededRandom } from '../src/random';
 import { switchToWasm } from './support/wasm';
 
@@ -121,6 +122,7 @@ describe('registration', () => {
     }
     expect(WASM_KERNELS.map((k) => k.kernelName).sort()).toEqual([
       'Add',
+      'AntifragileReluGrad',
       'BatchMatMul',
       'Cast',
       'Conv2DBackpropFilter',
@@ -613,6 +615,52 @@ describe('Add and Cast are identical to cpu', () => {
     const expected = await runKernel('cpu', 'Cast', { x }, { dtype: to });
     expect(actual.shape).toEqual(expected.shape);
     expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+});
+
+describe("ReLU's gradient is identical to cpu's", () => {
+  const special = [NaN, -Infinity, Infinity, -0, 0, 1.5, -2.5];
+  /** Values with some of `special` mixed in, from `seed`. */
+  function mixed(n: number, seed: number): Float32Array {
+    const rand = seededRandom(seed);
+    return Float32Array.from({ length: n }, () =>
+      rand() < 0.4 ? special[Math.floor(rand() * special.length)] : rand() - 0.5,
+    );
+  }
+
+  /** ∂/∂x Σ relu(x)·w (so dy = w), and the second derivative, on `backend`. */
+  async function gradients(backend: 'wasm' | 'cpu', xv: Float32Array, wv: Float32Array) {
+    await tf.setBackend(backend);
+    const [x, w] = [tf.tensor(xv, [3, 7, 5]), tf.tensor(wv, [3, 7, 5])];
+    const first = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.relu(t), w)))(x);
+    const second = tf.grad((t: tf.Tensor) =>
+      tf.sum(tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.relu(u), w)))(t)),
+    )(x);
+    const out = { first: Array.from(first.dataSync()), second: Array.from(second.dataSync()) };
+    tf.dispose([x, w, first, second]);
+    await tf.setBackend('wasm');
+    return out;
+  }
+
+  it.each([true, false])('with NaN, ±∞ and ±0 in x and dy (SIMD kernel: %s)', async (simd) => {
+    const xv = mixed(105, 31);
+    const wv = mixed(105, 32);
+    const saved = simdSettings.enabled;
+    simdSettings.enabled = simd;
+    try {
+      const actual = await gradients('wasm', xv, wv);
+      const expected = await gradients('cpu', xv, wv);
+      const same = (a: number[], b: number[]) => a.every((v, i) => Object.is(v, b[i]));
+      expect(same(actual.first, expected.first)).toBe(true);
+      expect(same(actual.second, expected.second)).toBe(true);
+    } finally {
+      simdSettings.enabled = saved;
+    }
+  });
+
+  it('goes through our kernel on wasm only', () => {
+    expect(tf.getKernel(RELU_GRAD_KERNEL, 'wasm')).toBeDefined();
+    expect(tf.getKernel(RELU_GRAD_KERNEL, 'cpu')).toBeUndefined();
   });
 });
 

@@ -21,6 +21,7 @@ import type { KernelArgs } from './kernel-io';
 import { makeGatherV2 } from './gather';
 import { makeIdentity } from './identity';
 import { maxPoolGrad } from './max-pool-grad';
+import { RELU_GRAD_KERNEL, registerReluGradient, reluGrad } from './relu-grad';
 import { makeSign } from './sign';
 import { makeSlice } from './slice';
 import { makeSum } from './sum';
@@ -123,6 +124,13 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
       'gradients; and ~5 ns a value)',
   },
   {
+    kernelName: RELU_GRAD_KERNEL,
+    role: 'faster',
+    note:
+      "ReLU's gradient in one pass (a SIMD kernel of ours; tfjs: Step, Cast, Multiply), which " +
+      "Relu's gradient calls on wasm (registerReluGradient)",
+  },
+  {
     kernelName: 'MaxPoolGrad',
     role: 'corrected',
     note:
@@ -192,6 +200,7 @@ function build(): Map<string, tf.KernelFunc> {
     ['GatherV2', makeGatherV2(required('GatherV2'))],
     ['Slice', makeSlice(required('Slice'))],
     ['Sign', makeSign(required('Sign'))],
+    [RELU_GRAD_KERNEL, plain(reluGrad)],
     ['Tile', makeTile(original('Tile')?.kernelFunc)],
     ['MaxPoolGrad', plain(maxPoolGrad)],
   ]);
@@ -206,6 +215,7 @@ function build(): Map<string, tf.KernelFunc> {
 export function registerWasmKernels(): void {
   checkTfjsVersion();
   ours ??= build();
+  registerReluGradient();
   for (const [kernelName, kernelFunc] of ours) {
     const existing = tf.getKernel(kernelName, 'wasm');
     if (existing?.kernelFunc === kernelFunc) continue;

@@ -70,6 +70,8 @@ export interface SimdKernels {
   ): void;
   /** See kernels.wat: float32 signs as tfjs' cpu computes them, `n` values. */
   sign(x: number, out: number, n: number): void;
+  /** See kernels.wat: ReLU's gradient `dy · step(x)` in one pass, `n` float32 values. */
+  reluGrad(x: number, dy: number, out: number, n: number): void;
 }
 
 /** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */

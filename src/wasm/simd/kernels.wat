@@ -344,4 +344,38 @@
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $tail)))
   )
+
+  ;; ReLU's gradient in one pass: out = dy · step(x), step(x) = NaN where x is NaN, 1 where x > 0,
+  ;; else 0 (tfjs' Step): the same IEEE products as tfjs' mul(dy, step(x)) (dy·0 keeps its sign,
+  ;; ∞·0 is NaN). $n float32 values, 4 at a time, then one at a time.
+  (func (export "reluGrad") (param $x i32) (param $dy i32) (param $out i32) (param $n i32)
+    (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
+    (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end
+      (i32.add (local.get $out) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $done (loop $vectors
+      (br_if $done (i32.ge_u (local.get $out) (local.get $end)))
+      (local.set $v (v128.load (local.get $x)))
+      (v128.store (local.get $out)
+        (f32x4.mul (v128.load (local.get $dy))
+          (v128.bitselect
+            (local.get $v)
+            (v128.and (f32x4.gt (local.get $v) (f32x4.splat (f32.const 0))) (f32x4.splat (f32.const 1)))
+            (f32x4.ne (local.get $v) (local.get $v)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (local.set $dy (i32.add (local.get $dy) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (br $vectors)))
+    (block $done (loop $scalars
+      (br_if $done (i32.ge_u (local.get $out) (local.get $tail)))
+      (local.set $s (f32.load (local.get $x)))
+      (f32.store (local.get $out)
+        (f32.mul (f32.load (local.get $dy))
+          (select (local.get $s)
+            (select (f32.const 1) (f32.const 0) (f32.gt (local.get $s) (f32.const 0)))
+            (f32.ne (local.get $s) (local.get $s)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (br $scalars))))
 )

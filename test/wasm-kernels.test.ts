@@ -529,14 +529,23 @@ describe('Tile is identical to cpu', () => {
 });
 
 const sumCases: { shape: Shape; axis: number[]; keepDims: boolean }[] = [
+  // leading axes, width a multiple of 4: our SIMD column sums (16 columns a pass, then 4)
   { shape: [100, 26, 26, 16], axis: [0, 1, 2], keepDims: false }, // conv1's bias gradient
   { shape: [100, 11, 11, 32], axis: [0, 1, 2], keepDims: true },
   { shape: [100, 64], axis: [0], keepDims: false }, // a dense bias gradient
+  { shape: [70, 3, 36], axis: [0, 1], keepDims: false },
+  { shape: [3, 4, 8], axis: [0], keepDims: false },
+  // the last axis alone, width a multiple of 4: our SIMD row sums
+  { shape: [100, 28, 28, 16], axis: [3], keepDims: false }, // the input gradient's channel sum
+  { shape: [7, 12], axis: [1], keepDims: true },
+  { shape: [8], axis: [0], keepDims: false },
+  // other widths: average pooling, or wasm's own
   { shape: [30, 20, 10], axis: [1, 0], keepDims: false },
   { shape: [300, 28, 28, 1], axis: [0, 1, 2], keepDims: false },
   { shape: [40, 30, 8], axis: [1, 2], keepDims: false }, // not leading: wasm's own
   { shape: [40, 30, 8], axis: [0, 1, 2], keepDims: true }, // all axes: wasm's own
   { shape: [3, 4, 5], axis: [0], keepDims: false }, // small: wasm's own
+  { shape: [6, 10], axis: [1], keepDims: false }, // last axis, width not a multiple of 4
 ];
 
 describe('Sum agrees with cpu', () => {

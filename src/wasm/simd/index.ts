@@ -70,6 +70,10 @@ export interface SimdKernels {
   ): void;
   /** See kernels.wat: float32 signs as tfjs' cpu computes them, `n` values. */
   sign(x: number, out: number, n: number): void;
+  /** See kernels.wat: `out[r] = Σ_c x[r][c]`, rows of `width` values (a multiple of 4). */
+  rowSum(x: number, out: number, rows: number, width: number): void;
+  /** See kernels.wat: `out[c] = Σ_r x[r][c]`, rows of `width` values (a multiple of 4). */
+  columnSum(x: number, out: number, rows: number, width: number): void;
   /** See kernels.wat: ReLU's gradient `dy · step(x)` in one pass, `n` float32 values. */
   reluGrad(x: number, dy: number, out: number, n: number): void;
 }

@@ -89,7 +89,9 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
   {
     kernelName: 'Sum',
     role: 'faster',
-    note: 'sums over leading axes (bias gradients) as a product with ones (wasm: transpose, loop)',
+    note:
+      'sums over leading axes (bias gradients) or a short last axis by SIMD kernels of ours; ' +
+      'other leading-axis sums as an average pooling (wasm: transpose, loop)',
   },
   {
     kernelName: 'Add',

@@ -2,7 +2,9 @@
  * The threaded wasm build in Node: the thread count asked for, the pool it gets, the process
  * still exiting on its own, and the single-threaded build when one thread is asked for.
  */
+import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { MAX_WASM_THREADS, requestedWasmThreads, wasmThreading } from '../src/wasm/threads';
 import { switchToWasm } from './support/wasm';
@@ -101,5 +103,19 @@ describe('a process on the threaded wasm backend', () => {
     expect(out).toContain('THREADS=1 SUM=134217728');
     expect(out).toMatch(/1 thread \(one thread was asked for\)/);
     expect(code).toBe(0);
+  });
+
+  it('falls back to the single-threaded build when the threaded one cannot load, and says why', async () => {
+    // The thread script goes to the temp folder: make that a file, so it cannot be written.
+    const blocked = path.join(os.tmpdir(), `not-a-folder-${process.pid}`);
+    fs.writeFileSync(blocked, '');
+    try {
+      const { code, out } = await runChild({ TFJS_WASM_THREADS: '2', TMPDIR: blocked });
+      expect(out).toContain('THREADS=1 SUM=134217728');
+      expect(out).toMatch(/1 thread \(the threaded build failed to load: .*not-a-folder/);
+      expect(code).toBe(0);
+    } finally {
+      fs.rmSync(blocked, { force: true });
+    }
   });
 });

@@ -101,9 +101,11 @@ function filterGradientPads(info: tf.backend_util.Conv2DInfo): SpatialPads {
 
 /**
  * `Conv2DBackpropFilter`: the gradient of a convolution with respect to its filter. On float32
- * data in the backend's memory it is the matrix product of the input's patches with `dy`
- * (see {@link patchRows}), a batch slice at a time when the patches would be large; otherwise one
- * convolution of the input (batch and channels swapped) with `dy` used as the filter.
+ * data in the backend's memory: with few input channels and output channels a multiple of 8, our
+ * SIMD kernel straight from the input; else, with input channels a multiple of 4 (or few), the
+ * matrix product of the input's patches (see {@link patchRows}) with `dy`, a batch slice at a
+ * time when the patches would be large. Otherwise one convolution of the input (batch and
+ * channels swapped) with `dy` used as the filter.
  */
 export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   return composed(args, () => {
@@ -118,10 +120,20 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     const info = convInfo(args, x.shape, filterShape, false);
     const backend: unknown = args.backend;
     if (isHeapBackend(backend) && x.dtype === 'float32' && dy.dtype === 'float32') {
-      const inC = filterShape[2];
-      const simdPatches = simdKernels(backend) !== undefined && inC % 4 === 0;
-      if (inC <= patchLimits.maxInputChannels || simdPatches) {
-        return patchFilterGradient(backend, x, dy, info, filterShape);
+      const [, , inC, outC] = filterShape;
+      const simd = simdKernels(backend);
+      if (simd !== undefined && inC <= patchLimits.maxInputChannels && outC % 8 === 0) {
+        return simdFilterGradient(simd, backend, x, dy, info, filterShape);
+      }
+      if (simd !== undefined && inC % 4 === 0) {
+        const padded = paddedInput(x, info);
+        const patches = (first: number, count: number) =>
+          simdPatchRows(simd, backend, padded, info, first, count);
+        return patchFilterGradient(patches, dy, info, filterShape);
+      }
+      if (inC <= patchLimits.maxInputChannels) {
+        const patches = (first: number, count: number) => patchRows(backend, x, info, first, count);
+        return patchFilterGradient(patches, dy, info, filterShape);
       }
     }
     const xt = tf.transpose(x, [3, 1, 2, 0]); // [inC, h, w, batch]
@@ -140,50 +152,37 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * When the filter gradient is computed from patches (see {@link conv2DBackpropFilter}) rather than
- * as an XNNPACK convolution with `dy` as its filter, which re-packs `dy` on every call and, with
- * few input channels (a first layer), computes a product of a few rows by a reduction over every
- * output position. Few input channels: our SIMD kernel straight from the input (output channels
- * a multiple of 8) or the patch product; channels a multiple of 4: patches built by our SIMD
- * kernel, then one matrix product. Settable for tests.
+ * Limits of the paths of {@link conv2DBackpropFilter} that avoid XNNPACK's convolution with `dy`
+ * as its filter, which re-packs `dy` on every call and, with few input channels (a first layer),
+ * computes a product of a few rows by a reduction over every output position. Settable for tests.
  */
 export const patchLimits = {
-  /** Up to this many input channels patches are used whatever the channel count. */
+  /** Up to this many input channels, the direct kernel or patches are used for any channel count. */
   maxInputChannels: 4,
   /** The most patch values built at once (32 MB); larger batches go a slice at a time. */
   maxValues: 1 << 23,
 };
 
-/** `Σ_batch patches · dy` (see {@link conv2DBackpropFilter}), with every intermediate freed. */
+/**
+ * `Σ_batch patches · dy` (see {@link conv2DBackpropFilter}), with every intermediate freed;
+ * `patches(first, count)` gives the patch rows of images `[first, first + count)`.
+ */
 function patchFilterGradient(
-  backend: HeapBackend,
-  x: tf.Tensor4D,
+  patches: (first: number, count: number) => tf.Tensor2D,
   dy: tf.Tensor4D,
   info: tf.backend_util.Conv2DInfo,
   filterShape: Shape4,
 ): tf.Tensor4D {
-  const simd = simdKernels(backend);
-  if (
-    simd !== undefined &&
-    filterShape[2] <= patchLimits.maxInputChannels &&
-    filterShape[3] % 8 === 0
-  ) {
-    return simdFilterGradient(simd, backend, x, dy, info, filterShape);
-  }
-  const [batch] = x.shape;
+  const [batch] = dy.shape;
   const [kh, kw, inC, outC] = filterShape;
   const perImage = kh * kw * inC * info.outHeight * info.outWidth;
   const step = Math.max(1, Math.floor(patchLimits.maxValues / perImage));
   const positions = info.outHeight * info.outWidth;
-  const padded = simd !== undefined && inC % 4 === 0 ? paddedInput(x, info) : undefined;
   let sum: tf.Tensor | undefined;
   for (let first = 0; first < batch; first += step) {
     const count = Math.min(step, batch - first);
     const part = tf.tidy(() => {
-      const cols =
-        simd !== undefined && padded !== undefined
-          ? simdPatchRows(simd, backend, padded, info, first, count)
-          : patchRows(backend, x, info, first, count);
+      const cols = patches(first, count);
       const dyPart = count === batch ? dy : tf.slice(dy, [first, 0, 0, 0], [count, -1, -1, -1]);
       return tf.matMul(cols, tf.reshape(dyPart, [count * positions, outC]));
     });

@@ -833,24 +833,30 @@ describe('Identity, GatherV2 and Slice are identical to cpu', () => {
 describe('memory', () => {
   it('keeps numTensors and wasm data flat over repeated gradients through our kernels', () => {
     const x = tf.tensor4d(uniform(2 * 9 * 9 * 3, 15), [2, 9, 9, 3]);
-    const w = tf.tensor4d(uniform(3 * 3 * 3 * 4, 16), [3, 3, 3, 4]);
-    const dw = tf.tensor4d(uniform(3 * 3 * 4 * 2, 17), [3, 3, 4, 2]);
-    const m = tf.tensor2d(uniform(32 * 5, 18), [32, 5]);
-    const loss = (xi: tf.Tensor4D, wi: tf.Tensor4D, dwi: tf.Tensor4D) => {
-      const conv = tf.relu(tf.conv2d(xi, wi, 2, 'same'));
-      const dep = tf.depthwiseConv2d(conv, dwi, 1, 'same');
+    // filter gradients: patches in JS (3 → 4), our direct kernel (4 → 8), SIMD patches (8 → 6)
+    const w0 = tf.tensor4d(uniform(3 * 3 * 3 * 4, 16), [3, 3, 3, 4]);
+    const w1 = tf.tensor4d(uniform(3 * 3 * 4 * 8, 19), [3, 3, 4, 8]);
+    const w2 = tf.tensor4d(uniform(3 * 3 * 8 * 6, 20), [3, 3, 8, 6]);
+    const dw = tf.tensor4d(uniform(3 * 3 * 6 * 2, 17), [3, 3, 6, 2]);
+    const m = tf.tensor2d(uniform(48 * 5, 18), [48, 5]);
+    const loss = (weights: tf.Tensor4D[]) => {
+      const [xi, a, b, c, d] = weights;
+      const h0 = tf.relu(tf.conv2d(xi, a, 1, 'same'));
+      const h1 = tf.relu(tf.conv2d(h0, b, 2, 'same'));
+      const h2 = tf.conv2d(h1, c, 1, 'same');
+      const dep = tf.depthwiseConv2d(h2, d, 1, 'same');
       const pooled = tf.maxPool(dep, 2, 2, 'valid');
       const flat = tf.reshape(pooled, [2, -1]);
-      return tf.sum(tf.matMul(tf.tile(flat, [1, 1]), m));
+      return tf.sign(tf.sum(tf.matMul(tf.tile(flat, [1, 1]), m))).add(tf.sum(flat));
     };
-    const grads = tf.grads((a, b, c) => loss(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D));
-    const step = () => tf.dispose(grads([x, w, dw]));
+    const grads = tf.grads((...weights) => loss(weights as tf.Tensor4D[]));
+    const step = () => tf.dispose(grads([x, w0, w1, w2, dw]));
     step();
     const before = tf.memory().numTensors;
     const dataBefore = tf.engine().backend.numDataIds();
     for (let i = 0; i < 5; i++) step();
     expect(tf.memory().numTensors).toBe(before);
     expect(tf.engine().backend.numDataIds()).toBe(dataBefore);
-    tf.dispose([x, w, dw, m]);
+    tf.dispose([x, w0, w1, w2, dw, m]);
   });
 });

@@ -64,6 +64,18 @@ function float(shape: Shape, seed: number): HostTensor {
   };
 }
 
+/** Seeded values of `shape` in `dtype`: floats in [−1, 1), ints in [−100, 100), or bools. */
+function typed(shape: Shape, seed: number, dtype: 'float32' | 'int32' | 'bool'): HostTensor {
+  const f = float(shape, seed);
+  const values =
+    dtype === 'float32'
+      ? f.values
+      : dtype === 'int32'
+        ? Int32Array.from(f.values, (v) => Math.round(v * 100))
+        : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
+  return { values, shape, dtype };
+}
+
 /** Runs one kernel on `backend` through the engine, as an op would. */
 async function runKernel(
   backend: 'wasm' | 'cpu' | 'tensorflow',
@@ -504,14 +516,7 @@ const tileCases: { shape: Shape; reps: number[]; dtype: 'float32' | 'int32' | 'b
 
 describe('Tile is identical to cpu', () => {
   it.each(tileCases)('shape=$shape reps=$reps $dtype', async ({ shape, reps, dtype }) => {
-    const f = float(shape, 14);
-    const values =
-      dtype === 'float32'
-        ? f.values
-        : dtype === 'int32'
-          ? Int32Array.from(f.values, (v) => Math.round(v * 100))
-          : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
-    const x: HostTensor = { values, shape, dtype };
+    const x = typed(shape, 14, dtype);
     const actual = await runKernel('wasm', 'Tile', { x }, { reps });
     const expected = await runKernel('cpu', 'Tile', { x }, { reps });
     expect(actual.shape).toEqual(expected.shape);
@@ -709,14 +714,8 @@ describe('Identity, GatherV2 and Slice are identical to cpu', () => {
   it.each(['float32', 'int32', 'bool'] as const)(
     'Identity of %s shares nothing visible',
     async (dtype) => {
-      const f = float([4, 5], 21);
-      const values =
-        dtype === 'float32'
-          ? f.values
-          : dtype === 'int32'
-            ? Int32Array.from(f.values, (v) => Math.round(v * 100))
-            : Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0));
-      const x: HostTensor = { values, shape: [4, 5], dtype };
+      const x = typed([4, 5], 21, dtype);
+      const values = x.values;
       const actual = await runKernel('wasm', 'Identity', { x }, {});
       expect(actual.shape).toEqual([4, 5]);
       expect(Array.from(actual.values)).toEqual(Array.from(values));
@@ -799,14 +798,7 @@ describe('Identity, GatherV2 and Slice are identical to cpu', () => {
   it.each(sliceCases)(
     'Slice shape=$shape begin=$begin size=$size',
     async ({ shape, begin, size, dtype }) => {
-      const f = float(shape, 23);
-      const values =
-        dtype === 'int32'
-          ? Int32Array.from(f.values, (v) => Math.round(v * 100))
-          : dtype === 'bool'
-            ? Uint8Array.from(f.values, (v) => (v > 0 ? 1 : 0))
-            : f.values;
-      const x: HostTensor = { values, shape, dtype: dtype ?? 'float32' };
+      const x = typed(shape, 23, dtype ?? 'float32');
       const actual = await runKernel('wasm', 'Slice', { x }, { begin, size });
       const expected = await runKernel('cpu', 'Slice', { x }, { begin, size });
       expect(actual.shape).toEqual(expected.shape);

@@ -6,6 +6,7 @@ import {
   isHeapBackend,
   type HeapBackend,
   type KernelArgs,
+  heapAddress,
 } from './kernel-io';
 import { paddedInput, patchRows, simdPatchRows } from './im2col';
 import { simdKernels, type SimdKernels } from './simd';
@@ -362,9 +363,9 @@ function simdFilterGradient(
   const sumInfo = backend.makeOutput([blocks * 4, outC], 'float32');
   const sum = tf.engine().makeTensorFromTensorInfo(sumInfo) as tf.Tensor2D;
   (backend.typedArrayFromHeap(sumInfo) as Float32Array).fill(0);
-  const xAt = backend.typedArrayFromHeap(padded).byteOffset;
-  const dyAt = backend.typedArrayFromHeap(dy).byteOffset;
-  const sumAt = backend.typedArrayFromHeap(sumInfo).byteOffset;
+  const xAt = heapAddress(backend, padded);
+  const dyAt = heapAddress(backend, dy);
+  const sumAt = heapAddress(backend, sumInfo);
   // Byte offset, within a padded image, of the input tap of filter row r (scratch rows: tap 0).
   const tap = (r: number) => {
     if (r >= rows) return 0;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { HeapBackend } from './kernel-io';
+import { heapAddress, type HeapBackend } from './kernel-io';
 import type { SimdKernels } from './simd';
 
 /**
@@ -41,8 +41,8 @@ export function simdPatchRows(
   // The kernel's working space: the window corners of 64 positions.
   const scratch = tf.engine().makeTensorFromTensorInfo(backend.makeOutput([64], 'int32'));
   simd.patchRows4(
-    backend.typedArrayFromHeap(padded).byteOffset,
-    backend.typedArrayFromHeap(outInfo).byteOffset,
+    heapAddress(backend, padded),
+    heapAddress(backend, outInfo),
     first,
     first + count,
     hp,
@@ -54,7 +54,7 @@ export function simdPatchRows(
     info.strideWidth,
     kh,
     kw,
-    backend.typedArrayFromHeap(scratch).byteOffset,
+    heapAddress(backend, scratch),
   );
   scratch.dispose();
   return tf.engine().makeTensorFromTensorInfo(outInfo) as tf.Tensor2D;

@@ -70,3 +70,11 @@ export function isHeapBackend(backend: unknown): backend is HeapBackend {
   const b = backend as Partial<HeapBackend>;
   return typeof b.makeOutput === 'function' && typeof b.typedArrayFromHeap === 'function';
 }
+
+/**
+ * The byte address of `info`'s data in a {@link HeapBackend}'s memory, as our SIMD kernels take
+ * it. Unlike a view, it stays valid when the memory grows.
+ */
+export function heapAddress(backend: HeapBackend, info: tf.TensorInfo): number {
+  return backend.typedArrayFromHeap(info).byteOffset;
+}

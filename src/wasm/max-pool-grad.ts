@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { attr, handOver, isHeapBackend, type KernelArgs } from './kernel-io';
+import { attr, handOver, isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
 import { simdKernels } from './simd';
 
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
@@ -27,12 +27,10 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
     const simd = simdKernels(backend);
     if (simd !== undefined && isInside2x2(info) && info.inChannels % 4 === 0) {
-      // Byte offsets of the three tensors (views made after the allocation above).
-      const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
       simd.maxPoolGrad2x2(
-        at(x),
-        at(dy),
-        at(out),
+        heapAddress(backend, x),
+        heapAddress(backend, dy),
+        heapAddress(backend, out),
         info.batchSize,
         info.inHeight,
         info.inWidth,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { composed, input, isHeapBackend, type KernelArgs } from './kernel-io';
+import { composed, input, isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
 import { simdKernels } from './simd';
 
 /** Our kernel for ReLU's gradient, `dy · step(x)` in one pass (registered for `wasm` only). */
@@ -30,8 +30,12 @@ export function reluGrad(args: KernelArgs): tf.TensorInfo {
     return composed(args, () => stockReluGrad(input(args, 'dy'), input(args, 'x')));
   }
   const out = backend.makeOutput(x.shape.slice(), 'float32');
-  const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
-  simd.reluGrad(at(x), at(dy), at(out), tf.util.sizeFromShape(x.shape));
+  simd.reluGrad(
+    heapAddress(backend, x),
+    heapAddress(backend, dy),
+    heapAddress(backend, out),
+    tf.util.sizeFromShape(x.shape),
+  );
   return out;
 }
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { isHeapBackend, type KernelArgs } from './kernel-io';
+import { isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
 import { simdKernels } from './simd';
 
 /**
@@ -22,8 +22,7 @@ export function makeSign(original: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
     const simd = simdKernels(backend);
     if (simd !== undefined) {
-      const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
-      simd.sign(at(x), at(out), size);
+      simd.sign(heapAddress(backend, x), heapAddress(backend, out), size);
       return out;
     }
     const xs = backend.typedArrayFromHeap(x) as Float32Array;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { attr, composed, input, isHeapBackend, type KernelArgs } from './kernel-io';
+import { attr, composed, input, isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
 import { simdKernels } from './simd';
 
 /** The longest last axis our SIMD row sums add (in sequence, 4 lanes). */
@@ -80,8 +80,8 @@ function sumBySimd(
     ? x.shape.map((d, i) => (sorted.includes(i) ? 1 : d))
     : x.shape.filter((_, i) => !sorted.includes(i));
   const out = backend.makeOutput(outShape, 'float32');
-  const at = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t).byteOffset;
-  if (leading) simd.columnSum(at(x), at(out), size / width, width);
-  else simd.rowSum(at(x), at(out), size / width, width);
+  if (leading)
+    simd.columnSum(heapAddress(backend, x), heapAddress(backend, out), size / width, width);
+  else simd.rowSum(heapAddress(backend, x), heapAddress(backend, out), size / width, width);
   return out;
 }

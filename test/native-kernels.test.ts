@@ -310,6 +310,20 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
   });
 });
 
+/** Outputs read back from a run with our kernels and one with the stock ones. */
+type Outputs = { shape: number[]; values: number[] }[];
+
+/** Each of `ours` has the shape of `stock`'s and its values within 1e-5 of its largest magnitude. */
+function expectSameOutputs(ours: Outputs, stock: Outputs): void {
+  ours.forEach((o, i) => {
+    expect(o.shape).toEqual(stock[i].shape);
+    const scale = Math.max(1, ...stock[i].values.map(Math.abs));
+    o.values.forEach((v, k) =>
+      expect(Math.abs(v - stock[i].values[k])).toBeLessThanOrEqual(1e-5 * scale),
+    );
+  });
+}
+
 describe('small-map convolutions as one matrix product (registered by initBackend)', () => {
   const native = () => tf.getBackend() === 'tensorflow';
 
@@ -362,13 +376,7 @@ describe('small-map convolutions as one matrix product (registered by initBacken
       expect(tf.memory().numTensors).toBe(before);
       // conv2d, fused conv2d, the fused conv2d under grads, its input and filter gradients.
       expect(smallConvCallCount() - calls).toBe(name.startsWith('not covered') ? 0 : 5);
-      ours.forEach((o, i) => {
-        expect(o.shape).toEqual(stock[i].shape);
-        const scale = Math.max(1, ...stock[i].values.map(Math.abs));
-        o.values.forEach((v, k) =>
-          expect(Math.abs(v - stock[i].values[k])).toBeLessThanOrEqual(1e-5 * scale),
-        );
-      });
+      expectSameOutputs(ours, stock);
     },
   );
 });
@@ -411,13 +419,7 @@ describe('depthwise convolutions on one pixel as an element-wise product (regist
       expect(tf.memory().numTensors).toBe(before);
       // The forward pass twice (once under grads), the input and filter gradients.
       expect(smallConvCallCount() - calls).toBe(name.startsWith('not covered') ? 0 : 4);
-      ours.forEach((o, i) => {
-        expect(o.shape).toEqual(stock[i].shape);
-        const scale = Math.max(1, ...stock[i].values.map(Math.abs));
-        o.values.forEach((v, k) =>
-          expect(Math.abs(v - stock[i].values[k])).toBeLessThanOrEqual(1e-5 * scale),
-        );
-      });
+      expectSameOutputs(ours, stock);
     },
   );
 });

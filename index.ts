@@ -25,6 +25,7 @@ export {
   WASM_KERNELS_TFJS_VERSION,
 } from './src/wasm';
 export type { WasmKernelInfo, WasmKernelRole } from './src/wasm';
+export { registerWasmAdam, unregisterWasmAdam, wasmAdamRegistered } from './src/wasm/adam';
 export {
   useThreadedWasm,
   wasmThreading,

@@ -134,6 +134,7 @@ describe('registration', () => {
     }
     expect(WASM_KERNELS.map((k) => k.kernelName).sort()).toEqual([
       'Add',
+      'AntifragileAdam',
       'AntifragileReluGrad',
       'BatchMatMul',
       'Cast',

@@ -58,14 +58,32 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
     tf.engine().runKernel('MaxPoolGrad', { dy: pooled, input: x, output: tf.maxPool(x, 2, 2, 'valid') },
       { filterSize: [2, 2], strides: [2, 2], pad: 'valid' }).dataSync(),
   ];
+  const adam = async () => {
+    const v = tf.variable(tf.randomNormal([37], 0, 1, 'float32', 5));
+    const optimizer = tf.train.adam(0.01);
+    const kernels = [];
+    for (let s = 0; s < 3; s++) {
+      const g = tf.randomNormal([37], 0, 1, 'float32', 6 + s);
+      const info = await tf.profile(() => optimizer.applyGradients([{ name: v.name, tensor: g }]));
+      kernels.push(...info.kernels.map((k) => k.name));
+      g.dispose();
+    }
+    const values = v.dataSync();
+    optimizer.dispose();
+    v.dispose();
+    return { values, fused: kernels.includes('AntifragileAdam') };
+  };
   const [grad, pool] = run();
+  const adamWasm = await adam();
   const simd = simdKernels(tf.backend()) !== undefined;
   await tf.setBackend('cpu');
   const [gradCpu, poolCpu] = run();
+  const adamCpu = await adam();
+  const adamSame = adamWasm.fused && adamWasm.values.every((v, i) => Object.is(v, adamCpu.values[i]));
   let worst = 0;
   for (let i = 0; i < grad.length; i++) worst = Math.max(worst, Math.abs(grad[i] - gradCpu[i]) / Math.max(1, Math.abs(gradCpu[i])));
   const poolSame = pool.every((v, i) => Object.is(v, poolCpu[i]));
-  console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame }));
+  console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame, adamSame }));
 })();
 `,
     { TFJS_WASM_THREADS: '1' },
@@ -82,11 +100,13 @@ describe('SIMD kernels on the single-threaded build', () => {
       simd: boolean;
       worst: number;
       poolSame: boolean;
+      adamSame: boolean;
     };
     expect(result.threads).toBe(1);
     expect(result.simd).toBe(true);
     expect(result.worst).toBeLessThan(1e-5);
     expect(result.poolSame).toBe(true);
+    expect(result.adamSame).toBe(true);
     expect(code).toBe(0);
   });
 });

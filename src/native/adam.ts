@@ -1,5 +1,13 @@
 import { randomUUID } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
+import {
+  ensureMoments,
+  finishAdamStep,
+  float32Updatable,
+  gradientList,
+  type AdamFields,
+  type Gradients,
+} from '../optimizers/adam-internals';
 
 /** The slice of tfjs-node's `NodeJSKernelBackend` used here (it is not exported typed). */
 interface NativeBackend {
@@ -17,21 +25,6 @@ interface NativeBackend {
   getInputTensorIds(tensors: tf.TensorInfo[]): number[];
   createOutputTensor(metadata: { id: number }): tf.Tensor;
 }
-
-/** The fields of tfjs' `AdamOptimizer` read here (protected or private in its typings). */
-interface AdamFields {
-  learningRate: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-  accumulatedFirstMoment: { originalName: string; variable: tf.Variable }[];
-  accumulatedSecondMoment: { originalName: string; variable: tf.Variable }[];
-  incrementIterations(): void;
-}
-
-type Gradients = tf.NamedTensorMap | { name: string; tensor: tf.Tensor }[];
 
 /** TensorFlow resource variables mirroring one trained variable, its `m` and its `v`. */
 interface Slot {
@@ -197,20 +190,9 @@ function cachedScalar(
  * equal when `ε′ = ε·√(1−β2ᵗ)`, which is what is passed.
  */
 function nativeApply(optimizer: tf.AdamOptimizer, gradients: Gradients): boolean {
-  const names = Array.isArray(gradients) ? gradients.map((g) => g.name) : Object.keys(gradients);
-  const gradientOf = (name: string, i: number) =>
-    Array.isArray(gradients) ? gradients[i].tensor : (gradients as tf.NamedTensorMap)[name];
+  if (!float32Updatable(gradients)) return false;
+  const { names, gradientOf } = gradientList(gradients);
   const registered = tf.engine().registeredVariables;
-  const usable = names.every((name, i) => {
-    const value = registered[name];
-    const g = gradientOf(name, i);
-    return (
-      value !== undefined &&
-      value.dtype === 'float32' &&
-      (g == null || (g.dtype === 'float32' && tf.util.arraysEqual(g.shape, value.shape)))
-    );
-  });
-  if (!usable) return false;
   const f = optimizer as unknown as AdamFields;
   const backend = tf.backend() as unknown as NativeBackend;
   const { binding } = backend;
@@ -243,18 +225,7 @@ function nativeApply(optimizer: tf.AdamOptimizer, gradients: Gradients): boolean
     names.forEach((name, i) => {
       const value = registered[name];
       // As tfjs: the moments are created at the first step, even for a null gradient.
-      if (f.accumulatedFirstMoment[i] == null) {
-        f.accumulatedFirstMoment[i] = {
-          originalName: `${name}/m`,
-          variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
-        };
-      }
-      if (f.accumulatedSecondMoment[i] == null) {
-        f.accumulatedSecondMoment[i] = {
-          originalName: `${name}/v`,
-          variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
-        };
-      }
+      ensureMoments(f, name, i, value);
       const gradient = gradientOf(name, i);
       if (gradient == null || grouped.has(i)) return;
       const vars = [
@@ -327,7 +298,8 @@ function nativeApply(optimizer: tf.AdamOptimizer, gradients: Gradients): boolean
           0,
         );
       });
-      const gradient = flat(members.map((i) => gradientOf(names[i], i)));
+      // Members all have a gradient (see above).
+      const gradient = flat(members.map((i) => gradientOf(names[i], i) as tf.Tensor));
       binding.executeOp(
         'ResourceApplyAdam',
         applyAttrs,
@@ -349,10 +321,8 @@ function nativeApply(optimizer: tf.AdamOptimizer, gradients: Gradients): boolean
       group.held = [values.map((v) => v.dataId), ...moments.map((vs) => vs.map((v) => v.dataId))];
       group.stale = moments as [tf.Variable[], tf.Variable[]];
     }
-    f.accBeta1.assign(tf.mul(f.accBeta1, f.beta1));
-    f.accBeta2.assign(tf.mul(f.accBeta2, f.beta2));
   });
-  f.incrementIterations();
+  finishAdamStep(f);
   return true;
 }
 

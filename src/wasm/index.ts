@@ -8,6 +8,7 @@
  * refuses any other.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADAM_KERNEL, adamStep, registerWasmAdam } from './adam';
 import { makeAdd } from './add';
 import { makeBatchMatMul } from './batch-mat-mul';
 import { makeCast } from './cast';
@@ -139,6 +140,13 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
       'routes to the first maximum of each window, also when all values are ≤ 0 (as cpu); ' +
       '2×2 windows at stride 2 by a SIMD kernel of ours',
   },
+  {
+    kernelName: ADAM_KERNEL,
+    role: 'faster',
+    note:
+      'one Adam step of a variable in one pass (a SIMD kernel of ours; tfjs: ~14 ops), which ' +
+      "tfjs' AdamOptimizer calls on wasm (registerWasmAdam); the same float32 operations",
+  },
 ];
 
 /** Thrown when the loaded tfjs is not the version our wasm kernels were written against. */
@@ -176,7 +184,7 @@ export function checkTfjsVersion(versions: Record<string, string> = loadedVersio
   }
 }
 
-type KernelFn = (args: KernelArgs) => tf.TensorInfo;
+type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 /** Our kernel functions, built once (replacements wrap the original they fall back to). */
 let ours: Map<string, tf.KernelFunc> | undefined;
@@ -205,12 +213,14 @@ function build(): Map<string, tf.KernelFunc> {
     [RELU_GRAD_KERNEL, plain(reluGrad)],
     ['Tile', makeTile(original('Tile')?.kernelFunc)],
     ['MaxPoolGrad', plain(maxPoolGrad)],
+    [ADAM_KERNEL, plain(adamStep)],
   ]);
 }
 
 /**
  * Registers our kernels for tfjs' `wasm` backend (see {@link WASM_KERNELS}), replacing wasm's own
- * where ours are faster or exact. Idempotent; call it after `@tensorflow/tfjs-backend-wasm` is
+ * where ours are faster or exact, and routes `Relu`'s gradient and tfjs' Adam updates through
+ * ours on wasm (see {@link registerReluGradient}, {@link registerWasmAdam}). Idempotent; call it after `@tensorflow/tfjs-backend-wasm` is
  * loaded and before or after `tf.setBackend('wasm')`. Throws a {@link TfjsVersionError} when the
  * loaded tfjs is not exactly {@link WASM_KERNELS_TFJS_VERSION}.
  */
@@ -218,6 +228,7 @@ export function registerWasmKernels(): void {
   checkTfjsVersion();
   ours ??= build();
   registerReluGradient();
+  registerWasmAdam();
   for (const [kernelName, kernelFunc] of ours) {
     const existing = tf.getKernel(kernelName, 'wasm');
     if (existing?.kernelFunc === kernelFunc) continue;

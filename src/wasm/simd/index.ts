@@ -76,6 +76,28 @@ export interface SimdKernels {
   columnSum(x: number, out: number, rows: number, width: number): void;
   /** See kernels.wat: ReLU's gradient `dy · step(x)` in one pass, `n` float32 values. */
   reluGrad(x: number, dy: number, out: number, n: number): void;
+  /**
+   * See kernels.wat: one Adam step over `n` float32 values, exactly as tfjs' `AdamOptimizer`
+   * computes it; `a1`, `a2` are `1 − β1ᵗ`, `1 − β2ᵗ`, `c1`, `c2` are `1 − β1`, `1 − β2`.
+   */
+  adam(
+    w: number,
+    m: number,
+    v: number,
+    g: number,
+    w1: number,
+    m1: number,
+    v1: number,
+    n: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    a1: number,
+    a2: number,
+    eps: number,
+    negLr: number,
+  ): void;
 }
 
 /** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */

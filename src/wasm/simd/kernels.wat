@@ -472,4 +472,71 @@
         (else (local.set $c (i32.add (local.get $c) (i32.const 16)))))
       (br $colLoop)))
   )
+
+  ;; One Adam step as tfjs' AdamOptimizer takes it, operation for operation in float32 (so the same
+  ;; values): m' = m·β1 + g·(1 − β1), v' = v·β2 + g²·(1 − β2),
+  ;; w' = (m'/$a1) / (√(v'/$a2) + ε) · (−lr) + w, with $a1 = 1 − β1ᵗ and $a2 = 1 − β2ᵗ.
+  ;; Reads $w $m $v $g and writes $w1 $m1 $v1 ($n float32 values each; an output may be its own
+  ;; input, since each value is read before it is written), 4 at a time, then one at a time.
+  (func (export "adam") (param $w i32) (param $m i32) (param $v i32) (param $g i32)
+    (param $w1 i32) (param $m1 i32) (param $v1 i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32)
+    (param $a1 f32) (param $a2 f32) (param $eps f32) (param $negLr f32)
+    (local $i i32) (local $end i32) (local $tail i32)
+    (local $B1 v128) (local $C1 v128) (local $B2 v128) (local $C2 v128)
+    (local $A1 v128) (local $A2 v128) (local $EPS v128) (local $LR v128)
+    (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $gs f32) (local $ms f32) (local $vs f32)
+    (local.set $B1 (f32x4.splat (local.get $b1))) (local.set $C1 (f32x4.splat (local.get $c1)))
+    (local.set $B2 (f32x4.splat (local.get $b2))) (local.set $C2 (f32x4.splat (local.get $c2)))
+    (local.set $A1 (f32x4.splat (local.get $a1))) (local.set $A2 (f32x4.splat (local.get $a2)))
+    (local.set $EPS (f32x4.splat (local.get $eps))) (local.set $LR (f32x4.splat (local.get $negLr)))
+    (local.set $tail (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2)))
+    (block $done (loop $vectors
+      (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
+      (local.set $gv (v128.load (i32.add (local.get $g) (local.get $i))))
+      (local.set $mv
+        (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $i))) (local.get $B1))
+          (f32x4.mul (local.get $gv) (local.get $C1))))
+      (local.set $vv
+        (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $i))) (local.get $B2))
+          (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (local.get $C2))))
+      (v128.store (i32.add (local.get $w1) (local.get $i))
+        (f32x4.add
+          (f32x4.mul
+            (f32x4.div
+              (f32x4.div (local.get $mv) (local.get $A1))
+              (f32x4.add (f32x4.sqrt (f32x4.div (local.get $vv) (local.get $A2))) (local.get $EPS)))
+            (local.get $LR))
+          (v128.load (i32.add (local.get $w) (local.get $i)))))
+      (v128.store (i32.add (local.get $m1) (local.get $i)) (local.get $mv))
+      (v128.store (i32.add (local.get $v1) (local.get $i)) (local.get $vv))
+      (local.set $i (i32.add (local.get $i) (i32.const 16)))
+      (br $vectors)))
+    (block $done (loop $scalars
+      (br_if $done (i32.ge_u (local.get $i) (local.get $tail)))
+      (local.set $gs (f32.load (i32.add (local.get $g) (local.get $i))))
+      (local.set $ms
+        (f32.add
+          (f32.mul (f32.load (i32.add (local.get $m) (local.get $i))) (local.get $b1))
+          (f32.mul (local.get $gs) (local.get $c1))))
+      (local.set $vs
+        (f32.add
+          (f32.mul (f32.load (i32.add (local.get $v) (local.get $i))) (local.get $b2))
+          (f32.mul (f32.mul (local.get $gs) (local.get $gs)) (local.get $c2))))
+      (f32.store (i32.add (local.get $w1) (local.get $i))
+        (f32.add
+          (f32.mul
+            (f32.div
+              (f32.div (local.get $ms) (local.get $a1))
+              (f32.add (f32.sqrt (f32.div (local.get $vs) (local.get $a2))) (local.get $eps)))
+            (local.get $negLr))
+          (f32.load (i32.add (local.get $w) (local.get $i)))))
+      (f32.store (i32.add (local.get $m1) (local.get $i)) (local.get $ms))
+      (f32.store (i32.add (local.get $v1) (local.get $i)) (local.get $vs))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $scalars))))
 )

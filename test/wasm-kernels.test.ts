@@ -15,7 +15,8 @@ import {
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { patchLimits } from '../src/wasm/conv-gradients';
-import { simdKernels, simdSettings } from '../src/wasm/simd';
+import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
+import { wasmThreading } from '../src/wasm/threads';
 import { RELU_GRAD_KERNEL } from '../src/wasm/relu-grad';
 import { seededRandom } from '../src/random';
 import { switchToWasm } from './support/wasm';
@@ -178,8 +179,13 @@ const convCases = KERNEL_SIZES.flatMap((k) =>
       { k, s, pad, batch: 5, h: 9, w: 8, inC: 3, outC: 8 },
       // channels a multiple of 4: patches by our SIMD kernel, then one product
       { k, s, pad, batch: 3, h: 9, w: 8, inC: 8, outC: 6 },
-      // more input channels than the filter gradient's patch product takes
-      { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 8 },
+      // more input channels than the single-threaded direct kernel takes: the direct kernel on
+      // the SIMD pool's threads (or, on one thread, XNNPACK's convolution)
+      { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 16 },
+      // neither a multiple of 8 output channels nor of 4 input channels: XNNPACK's convolution
+      { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxInputChannels + 2, outC: 5 },
+      // more input channels than the pooled direct kernel takes: patches and one product
+      { k, s, pad, batch: 2, h: 9, w: 8, inC: patchLimits.maxPooledInputChannels + 4, outC: 8 },
     ]),
   ),
 );
@@ -229,6 +235,49 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
         );
       } finally {
         patchLimits.maxValues = saved;
+      }
+    },
+  );
+
+  it.each([
+    [3, 16, 32, 1],
+    [1, 16, 16, 1],
+    [3, 6, 8, 2],
+  ])(
+    'the direct kernel gives the same values on the SIMD pool as on one thread (k=%i, %i→%i, stride %i)',
+    (k, inC, outC, s) => {
+      const pool = simdPool(tf.backend());
+      expect(pool?.threads).toBe(
+        (wasmThreading()?.threads ?? 1) > 1 ? wasmThreading()?.threads : undefined,
+      );
+      const x = tf.randomNormal([5, 13, 12, inC], 0, 1, 'float32', 1);
+      const oh = outSize(13, k, s, 1, 'same');
+      const ow = outSize(12, k, s, 1, 'same');
+      const dy = tf.randomNormal([5, oh, ow, outC], 0, 1, 'float32', 2);
+      const attrs = {
+        strides: [s, s],
+        pad: 'same',
+        dataFormat: 'NHWC',
+        filterShape: [k, k, inC, outC],
+      };
+      const run = () => {
+        const out = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor;
+        const values = out.dataSync();
+        out.dispose();
+        return values;
+      };
+      const limits = { ...patchLimits };
+      try {
+        patchLimits.maxInputChannels = 64; // the direct kernel, pooled or not
+        const pooled = run();
+        simdSettings.pooled = false;
+        const single = run();
+        expect(Array.from(pooled)).toEqual(Array.from(single));
+        expect(pooled.some((v) => v !== 0)).toBe(true);
+      } finally {
+        simdSettings.pooled = true;
+        Object.assign(patchLimits, limits);
+        tf.dispose([x, dy]);
       }
     },
   );

@@ -6,7 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { simdKernels } from '../src/wasm/simd';
+import { heapAddress, type HeapBackend } from '../src/wasm/kernel-io';
+import { simdKernels, simdPool } from '../src/wasm/simd';
+import { wasmThreading } from '../src/wasm/threads';
 import { projectPath, runNodeScript } from './support/child-script';
 import { switchToWasm } from './support/wasm';
 
@@ -30,6 +32,43 @@ describe('SIMD kernels on the threaded build', () => {
   });
   afterAll(async () => {
     await tf.setBackend(previous);
+  });
+
+  it('share work out to a pool of threads that reports failures and keeps working', () => {
+    const pool = simdPool(tf.backend());
+    const threads = wasmThreading()?.threads ?? 1;
+    if (threads < 2) {
+      expect(pool).toBeUndefined();
+      return;
+    }
+    expect(pool?.threads).toBe(threads);
+    expect(simdPool(tf.backend())).toBe(pool);
+    // Every thread takes the signs of its own quarter of one array.
+    const n = 4096;
+    const x = tf.randomNormal([n], 0, 1, 'float32', 9);
+    const out = tf.zeros([n]);
+    const at = (t: tf.Tensor) => heapAddress(tf.backend() as unknown as HeapBackend, t);
+    const part = n / threads;
+    const shares = Array.from({ length: threads }, (_, i) => [
+      at(x) + i * part * 4,
+      at(out) + i * part * 4,
+      part,
+    ]);
+    pool?.run('sign', shares);
+    expect(Array.from(out.dataSync())).toEqual(Array.from(tf.sign(x).dataSync()));
+    // A share that traps (an address past the memory's end) fails the call, not the pool.
+    const beyond = [...shares];
+    beyond[threads - 1] = [0x7ffffff0, 0x7ffffff0, 1024];
+    expect(() => pool?.run('sign', beyond)).toThrow(/'sign' failed on a SIMD pool thread/);
+    expect(() => pool?.run('adam', shares)).toThrow(/cannot run 'adam'/);
+    tf.dispose(out);
+    const again = tf.zeros([n]);
+    pool?.run(
+      'sign',
+      shares.map(([from, , count], i) => [from, at(again) + i * part * 4, count]),
+    );
+    expect(Array.from(again.dataSync())).toEqual(Array.from(tf.sign(x).dataSync()));
+    tf.dispose([x, again]);
   });
 
   it('are instantiated on the backend memory, once', () => {

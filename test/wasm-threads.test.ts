@@ -72,8 +72,9 @@ describe('threaded wasm backend', () => {
 });
 
 /**
- * Runs a script that picks the wasm backend and multiplies two matrices; resolves its output. A
- * pool thread that kept the process alive would make it time out.
+ * Runs a script that picks the wasm backend, multiplies two matrices and takes a filter gradient
+ * (on our SIMD pool's threads when there is one); resolves its output. A thread of XNNPACK's
+ * pool or of ours that kept the process alive would make it time out.
  */
 function runChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   return runNodeScript(
@@ -83,7 +84,14 @@ const { initBackend } = require(${projectPath('src/backend.ts')});
   const choice = await initBackend({ backend: 'wasm', log: (m) => console.log(m) });
   const a = tf.ones([512, 512]);
   const sum = tf.matMul(a, a).sum().dataSync()[0];
-  console.log('THREADS=' + choice.threads + ' SUM=' + sum);
+  const x = tf.ones([4, 10, 10, 16]);
+  const dy = tf.ones([4, 8, 8, 32]);
+  const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+    { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] });
+  const { simdPool } = require(${projectPath('src/wasm/simd/index.ts')});
+  const pool = simdPool(tf.backend());
+  console.log('THREADS=' + choice.threads + ' SUM=' + sum + ' DW=' + dw.max().dataSync()[0] +
+    ' POOL=' + (pool ? pool.threads : 0));
 })();
 `,
     env,
@@ -93,14 +101,14 @@ const { initBackend } = require(${projectPath('src/backend.ts')});
 describe('a process on the threaded wasm backend', () => {
   it('exits by itself when its work is done', async () => {
     const { code, out } = await runChild({ TFJS_WASM_THREADS: '2' });
-    expect(out).toContain('THREADS=2 SUM=134217728');
+    expect(out).toContain('THREADS=2 SUM=134217728 DW=256 POOL=2');
     expect(out).toMatch(/backend: wasm .*; 2 threads\)/);
     expect(code).toBe(0);
   });
 
   it('uses the single-threaded build with TFJS_WASM_THREADS=1, and says so', async () => {
     const { code, out } = await runChild({ TFJS_WASM_THREADS: '1' });
-    expect(out).toContain('THREADS=1 SUM=134217728');
+    expect(out).toContain('THREADS=1 SUM=134217728 DW=256 POOL=0');
     expect(out).toMatch(/1 thread \(one thread was asked for\)/);
     expect(code).toBe(0);
   });
@@ -111,7 +119,7 @@ describe('a process on the threaded wasm backend', () => {
     fs.writeFileSync(blocked, '');
     try {
       const { code, out } = await runChild({ TFJS_WASM_THREADS: '2', TMPDIR: blocked });
-      expect(out).toContain('THREADS=1 SUM=134217728');
+      expect(out).toContain('THREADS=1 SUM=134217728 DW=256 POOL=0');
       expect(out).toMatch(/1 thread \(the threaded build failed to load: .*not-a-folder/);
       expect(code).toBe(0);
     } finally {

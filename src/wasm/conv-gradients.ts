@@ -9,7 +9,8 @@ import {
   heapAddress,
 } from './kernel-io';
 import { paddedInput, patchRows, simdPatchRows } from './im2col';
-import { simdKernels, type SimdKernels } from './simd';
+import { simdKernels, simdPool, type SimdKernels } from './simd';
+import { evenRanges } from './simd/pool';
 import {
   cropNegativePads,
   explicitPadding,
@@ -22,6 +23,7 @@ import {
 } from './geometry';
 
 type Shape4 = [number, number, number, number];
+type FilterGradBlocksArgs = Parameters<SimdKernels['filterGradBlocks']>;
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 
@@ -123,7 +125,10 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
     if (isHeapBackend(backend) && x.dtype === 'float32' && dy.dtype === 'float32') {
       const [, , inC, outC] = filterShape;
       const simd = simdKernels(backend);
-      if (simd !== undefined && inC <= patchLimits.maxInputChannels && outC % 8 === 0) {
+      const direct =
+        inC <= patchLimits.maxInputChannels ||
+        (inC <= patchLimits.maxPooledInputChannels && simdPool(backend) !== undefined);
+      if (simd !== undefined && direct && outC % 8 === 0) {
         return simdFilterGradient(simd, backend, x, dy, info, filterShape);
       }
       if (simd !== undefined && inC % 4 === 0) {
@@ -162,6 +167,13 @@ export const patchLimits = {
   maxInputChannels: 4,
   /** The most patch values built at once (32 MB); larger batches go a slice at a time. */
   maxValues: 1 << 23,
+  /**
+   * Up to this many input channels, the direct kernel is used when a thread pool shares out its
+   * work (it then beats patches and XNNPACK's product, which re-packs `dy` on every call).
+   */
+  maxPooledInputChannels: 32,
+  /** Images the direct kernel takes at a time (each block passes over them while in cache). */
+  imagesPerPass: 2,
 };
 
 /**
@@ -366,43 +378,31 @@ function simdFilterGradient(
   const xAt = heapAddress(backend, padded);
   const dyAt = heapAddress(backend, dy);
   const sumAt = heapAddress(backend, sumInfo);
-  // Byte offset, within a padded image, of the input tap of filter row r (scratch rows: tap 0).
-  const tap = (r: number) => {
-    if (r >= rows) return 0;
-    const c = r % inC;
-    const j = Math.floor(r / inC) % kw;
-    const i = Math.floor(r / (inC * kw));
-    return ((i * wp + j) * inC + c) * 4;
-  };
-  for (let block = 0; block < blocks; block++) {
-    const r = block * 4;
-    for (let co = 0; co < outC; co += 8) {
-      const row = (k: number) => sumAt + ((r + k) * outC + co) * 4;
-      simd.filterGrad4(
-        xAt,
-        dyAt,
-        0,
-        batch,
-        hp,
-        wp,
-        inC,
-        oh,
-        ow,
-        co,
-        outC,
-        sH,
-        sW,
-        tap(r),
-        tap(r + 1),
-        tap(r + 2),
-        tap(r + 3),
-        row(0),
-        row(1),
-        row(2),
-        row(3),
-      );
-    }
-  }
+  // Blocks of 4 rows × 8 output channels, shared out in contiguous ranges, one per thread.
+  const totalBlocks = blocks * (outC / 8);
+  const pool = simdPool(backend);
+  const ranges = evenRanges(totalBlocks, pool?.threads ?? 1);
+  const shares = ranges.map(([b0, b1]) => [
+    xAt,
+    dyAt,
+    sumAt,
+    batch,
+    hp,
+    wp,
+    inC,
+    oh,
+    ow,
+    outC,
+    sH,
+    sW,
+    kw,
+    rows,
+    b0,
+    b1,
+    patchLimits.imagesPerPass,
+  ]);
+  if (pool !== undefined) pool.run('filterGradBlocks', shares);
+  else for (const share of shares) simd.filterGradBlocks(...(share as FilterGradBlocksArgs));
   const rowsOnly = blocks * 4 === rows ? sum : tf.slice(sum, [0, 0], [rows, outC]);
   return tf.reshape(rowsOnly, filterShape);
 }

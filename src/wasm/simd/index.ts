@@ -3,7 +3,9 @@
  * they read and write tensors in place. One instance per backend memory; the module importing a
  * shared memory serves the threaded build, the other the single-threaded one.
  */
+import { wasmThreading } from '../threads';
 import { KERNELS_PLAIN_MEMORY, KERNELS_SHARED_MEMORY } from './binary';
+import { createSimdPool, type SimdPool } from './pool';
 
 /** The functions of kernels.wat; pointers are byte offsets in the backend's memory. */
 export interface SimdKernels {
@@ -46,6 +48,30 @@ export interface SimdKernels {
     dw1: number,
     dw2: number,
     dw3: number,
+  ): void;
+  /**
+   * See kernels.wat: {@link SimdKernels.filterGrad4} over the blocks `[b0, b1)` (4 rows × 8
+   * output channels each) of the zeroed `[⌈rows/4⌉·4, outC]` gradient at `dw`, images `group`
+   * at a time; disjoint block ranges may run on several threads at once.
+   */
+  filterGradBlocks(
+    x: number,
+    dy: number,
+    dw: number,
+    batch: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    outC: number,
+    sH: number,
+    sW: number,
+    kw: number,
+    rows: number,
+    b0: number,
+    b1: number,
+    group: number,
   ): void;
   /**
    * See kernels.wat: the patches of a padded NHWC input (channels a multiple of 4) as rows
@@ -100,8 +126,14 @@ export interface SimdKernels {
   ): void;
 }
 
-/** Whether our kernels call the SIMD functions (else their JS paths); settable for tests. */
-export const simdSettings = { enabled: true };
+/**
+ * Whether our kernels call the SIMD functions (else their JS paths), and whether they may share
+ * their work out to a {@link SimdPool} on the threaded build; settable for tests.
+ */
+export const simdSettings = { enabled: true, pooled: true };
+
+/** The exports a {@link SimdPool} runs (kernels whose work splits into disjoint parts). */
+const POOLED_EXPORTS = ['filterGradBlocks', 'sign'] as const;
 
 interface WasmMemory {
   buffer: ArrayBufferLike;
@@ -122,6 +154,8 @@ interface EmscriptenModule {
 
 const compiled = new Map<boolean, object>();
 const instances = new WeakMap<WasmMemory, SimdKernels>();
+/** Per shared memory: its pool, or why there is none (one thread; workers failed to start). */
+const pools = new WeakMap<WasmMemory, SimdPool | string>();
 
 function memoryOf(backend: unknown): WasmMemory | undefined {
   const module = (backend as { wasm?: EmscriptenModule } | null)?.wasm;
@@ -151,4 +185,33 @@ export function simdKernels(backend: unknown): SimdKernels | undefined {
     instances.set(memory, kernels);
   }
   return kernels;
+}
+
+/**
+ * The pool of threads that runs our kernels on `backend`'s memory, one per thread XNNPACK uses
+ * (see {@link SimdPool}); undefined on the single-threaded build, with one thread, when pooling
+ * is switched off, or when its workers could not start (then our kernels run on one thread).
+ */
+export function simdPool(backend: unknown): SimdPool | undefined {
+  const kernels = simdKernels(backend);
+  const memory = memoryOf(backend);
+  if (!simdSettings.pooled || kernels === undefined || memory === undefined) return undefined;
+  let pool = pools.get(memory);
+  if (pool === undefined) {
+    const threads = wasmThreading()?.threads ?? 1;
+    const shared =
+      typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    if (!shared || threads < 2) pool = 'one thread';
+    else {
+      try {
+        const module = compiled.get(true) as object;
+        const local = kernels as unknown as Record<string, (...args: number[]) => void>;
+        pool = createSimdPool(module, memory, local, POOLED_EXPORTS, threads);
+      } catch (err) {
+        pool = err instanceof Error ? err.message : String(err);
+      }
+    }
+    pools.set(memory, pool);
+  }
+  return typeof pool === 'string' ? undefined : pool;
 }

@@ -172,6 +172,76 @@
       (br $imageLoop)))
   )
 
+;; Byte offset, within a padded NHWC image of row width $wp and $ci channels, of the input tap
+  ;; of filter-gradient row r = (i·kw + j)·ci + c; 0 for scratch rows (r ≥ $rows).
+  (func $tap (param $r i32) (param $rows i32) (param $kw i32) (param $ci i32) (param $wp i32)
+    (result i32)
+    (if (result i32) (i32.ge_u (local.get $r) (local.get $rows))
+      (then (i32.const 0))
+      (else
+        (i32.shl
+          (i32.add
+            (i32.mul
+              (i32.add
+                (i32.mul
+                  (i32.div_u (local.get $r) (i32.mul (local.get $ci) (local.get $kw)))
+                  (local.get $wp))
+                (i32.rem_u (i32.div_u (local.get $r) (local.get $ci)) (local.get $kw)))
+              (local.get $ci))
+            (i32.rem_u (local.get $r) (local.get $ci)))
+          (i32.const 2)))))
+
+  ;; filterGrad4 over the blocks [$b0, $b1) of a filter gradient $dw (byte address of its
+  ;; [ceil(rows/4)·4, outC] values, zeroed by the caller): block b holds rows
+  ;; 4·floor(b / (outC/8)) + 0…3 and output channels 8·(b mod (outC/8)) + 0…7; rows ≥ $rows
+  ;; are scratch rows. The images go $group at a time, every block passing over them while they
+  ;; are in cache; each image's sum is still added to dw in image order, so the values do not
+  ;; depend on $group or on how the blocks are shared out (threads may run disjoint block ranges
+  ;; at once).
+  (func (export "filterGradBlocks")
+    (param $x i32) (param $dy i32) (param $dw i32) (param $batch i32)
+    (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
+    (param $outC i32) (param $sH i32) (param $sW i32) (param $kw i32) (param $rows i32)
+    (param $b0 i32) (param $b1 i32) (param $group i32)
+    (local $n0 i32) (local $n1 i32) (local $b i32) (local $colBlocks i32) (local $r i32)
+    (local $co i32) (local $rowBytes i32) (local $d i32)
+    (local.set $colBlocks (i32.shr_u (local.get $outC) (i32.const 3)))
+    (local.set $rowBytes (i32.shl (local.get $outC) (i32.const 2)))
+    (block $imagesDone (loop $imageLoop
+      (br_if $imagesDone (i32.ge_u (local.get $n0) (local.get $batch)))
+      (local.set $n1 (i32.add (local.get $n0) (local.get $group)))
+      (if (i32.gt_u (local.get $n1) (local.get $batch)) (then (local.set $n1 (local.get $batch))))
+      (local.set $b (local.get $b0))
+      (block $blocksDone (loop $blockLoop
+        (br_if $blocksDone (i32.ge_u (local.get $b) (local.get $b1)))
+        (local.set $r (i32.shl (i32.div_u (local.get $b) (local.get $colBlocks)) (i32.const 2)))
+        (local.set $co (i32.shl (i32.rem_u (local.get $b) (local.get $colBlocks)) (i32.const 3)))
+        (local.set $d
+          (i32.add (local.get $dw)
+            (i32.shl
+              (i32.add (i32.mul (local.get $r) (local.get $outC)) (local.get $co))
+              (i32.const 2))))
+        (call $filterGrad
+          (local.get $x) (local.get $dy) (local.get $n0) (local.get $n1)
+          (local.get $hp) (local.get $wp) (local.get $ci) (local.get $oh) (local.get $ow)
+          (local.get $co) (local.get $outC) (local.get $sH) (local.get $sW)
+          (call $tap (local.get $r) (local.get $rows) (local.get $kw) (local.get $ci) (local.get $wp))
+          (call $tap (i32.add (local.get $r) (i32.const 1)) (local.get $rows) (local.get $kw)
+            (local.get $ci) (local.get $wp))
+          (call $tap (i32.add (local.get $r) (i32.const 2)) (local.get $rows) (local.get $kw)
+            (local.get $ci) (local.get $wp))
+          (call $tap (i32.add (local.get $r) (i32.const 3)) (local.get $rows) (local.get $kw)
+            (local.get $ci) (local.get $wp))
+          (local.get $d)
+          (i32.add (local.get $d) (local.get $rowBytes))
+          (i32.add (local.get $d) (i32.shl (local.get $rowBytes) (i32.const 1)))
+          (i32.add (local.get $d) (i32.mul (local.get $rowBytes) (i32.const 3))))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $blockLoop)))
+      (local.set $n0 (local.get $n1))
+      (br $imageLoop)))
+  )
+
   ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
   ;; float32 values, 4 at a time, then one at a time.
   (func (export "sign") (param $x i32) (param $out i32) (param $n i32)

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { LazyGradConv2D } from './conv';
 
 /** Options of {@link smallCnn}. */
 export interface SmallCnnOptions {
@@ -12,7 +13,8 @@ export interface SmallCnnOptions {
 
 /**
  * The small CNN of our benchmarks and quick runs: conv16-pool-conv32-pool-dense64-dense10
- * (3×3 convolutions, ReLU, 2×2 max pooling), ending in softmax.
+ * (3×3 convolutions, ReLU, 2×2 max pooling), ending in softmax. The convolutions are
+ * {@link LazyGradConv2D}s (bias and ReLU fused into the convolution also in training).
  */
 export function smallCnn(options: SmallCnnOptions = {}): tf.Sequential {
   const seed = options.seed ?? 0;
@@ -20,7 +22,7 @@ export function smallCnn(options: SmallCnnOptions = {}): tf.Sequential {
   return tf.sequential({
     name: 'small_cnn',
     layers: [
-      tf.layers.conv2d({
+      new LazyGradConv2D({
         inputShape: options.inputShape ?? [28, 28, 1],
         filters: 16,
         kernelSize: 3,
@@ -29,7 +31,7 @@ export function smallCnn(options: SmallCnnOptions = {}): tf.Sequential {
         name: 'conv1',
       }),
       tf.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
-      tf.layers.conv2d({
+      new LazyGradConv2D({
         filters: 32,
         kernelSize: 3,
         activation: 'relu',

@@ -40,6 +40,17 @@ export function reluGrad(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
+ * ReLU's gradient `dy · step(x)`: {@link RELU_GRAD_KERNEL} (one pass) when the active backend is
+ * `wasm` with our kernels registered, else tfjs' formula. `x` may be ReLU's input or its output
+ * (the same steps).
+ */
+export function reluGradient(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
+  return tf.getBackend() === 'wasm' && tf.getKernel(RELU_GRAD_KERNEL, 'wasm') !== undefined
+    ? (tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, x }) as tf.Tensor)
+    : stockReluGrad(dy, x);
+}
+
+/**
  * Makes `Relu`'s gradient call {@link RELU_GRAD_KERNEL} when the active backend is `wasm`: one
  * pass over memory instead of three (ReLU's gradient is among the largest element-wise costs of
  * a CNN's training step and FGSM gradient). Other backends keep tfjs' formula. tfjs keeps one
@@ -52,12 +63,7 @@ export function registerReluGradient(): void {
     inputsToSave: ['x'],
     gradFunc: (dy, saved) => {
       const [x] = saved;
-      return {
-        x: () =>
-          tf.getBackend() === 'wasm'
-            ? (tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: dy as tf.Tensor, x }) as tf.Tensor)
-            : stockReluGrad(dy as tf.Tensor, x),
-      };
+      return { x: () => reluGradient(dy as tf.Tensor, x) };
     },
   });
   // Second derivatives, as tfjs' formula has them: dy · step(x) is linear in dy and flat in x.

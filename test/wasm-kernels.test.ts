@@ -15,6 +15,7 @@ import {
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { patchLimits } from '../src/wasm/conv-gradients';
+import { directConvLimits, directConvStats } from '../src/wasm/conv-forward';
 import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
 import { wasmThreading } from '../src/wasm/threads';
 import { RELU_GRAD_KERNEL } from '../src/wasm/relu-grad';
@@ -139,10 +140,12 @@ describe('registration', () => {
       'AntifragileReluGrad',
       'BatchMatMul',
       'Cast',
+      'Conv2D',
       'Conv2DBackpropFilter',
       'Conv2DBackpropInput',
       'DepthwiseConv2dNativeBackpropFilter',
       'DepthwiseConv2dNativeBackpropInput',
+      'FusedConv2D',
       'GatherV2',
       'Identity',
       'MaxPoolGrad',
@@ -300,6 +303,86 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
       { dy, filter },
       { ...common, inputShape: [batch, inC, h, w] },
     );
+  });
+});
+
+/** Forward cases of our direct convolution: kernel × stride × padding × channels × batch. */
+const forwardCases = KERNEL_SIZES.flatMap((k) =>
+  [1, 2].flatMap((s) =>
+    PADS.flatMap((pad) => [
+      { k, s, pad, batch: 1, h: 9, w: 10, inC: 1, outC: 16 },
+      { k, s, pad, batch: 100, h: 8, w: 7, inC: 3, outC: 8 },
+      { k, s, pad, batch: 2, h: 11, w: 9, inC: 4, outC: 24 },
+    ]),
+  ),
+);
+
+describe('Conv2D and FusedConv2D agree with cpu', () => {
+  it.each(forwardCases)(
+    'k=$k stride=$s $pad batch=$batch $inC→$outC channels',
+    async ({ k, s, pad, batch, h, w, inC, outC }) => {
+      const x = float([batch, h, w, inC], 11);
+      const filter = float([k, k, inC, outC], 12);
+      const bias = float([outC], 13);
+      const common = { strides: [s, s], pad, dataFormat: 'NHWC', dilations: [1, 1] };
+      const before = directConvStats.calls;
+      await expectAgreement('Conv2D', { x, filter }, common);
+      for (const activation of ['linear', 'relu']) {
+        await expectAgreement('FusedConv2D', { x, filter, bias }, { ...common, activation });
+        await expectAgreement('FusedConv2D', { x, filter }, { ...common, activation });
+      }
+      expect(directConvStats.calls - before).toBe(5);
+    },
+  );
+
+  it.each([
+    ['five input channels', 5, 8, 1, 'linear'],
+    ['output channels not a multiple of 8', 3, 12, 1, 'relu'],
+    ['dilation', 2, 8, 2, 'linear'],
+    ['another activation', 2, 8, 1, 'elu'],
+  ])('leaves %s to wasm’s own kernel', async (_, inC, outC, d, activation) => {
+    const x = float([2, 9, 9, inC], 14);
+    const filter = float([3, 3, inC, outC], 15);
+    const attrs = {
+      strides: [1, 1],
+      pad: 'same',
+      dataFormat: 'NHWC',
+      dilations: [d, d],
+      activation,
+    };
+    const before = directConvStats.calls;
+    await expectAgreement('FusedConv2D', { x, filter, bias: float([outC], 16) }, attrs);
+    expect(directConvStats.calls).toBe(before);
+  });
+
+  it("gives exactly XNNPACK's values (bias first, then the taps in order)", () => {
+    const x = tf.randomNormal([6, 14, 13, 2], 0, 1, 'float32', 3);
+    const filter = tf.randomNormal([3, 3, 2, 16], 0, 1, 'float32', 4);
+    const bias = tf.randomNormal([16], 0, 1, 'float32', 5);
+    const attrs = {
+      strides: [1, 1],
+      pad: 'same',
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      activation: 'relu',
+    };
+    const run = () => {
+      const out = tf.engine().runKernel('FusedConv2D', { x, filter, bias }, attrs) as tf.Tensor;
+      const values = Array.from(out.dataSync());
+      out.dispose();
+      return values;
+    };
+    const before = directConvStats.calls;
+    const ours = run();
+    expect(directConvStats.calls).toBe(before + 1);
+    directConvLimits.maxInputChannels = 0;
+    try {
+      expect(run()).toEqual(ours);
+      expect(directConvStats.calls).toBe(before + 1);
+    } finally {
+      directConvLimits.maxInputChannels = 4;
+      tf.dispose([x, filter, bias]);
+    }
   });
 });
 

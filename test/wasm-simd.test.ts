@@ -96,6 +96,9 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
       { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 1, 16] }).dataSync(),
     tf.engine().runKernel('MaxPoolGrad', { dy: pooled, input: x, output: tf.maxPool(x, 2, 2, 'valid') },
       { filterSize: [2, 2], strides: [2, 2], pad: 'valid' }).dataSync(),
+    tf.engine().runKernel('FusedConv2D', { x: x.slice([0, 0, 0, 0], [3, 12, 10, 2]),
+      filter: dy.slice([0, 0, 0, 0], [3, 3, 2, 16]), bias: dy.slice([0, 0, 0, 0], [1, 1, 1, 16]).reshape([16]) },
+      { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' }).dataSync(),
   ];
   const adam = async () => {
     const v = tf.variable(tf.randomNormal([37], 0, 1, 'float32', 5));
@@ -112,17 +115,21 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
     v.dispose();
     return { values, fused: kernels.includes('AntifragileAdam') };
   };
-  const [grad, pool] = run();
+  const { directConvStats } = require(${projectPath('src/wasm/conv-forward.ts')});
+  const [gradOnly, pool, conv] = run();
+  const direct = directConvStats.calls === 1;
+  const grad = [...gradOnly, ...conv];
   const adamWasm = await adam();
   const simd = simdKernels(tf.backend()) !== undefined;
   await tf.setBackend('cpu');
-  const [gradCpu, poolCpu] = run();
+  const [gradOnlyCpu, poolCpu, convCpu] = run();
+  const gradCpu = [...gradOnlyCpu, ...convCpu];
   const adamCpu = await adam();
   const adamSame = adamWasm.fused && adamWasm.values.every((v, i) => Object.is(v, adamCpu.values[i]));
   let worst = 0;
   for (let i = 0; i < grad.length; i++) worst = Math.max(worst, Math.abs(grad[i] - gradCpu[i]) / Math.max(1, Math.abs(gradCpu[i])));
   const poolSame = pool.every((v, i) => Object.is(v, poolCpu[i]));
-  console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame, adamSame }));
+  console.log(JSON.stringify({ threads: choice.threads, simd, worst, poolSame, adamSame, direct }));
 })();
 `,
     { TFJS_WASM_THREADS: '1' },
@@ -140,12 +147,14 @@ describe('SIMD kernels on the single-threaded build', () => {
       worst: number;
       poolSame: boolean;
       adamSame: boolean;
+      direct: boolean;
     };
     expect(result.threads).toBe(1);
     expect(result.simd).toBe(true);
     expect(result.worst).toBeLessThan(1e-5);
     expect(result.poolSame).toBe(true);
     expect(result.adamSame).toBe(true);
+    expect(result.direct).toBe(true);
     expect(code).toBe(0);
   });
 });

@@ -74,6 +74,30 @@ export interface SimdKernels {
     group: number,
   ): void;
   /**
+   * See kernels.wat: a convolution's output rows `[r0, r1)` (of `batch · oh`) from a padded NHWC
+   * input with few channels, output channels a multiple of 8, plus `bias` (0: none), then ReLU
+   * when `relu` is 1; disjoint row ranges may run on several threads at once.
+   */
+  convForward(
+    x: number,
+    w: number,
+    bias: number,
+    out: number,
+    hp: number,
+    wp: number,
+    ci: number,
+    oh: number,
+    ow: number,
+    outC: number,
+    sH: number,
+    sW: number,
+    kh: number,
+    kw: number,
+    relu: number,
+    r0: number,
+    r1: number,
+  ): void;
+  /**
    * See kernels.wat: the patches of a padded NHWC input (channels a multiple of 4) as rows
    * `[(i·kw + j)·ci + c][position]`, for the output positions of images `[n0, n1)`; `scratch`:
    * 64 int32 of working space.
@@ -133,7 +157,7 @@ export interface SimdKernels {
 export const simdSettings = { enabled: true, pooled: true };
 
 /** The exports a {@link SimdPool} runs (kernels whose work splits into disjoint parts). */
-const POOLED_EXPORTS = ['filterGradBlocks', 'sign'] as const;
+const POOLED_EXPORTS = ['filterGradBlocks', 'convForward', 'sign'] as const;
 
 interface WasmMemory {
   buffer: ArrayBufferLike;

@@ -242,6 +242,167 @@
       (br $imageLoop)))
   )
 
+;; A convolution's forward pass for few input channels, NHWC float32, the input already padded
+  ;; (every tap inside it), output channels a multiple of 8, no dilation:
+  ;;   out[n, oy, ox, co] = act(bias[co] + Σ over taps (i, j) and channels c of
+  ;;                            x[n, oy·sH + i, ox·sW + j, c] · w[i, j, c, co])
+  ;; summed in that order; act is ReLU (x < 0 ? 0 : x, as tfjs' cpu) when $relu, else none; no
+  ;; bias when $bias is 0. Output rows [$r0, $r1) of the batch's $batch·oh rows (threads may run
+  ;; disjoint ranges at once); 4 output pixels × 8 channels at a time, then one pixel at a time.
+  (func (export "convForward")
+    (param $x i32) (param $w i32) (param $bias i32) (param $out i32)
+    (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
+    (param $outC i32) (param $sH i32) (param $sW i32) (param $kh i32) (param $kw i32)
+    (param $relu i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $xRow i32) (local $oRow i32) (local $co i32) (local $ox i32)
+    (local $px i32) (local $wp_ i32) (local $i i32) (local $j i32) (local $k i32)
+    (local $tap i32) (local $colStep i32) (local $pixBytes i32) (local $tapRowSkip i32)
+    (local $tapsPerRow i32) (local $b0 v128) (local $b1 v128) (local $w0 v128) (local $w1 v128)
+    (local $s v128) (local $zero v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    ;; bytes: one output column's step in x; one output pixel; from a tap row's end to the next
+    (local.set $colStep (i32.shl (i32.mul (local.get $sW) (local.get $ci)) (i32.const 2)))
+    (local.set $pixBytes (i32.shl (local.get $outC) (i32.const 2)))
+    (local.set $tapsPerRow (i32.mul (local.get $kw) (local.get $ci)))
+    (local.set $tapRowSkip
+      (i32.shl (i32.mul (i32.sub (local.get $wp) (local.get $kw)) (local.get $ci)) (i32.const 2)))
+    (local.set $r (local.get $r0))
+    (block $rowsDone (loop $rowLoop
+      (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $r1)))
+      ;; x row of output row r = (n, oy): ((n·hp + oy·sH)·wp)·ci floats in
+      (local.set $xRow
+        (i32.add (local.get $x)
+          (i32.shl
+            (i32.mul
+              (i32.mul
+                (i32.add
+                  (i32.mul (i32.div_u (local.get $r) (local.get $oh)) (local.get $hp))
+                  (i32.mul (i32.rem_u (local.get $r) (local.get $oh)) (local.get $sH)))
+                (local.get $wp))
+              (local.get $ci))
+            (i32.const 2))))
+      (local.set $oRow
+        (i32.add (local.get $out)
+          (i32.mul (i32.mul (local.get $r) (local.get $ow)) (local.get $pixBytes))))
+      (local.set $co (i32.const 0))
+      (block $colsDone (loop $coLoop
+        (br_if $colsDone (i32.ge_u (local.get $co) (local.get $outC)))
+        (if (local.get $bias)
+          (then
+            (local.set $b0 (v128.load (i32.add (local.get $bias) (i32.shl (local.get $co) (i32.const 2)))))
+            (local.set $b1
+              (v128.load offset=16 (i32.add (local.get $bias) (i32.shl (local.get $co) (i32.const 2))))))
+          (else
+            (local.set $b0 (v128.const i32x4 0 0 0 0))
+            (local.set $b1 (v128.const i32x4 0 0 0 0))))
+        (local.set $ox (i32.const 0))
+        ;; 4 pixels at a time
+        (block $quadsDone (loop $quadLoop
+          (br_if $quadsDone (i32.gt_u (i32.add (local.get $ox) (i32.const 4)) (local.get $ow)))
+          (local.set $a0 (local.get $b0)) (local.set $a1 (local.get $b1))
+          (local.set $a2 (local.get $b0)) (local.set $a3 (local.get $b1))
+          (local.set $a4 (local.get $b0)) (local.set $a5 (local.get $b1))
+          (local.set $a6 (local.get $b0)) (local.set $a7 (local.get $b1))
+          (local.set $px (i32.add (local.get $xRow) (i32.mul (local.get $ox) (local.get $colStep))))
+          (local.set $wp_ (i32.add (local.get $w) (i32.shl (local.get $co) (i32.const 2))))
+          (local.set $i (i32.const 0))
+          (block $tapRowsDone (loop $tapRowLoop
+            (br_if $tapRowsDone (i32.ge_u (local.get $i) (local.get $kh)))
+            (local.set $k (i32.const 0))
+            (block $tapsDone (loop $tapLoop
+              (br_if $tapsDone (i32.ge_u (local.get $k) (local.get $tapsPerRow)))
+              (local.set $w0 (v128.load (local.get $wp_)))
+              (local.set $w1 (v128.load offset=16 (local.get $wp_)))
+              (local.set $s (v128.load32_splat (local.get $px)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $w0))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $w1))))
+              (local.set $s (v128.load32_splat (i32.add (local.get $px) (local.get $colStep))))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $w0))))
+              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $w1))))
+              (local.set $s (v128.load32_splat
+                (i32.add (local.get $px) (i32.shl (local.get $colStep) (i32.const 1)))))
+              (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (local.get $w0))))
+              (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (local.get $w1))))
+              (local.set $s (v128.load32_splat
+                (i32.add (local.get $px) (i32.mul (local.get $colStep) (i32.const 3)))))
+              (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (local.get $w0))))
+              (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (local.get $w1))))
+              (local.set $px (i32.add (local.get $px) (i32.const 4)))
+              (local.set $wp_ (i32.add (local.get $wp_) (local.get $pixBytes)))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))
+              (br $tapLoop)))
+            (local.set $px (i32.add (local.get $px) (local.get $tapRowSkip)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $tapRowLoop)))
+          (local.set $tap
+            (i32.add (local.get $oRow)
+              (i32.add (i32.mul (local.get $ox) (local.get $pixBytes)) (i32.shl (local.get $co) (i32.const 2)))))
+          (if (local.get $relu)
+            (then
+              (local.set $zero (v128.const i32x4 0 0 0 0))
+              (local.set $a0 (v128.bitselect (local.get $zero) (local.get $a0) (f32x4.lt (local.get $a0) (local.get $zero))))
+              (local.set $a1 (v128.bitselect (local.get $zero) (local.get $a1) (f32x4.lt (local.get $a1) (local.get $zero))))
+              (local.set $a2 (v128.bitselect (local.get $zero) (local.get $a2) (f32x4.lt (local.get $a2) (local.get $zero))))
+              (local.set $a3 (v128.bitselect (local.get $zero) (local.get $a3) (f32x4.lt (local.get $a3) (local.get $zero))))
+              (local.set $a4 (v128.bitselect (local.get $zero) (local.get $a4) (f32x4.lt (local.get $a4) (local.get $zero))))
+              (local.set $a5 (v128.bitselect (local.get $zero) (local.get $a5) (f32x4.lt (local.get $a5) (local.get $zero))))
+              (local.set $a6 (v128.bitselect (local.get $zero) (local.get $a6) (f32x4.lt (local.get $a6) (local.get $zero))))
+              (local.set $a7 (v128.bitselect (local.get $zero) (local.get $a7) (f32x4.lt (local.get $a7) (local.get $zero))))))
+          (v128.store (local.get $tap) (local.get $a0))
+          (v128.store offset=16 (local.get $tap) (local.get $a1))
+          (local.set $tap (i32.add (local.get $tap) (local.get $pixBytes)))
+          (v128.store (local.get $tap) (local.get $a2))
+          (v128.store offset=16 (local.get $tap) (local.get $a3))
+          (local.set $tap (i32.add (local.get $tap) (local.get $pixBytes)))
+          (v128.store (local.get $tap) (local.get $a4))
+          (v128.store offset=16 (local.get $tap) (local.get $a5))
+          (local.set $tap (i32.add (local.get $tap) (local.get $pixBytes)))
+          (v128.store (local.get $tap) (local.get $a6))
+          (v128.store offset=16 (local.get $tap) (local.get $a7))
+          (local.set $ox (i32.add (local.get $ox) (i32.const 4)))
+          (br $quadLoop)))
+        ;; the last pixels, one at a time
+        (block $pixelsDone (loop $pixelLoop
+          (br_if $pixelsDone (i32.ge_u (local.get $ox) (local.get $ow)))
+          (local.set $a0 (local.get $b0)) (local.set $a1 (local.get $b1))
+          (local.set $px (i32.add (local.get $xRow) (i32.mul (local.get $ox) (local.get $colStep))))
+          (local.set $wp_ (i32.add (local.get $w) (i32.shl (local.get $co) (i32.const 2))))
+          (local.set $i (i32.const 0))
+          (block $tapRowsDone (loop $tapRowLoop
+            (br_if $tapRowsDone (i32.ge_u (local.get $i) (local.get $kh)))
+            (local.set $k (i32.const 0))
+            (block $tapsDone (loop $tapLoop
+              (br_if $tapsDone (i32.ge_u (local.get $k) (local.get $tapsPerRow)))
+              (local.set $s (v128.load32_splat (local.get $px)))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (v128.load (local.get $wp_)))))
+              (local.set $a1
+                (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (v128.load offset=16 (local.get $wp_)))))
+              (local.set $px (i32.add (local.get $px) (i32.const 4)))
+              (local.set $wp_ (i32.add (local.get $wp_) (local.get $pixBytes)))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))
+              (br $tapLoop)))
+            (local.set $px (i32.add (local.get $px) (local.get $tapRowSkip)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $tapRowLoop)))
+          (if (local.get $relu)
+            (then
+              (local.set $zero (v128.const i32x4 0 0 0 0))
+              (local.set $a0 (v128.bitselect (local.get $zero) (local.get $a0) (f32x4.lt (local.get $a0) (local.get $zero))))
+              (local.set $a1 (v128.bitselect (local.get $zero) (local.get $a1) (f32x4.lt (local.get $a1) (local.get $zero))))))
+          (local.set $tap
+            (i32.add (local.get $oRow)
+              (i32.add (i32.mul (local.get $ox) (local.get $pixBytes)) (i32.shl (local.get $co) (i32.const 2)))))
+          (v128.store (local.get $tap) (local.get $a0))
+          (v128.store offset=16 (local.get $tap) (local.get $a1))
+          (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+          (br $pixelLoop)))
+        (local.set $co (i32.add (local.get $co) (i32.const 8)))
+        (br $coLoop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowLoop)))
+  )
+
   ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
   ;; float32 values, 4 at a time, then one at a time.
   (func (export "sign") (param $x i32) (param $out i32) (param $n i32)

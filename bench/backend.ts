@@ -74,8 +74,10 @@ export const DEFAULT_CONFIG: BackendBenchConfig = {
   trainSize: 2000,
   evalSize: 1000,
   batchSize: 100,
-  warmup: 1,
-  repeats: 5,
+  // Two warm-ups: tfjs' first epochs run slower (JIT tiers, XNNPACK caches) than the steady
+  // state a long training sees; nine paired repeats: a machine shared with others varies ±10%.
+  warmup: 2,
+  repeats: 9,
   cpuSubset: 100,
   matmulSize: 1024,
   withTorch: true,

@@ -15,6 +15,7 @@ import {
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
 import { patchLimits } from '../src/wasm/conv-gradients';
+import { swappedIsCheaper } from '../src/wasm/batch-mat-mul';
 import { directConvLimits, directConvStats } from '../src/wasm/conv-forward';
 import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
 import { wasmThreading } from '../src/wasm/threads';
@@ -599,6 +600,9 @@ const matMulShapes: { a: Shape; b: Shape }[] = [
   { a: [2, 64, 64], b: [2, 64, 40] }, // large enough products to be looped
   { a: [2, 64, 64], b: [1, 64, 40] },
   { a: [100, 5, 7], b: [1, 7, 6] },
+  // a small a and a wide b: with transposes, bᵀ·aᵀ then transposed (see swappedIsCheaper)
+  { a: [10, 8], b: [8, 120] },
+  { a: [1, 10, 8], b: [8, 120] },
 ];
 const matMulCases = matMulShapes.flatMap(({ a, b }) =>
   [false, true].flatMap((transposeA) =>
@@ -623,6 +627,17 @@ describe('BatchMatMul agrees with cpu', () => {
     const actual = await runKernel('wasm', 'BatchMatMul', inputs, attrs);
     const expected = await runKernel('tensorflow', 'BatchMatMul', inputs, attrs);
     expect(relativeError(actual, expected)).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it('swaps the product where packing the small operand saves most (a dense layer’s input gradient)', () => {
+    // dy [100, 64] · Wᵀ, W [800, 64]: pack dyᵀ (6,400 values) rather than Wᵀ (51,200)
+    expect(swappedIsCheaper(100, 64, 800, false, true)).toBe(true);
+    // the weight gradient xᵀ·dy, x [100, 800]: packing dy (6,400) is already the small one
+    expect(swappedIsCheaper(800, 100, 64, true, false)).toBe(false);
+    // no transposes: b may be a weight XNNPACK keeps packed between calls
+    expect(swappedIsCheaper(1, 1000, 1000, false, false)).toBe(false);
+    expect(swappedIsCheaper(10, 8, 120, false, true)).toBe(true);
+    expect(swappedIsCheaper(10, 8, 120, true, true)).toBe(true);
   });
 
   it.each(matMulCases)(

@@ -41,12 +41,30 @@ export function makeBatchMatMul(original: tf.KernelFunc): tf.KernelFunc {
     const batchB = product(bInfo.shape.slice(0, -2));
     const fast = !transposeA && !transposeB && batchA === 1 && batchB === 1;
     if (fast || aInfo.dtype !== 'float32' || bInfo.dtype !== 'float32') return original(params);
-    const [m, k] = aInfo.shape.slice(-2);
+    const [rowsA, colsA] = aInfo.shape.slice(-2);
+    const [m, k] = transposeA ? [colsA, rowsA] : [rowsA, colsA];
     const n = bInfo.shape[bInfo.shape.length - (transposeB ? 2 : 1)];
     const batches = Math.max(batchA, batchB);
     const loop = batches <= MAX_LOOPED_BATCHES && m * k * n >= MIN_LOOPED_MACS;
     // Many small products of equal batches: the original's own loops beat a loop of calls.
     if (batchA === batchB && !loop) return original(params);
+    const single = batchA === 1 && batchB === 1;
+    if (single && swappedIsCheaper(m, k, n, transposeA, transposeB)) {
+      // (a·b)ᵀ = bᵀ·aᵀ: XNNPACK packs its second operand on every call (~4 ns a value); with a
+      // large b to transpose and a small a, packing aᵀ instead costs less.
+      return composed(args, () => {
+        const a = tf.reshape(input(args, 'a'), transposeA ? [k, m] : [m, k]);
+        const b = tf.reshape(input(args, 'b'), transposeB ? [n, k] : [k, n]);
+        const left = transposeB ? b : swapLastAxes(b);
+        const right = transposeA ? a : swapLastAxes(a);
+        const product = call(args.backend, left, right, false); // [n, m]
+        const outBatch = tf.backend_util.assertAndGetBroadcastShape(
+          aInfo.shape.slice(0, -2),
+          bInfo.shape.slice(0, -2),
+        );
+        return tf.reshape(swapLastAxes(product), [...outBatch, m, n]);
+      });
+    }
     return composed(args, () => {
       let a = input(args, 'a');
       let b = input(args, 'b');
@@ -74,6 +92,24 @@ export function makeBatchMatMul(original: tf.KernelFunc): tf.KernelFunc {
       return tf.reshape(tf.stack(parts), outShape);
     });
   };
+}
+
+/**
+ * Whether `bᵀ·aᵀ` (then transposed) costs less than `a·b` for an `[m, k]·[k, n]` product with
+ * transposed inputs, counting values moved: XNNPACK packs the second operand (about four times a
+ * transpose's cost per value) and transposes are materialised.
+ */
+export function swappedIsCheaper(
+  m: number,
+  k: number,
+  n: number,
+  transposeA: boolean,
+  transposeB: boolean,
+): boolean {
+  if (!transposeA && !transposeB) return false; // b may be a weight XNNPACK keeps packed
+  const direct = 4 * k * n + (transposeA ? m * k : 0) + (transposeB ? k * n : 0);
+  const swapped = 4 * k * m + (transposeB ? 0 : k * n) + (transposeA ? 0 : m * k) + m * n;
+  return swapped < 0.8 * direct;
 }
 
 /** `x` broadcast to `shape` (no copy when it already has that shape). */

@@ -150,8 +150,11 @@ describe('registration', () => {
       'GatherV2',
       'Identity',
       'MaxPoolGrad',
+      'Multiply',
+      'RealDiv',
       'Sign',
       'Slice',
+      'Sub',
       'Sum',
       'Tile',
     ]);
@@ -777,6 +780,58 @@ describe('Add and Cast are identical to cpu', () => {
     const expected = await runKernel('cpu', 'Cast', { x }, { dtype: to });
     expect(actual.shape).toEqual(expected.shape);
     expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+  });
+});
+
+/** Broadcasts of the small-broadcast loop (and one above its size, for wasm's own path). */
+const broadcastShapes: [Shape, Shape][] = [
+  [
+    [100, 1],
+    [100, 10],
+  ],
+  [
+    [100, 10],
+    [100, 1],
+  ],
+  [
+    [1, 10],
+    [100, 10],
+  ],
+  [
+    [3, 1, 4],
+    [1, 5, 1],
+  ],
+  [
+    [2, 3, 1, 5],
+    [3, 4, 1],
+  ],
+  [[7], [3, 7]],
+  [
+    [200, 1],
+    [200, 100],
+  ],
+];
+
+describe('Sub, Multiply, RealDiv and Add broadcasts are identical to cpu', () => {
+  const special = [NaN, -Infinity, Infinity, -0, 0, 1e-40, 3e38, -2];
+  /** Seeded values with the special ones spread through. */
+  function withSpecial(shape: Shape, seed: number): HostTensor {
+    const t = float(shape, seed);
+    for (let i = 0; i < t.values.length; i += 3)
+      t.values[i] = special[(i / 3 + seed) % special.length];
+    return t;
+  }
+  const cases = ['Sub', 'Multiply', 'RealDiv', 'Add'].flatMap((kernel) =>
+    broadcastShapes.map(([a, b]) => ({ kernel, a, b })),
+  );
+  it.each(cases)('$kernel a=$a b=$b', async ({ kernel, a, b }) => {
+    const inputs = { a: withSpecial(a, 31), b: withSpecial(b, 32) };
+    const actual = await runKernel('wasm', kernel, inputs, {});
+    const expected = await runKernel('cpu', kernel, inputs, {});
+    expect(actual.shape).toEqual(expected.shape);
+    const same = Array.from(actual.values).every((v, i) => Object.is(v, expected.values[i]));
+    if (!same) expect(Array.from(actual.values)).toEqual(Array.from(expected.values));
+    expect(same).toBe(true);
   });
 });
 

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ADAM_KERNEL, adamStep, registerWasmAdam } from './adam';
 import { makeAdd } from './add';
+import { makeSmallBroadcast } from './broadcast';
 import { makeBatchMatMul } from './batch-mat-mul';
 import { makeCast } from './cast';
 import { makeDirectConv } from './conv-forward';
@@ -110,8 +111,15 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
   {
     kernelName: 'Add',
     role: 'faster',
-    note: 'a narrow bias tiled and x viewed as wider rows, for the same kernel (wasm: row by row)',
+    note:
+      'a narrow bias tiled and x viewed as wider rows, for the same kernel (wasm: row by row); ' +
+      'small broadcasts as one loop, like Sub',
   },
+  ...['Sub', 'Multiply', 'RealDiv'].map((kernelName) => ({
+    kernelName,
+    role: 'faster' as const,
+    note: 'small float32 broadcasts (≤ 16,384 values) as one loop (wasm: ~50 ns a value)',
+  })),
   {
     kernelName: 'Cast',
     role: 'faster',
@@ -219,7 +227,10 @@ function build(): Map<string, tf.KernelFunc> {
     ['FusedConv2D', makeDirectConv(required('FusedConv2D'))],
     ['BatchMatMul', makeBatchMatMul(required('BatchMatMul'))],
     ['Sum', makeSum(required('Sum'))],
-    ['Add', makeAdd(required('Add'))],
+    ['Add', makeAdd(makeSmallBroadcast(required('Add'), 'add'))],
+    ['Sub', makeSmallBroadcast(required('Sub'), 'sub')],
+    ['Multiply', makeSmallBroadcast(required('Multiply'), 'mul')],
+    ['RealDiv', makeSmallBroadcast(required('RealDiv'), 'div')],
     ['Cast', makeCast(required('Cast'))],
     ['Identity', makeIdentity(original('Identity')?.kernelFunc)],
     ['GatherV2', makeGatherV2(required('GatherV2'))],

@@ -14,7 +14,7 @@ import {
 } from '../src/wasm';
 import { sliceBlocks } from '../src/wasm/slice';
 import { tileAsBroadcast } from '../src/wasm/tile';
-import { patchLimits } from '../src/wasm/conv-gradients';
+import { directGradientStats, patchLimits } from '../src/wasm/conv-gradients';
 import { swappedIsCheaper } from '../src/wasm/batch-mat-mul';
 import { directConvLimits, directConvStats } from '../src/wasm/conv-forward';
 import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
@@ -212,11 +212,15 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput agree with cpu', () => {
         { x, dy },
         { ...common, filterShape: [k, k, inC, outC] },
       );
+      const before = directGradientStats.inputGradient;
       await expectAgreement(
         'Conv2DBackpropInput',
         { dy, filter },
         { ...common, inputShape: [batch, h, w, inC] },
       );
+      // Stride 1, up to 4 input channels, output channels a multiple of 4: our SIMD kernel.
+      const direct = s === 1 && inC <= 4 && outC % 4 === 0;
+      expect(directGradientStats.inputGradient - before).toBe(direct ? 1 : 0);
     },
   );
 

@@ -99,6 +99,8 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
     tf.engine().runKernel('FusedConv2D', { x: x.slice([0, 0, 0, 0], [3, 12, 10, 2]),
       filter: dy.slice([0, 0, 0, 0], [3, 3, 2, 16]), bias: dy.slice([0, 0, 0, 0], [1, 1, 1, 16]).reshape([16]) },
       { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' }).dataSync(),
+    tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: dy.slice([0, 0, 0, 0], [3, 3, 1, 16]) },
+      { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', inputShape: [3, 12, 10, 1] }).dataSync(),
   ];
   const adam = async () => {
     const v = tf.variable(tf.randomNormal([37], 0, 1, 'float32', 5));
@@ -116,14 +118,15 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
     return { values, fused: kernels.includes('AntifragileAdam') };
   };
   const { directConvStats } = require(${projectPath('src/wasm/conv-forward.ts')});
-  const [gradOnly, pool, conv] = run();
-  const direct = directConvStats.calls === 1;
-  const grad = [...gradOnly, ...conv];
+  const { directGradientStats } = require(${projectPath('src/wasm/conv-gradients.ts')});
+  const [gradOnly, pool, conv, inputGrad] = run();
+  const direct = directConvStats.calls === 1 && directGradientStats.inputGradient === 1;
+  const grad = [...gradOnly, ...conv, ...inputGrad];
   const adamWasm = await adam();
   const simd = simdKernels(tf.backend()) !== undefined;
   await tf.setBackend('cpu');
-  const [gradOnlyCpu, poolCpu, convCpu] = run();
-  const gradCpu = [...gradOnlyCpu, ...convCpu];
+  const [gradOnlyCpu, poolCpu, convCpu, inputGradCpu] = run();
+  const gradCpu = [...gradOnlyCpu, ...convCpu, ...inputGradCpu];
   const adamCpu = await adam();
   const adamSame = adamWasm.fused && adamWasm.values.every((v, i) => Object.is(v, adamCpu.values[i]));
   let worst = 0;

@@ -11,6 +11,7 @@ import {
 import { paddedInput, patchRows, simdPatchRows } from './im2col';
 import { simdKernels, simdPool, type SimdKernels } from './simd';
 import { evenRanges } from './simd/pool';
+import { wasmThreading } from './threads';
 import {
   cropNegativePads,
   explicitPadding,
@@ -221,11 +222,28 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     if (channelsFirst) dy = toChannelsLast(dy);
     const inShape = nhwcShape(attr<Shape4>(args, 'inputShape'), channelsFirst);
     const info = convInfo(args, inShape, filter.shape, false);
+    const backend: unknown = args.backend;
+    const simd = simdKernels(backend);
+    const [, , inC, outC] = filter.shape;
+    const direct =
+      simd !== undefined &&
+      isHeapBackend(backend) &&
+      dy.dtype === 'float32' &&
+      filter.dtype === 'float32' &&
+      inC <= directGradientLimits.maxInputChannels &&
+      outC % 4 === 0 &&
+      info.strideHeight === 1 &&
+      info.strideWidth === 1 &&
+      ((wasmThreading()?.threads ?? 1) === 1 || simdPool(backend) !== undefined);
+    if (direct) {
+      directGradientStats.inputGradient += 1;
+      const dx = simdInputGradient(simd, backend, dy, filter, info);
+      return channelsFirst ? toChannelsFirst(dx) : dx;
+    }
     const spread = spreadByStrides(dy, info.strideHeight, info.strideWidth);
     const flipped = flipFilter(args.backend, filter, true); // [kh, kw, outC, inC]
     const cropped = cropNegativePads(spread, inputGradientPads(info));
     const pads = explicitPadding(cropped.pads);
-    const inC = filter.shape[2];
     const dx =
       inC <= MAX_DEPTHWISE_INPUT_CHANNELS
         ? fewChannelsGradient(cropped.x, flipped, pads)
@@ -233,6 +251,53 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     return channelsFirst ? toChannelsFirst(dx) : dx;
   });
 }
+
+/** Calls that went to our direct SIMD gradient kernels (for tests: that a case took the path). */
+export const directGradientStats = { inputGradient: 0 };
+
+/**
+ * Up to `maxInputChannels` (a grey or RGB image: FGSM's gradient of the first layer), a
+ * stride-1 input gradient is computed by our SIMD kernel (kernels.wat `inputGradFew`) on every
+ * thread: each input pixel's sum over taps and output channels, read straight from `dy` (no
+ * padded or spread copy), 4 pixels at a time. Settable for tests.
+ */
+export const directGradientLimits = { maxInputChannels: 4 };
+
+/** {@link conv2DBackpropInput} by our kernel, rows of `dx` shared out over the pool's threads. */
+function simdInputGradient(
+  simd: SimdKernels,
+  backend: HeapBackend,
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  info: tf.backend_util.Conv2DInfo,
+): tf.Tensor4D {
+  const { batchSize, inHeight, inWidth, outHeight, outWidth } = info;
+  const [kh, kw, inC, outC] = filter.shape;
+  const outInfo = backend.makeOutput([batchSize, inHeight, inWidth, inC], 'float32');
+  const dx = tf.engine().makeTensorFromTensorInfo(outInfo) as tf.Tensor4D;
+  const pool = simdPool(backend);
+  const fixed = [
+    heapAddress(backend, dy),
+    heapAddress(backend, filter),
+    heapAddress(backend, outInfo),
+    inHeight,
+    inWidth,
+    outHeight,
+    outWidth,
+    inC,
+    outC,
+    kh,
+    kw,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+  const shares = evenRanges(batchSize * inHeight, pool?.threads ?? 1).map((r) => [...fixed, ...r]);
+  if (pool !== undefined) pool.run('inputGradFew', shares);
+  else for (const share of shares) simd.inputGradFew(...(share as InputGradFewArgs));
+  return dx;
+}
+
+type InputGradFewArgs = Parameters<SimdKernels['inputGradFew']>;
 
 /**
  * `filter` (`[kh, kw, a, b]`) flipped in both spatial axes, with its last two axes swapped when

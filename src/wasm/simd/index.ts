@@ -98,6 +98,27 @@ export interface SimdKernels {
     r1: number,
   ): void;
   /**
+   * See kernels.wat: a stride-1 convolution's input gradient for few input channels (`ci`),
+   * rows `[r0, r1)` of the batch's `n · h` rows of `dx`; output channels a multiple of 4.
+   */
+  inputGradFew(
+    dy: number,
+    w: number,
+    dx: number,
+    h: number,
+    wd: number,
+    oh: number,
+    ow: number,
+    ci: number,
+    outC: number,
+    kh: number,
+    kw: number,
+    padT: number,
+    padL: number,
+    r0: number,
+    r1: number,
+  ): void;
+  /**
    * See kernels.wat: the patches of a padded NHWC input (channels a multiple of 4) as rows
    * `[(i·kw + j)·ci + c][position]`, for the output positions of images `[n0, n1)`; `scratch`:
    * 64 int32 of working space.
@@ -157,7 +178,7 @@ export interface SimdKernels {
 export const simdSettings = { enabled: true, pooled: true };
 
 /** The exports a {@link SimdPool} runs (kernels whose work splits into disjoint parts). */
-const POOLED_EXPORTS = ['filterGradBlocks', 'convForward', 'sign'] as const;
+const POOLED_EXPORTS = ['filterGradBlocks', 'convForward', 'inputGradFew', 'sign'] as const;
 
 interface WasmMemory {
   buffer: ArrayBufferLike;

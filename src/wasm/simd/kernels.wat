@@ -403,6 +403,160 @@
       (br $rowLoop)))
   )
 
+;; Horizontal sum of a float32 vector: (v0 + v2) + (v1 + v3).
+  (func $hsum (param $v v128) (result f32)
+    (local.set $v (f32x4.add (local.get $v)
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
+    (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v))))
+
+  ;; A convolution's input gradient at stride 1 without dilation, for few input channels, NHWC
+  ;; float32, output channels a multiple of 4 (the forward filter w is [kh, kw, ci, outC]):
+  ;;   dx[n, y, x, c] = Σ over taps (i, j) with (y + padT − i, x + padL − j) inside dy of
+  ;;                    Σ_co dy[n, y + padT − i, x + padL − j, co] · w[i, j, c, co]
+  ;; the channel sums 4 lanes wide, added across lanes at the end. Rows [$r0, $r1) of the
+  ;; batch's n·$h rows of dx (threads may run disjoint ranges at once); pixels whose taps all lie
+  ;; inside dy go 4 at a time, the others one at a time.
+  (func (export "inputGradFew")
+    (param $dy i32) (param $w i32) (param $dx i32) (param $h i32) (param $wd i32)
+    (param $oh i32) (param $ow i32) (param $ci i32) (param $outC i32) (param $kh i32) (param $kw i32)
+    (param $padT i32) (param $padL i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $n i32) (local $y i32) (local $x i32) (local $c i32) (local $i i32)
+    (local $j i32) (local $oy i32) (local $ox i32) (local $v i32) (local $pix i32) (local $vecBytes i32)
+    (local $dyRow i32) (local $p i32) (local $wt i32) (local $first i32) (local $last i32)
+    (local $out i32) (local $wv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128)
+    (local $a3 v128)
+    (local.set $pix (i32.shl (local.get $outC) (i32.const 2)))
+    (local.set $vecBytes (local.get $pix))
+    ;; x range whose taps all lie inside dy: x + padL − (kw − 1) ≥ 0 and x + padL ≤ ow − 1
+    (local.set $first (i32.sub (i32.sub (local.get $kw) (i32.const 1)) (local.get $padL)))
+    (if (i32.lt_s (local.get $first) (i32.const 0)) (then (local.set $first (i32.const 0))))
+    (local.set $last (i32.sub (i32.sub (local.get $ow) (i32.const 1)) (local.get $padL)))
+    (if (i32.ge_s (local.get $last) (local.get $wd))
+      (then (local.set $last (i32.sub (local.get $wd) (i32.const 1)))))
+    (local.set $r (local.get $r0))
+    (block $rowsDone (loop $rowLoop
+      (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $n (i32.div_u (local.get $r) (local.get $h)))
+      (local.set $y (i32.rem_u (local.get $r) (local.get $h)))
+      (local.set $c (i32.const 0))
+      (block $channelsDone (loop $channelLoop
+        (br_if $channelsDone (i32.ge_u (local.get $c) (local.get $ci)))
+        (local.set $x (i32.const 0))
+        (block $pixelsDone (loop $pixelLoop
+          (br_if $pixelsDone (i32.ge_s (local.get $x) (local.get $wd)))
+          (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+          (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+          (if (i32.and
+                (i32.ge_s (local.get $x) (local.get $first))
+                (i32.le_s (i32.add (local.get $x) (i32.const 3)) (local.get $last)))
+            (then
+              ;; 4 pixels, every tap inside dy along x
+              (local.set $i (i32.const 0))
+              (block $tapRowsDone (loop $tapRowLoop
+                (br_if $tapRowsDone (i32.ge_u (local.get $i) (local.get $kh)))
+                (local.set $oy (i32.sub (i32.add (local.get $y) (local.get $padT)) (local.get $i)))
+                (if (i32.and (i32.ge_s (local.get $oy) (i32.const 0)) (i32.lt_s (local.get $oy) (local.get $oh)))
+                  (then
+                    (local.set $dyRow
+                      (i32.add (local.get $dy)
+                        (i32.mul
+                          (i32.mul (i32.add (i32.mul (local.get $n) (local.get $oh)) (local.get $oy)) (local.get $ow))
+                          (local.get $pix))))
+                    (local.set $j (i32.const 0))
+                    (block $tapsDone (loop $tapLoop
+                      (br_if $tapsDone (i32.ge_u (local.get $j) (local.get $kw)))
+                      (local.set $ox (i32.sub (i32.add (local.get $x) (local.get $padL)) (local.get $j)))
+                      (local.set $p (i32.add (local.get $dyRow) (i32.mul (local.get $ox) (local.get $pix))))
+                      (local.set $wt
+                        (i32.add (local.get $w)
+                          (i32.mul
+                            (i32.add (i32.mul (i32.add (i32.mul (local.get $i) (local.get $kw)) (local.get $j)) (local.get $ci))
+                              (local.get $c))
+                            (local.get $pix))))
+                      (local.set $v (i32.const 0))
+                      (block $vecsDone (loop $vecLoop
+                        (br_if $vecsDone (i32.ge_u (local.get $v) (local.get $vecBytes)))
+                        (local.set $wv (v128.load (i32.add (local.get $wt) (local.get $v))))
+                (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $v))) (local.get $wv))))
+                (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (v128.load (i32.add (i32.add (local.get $p) (local.get $v)) (i32.mul (local.get $pix) (i32.const 1)))) (local.get $wv))))
+                (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (v128.load (i32.add (i32.add (local.get $p) (local.get $v)) (i32.mul (local.get $pix) (i32.const 2)))) (local.get $wv))))
+                (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (v128.load (i32.add (i32.add (local.get $p) (local.get $v)) (i32.mul (local.get $pix) (i32.const 3)))) (local.get $wv))))
+                        (local.set $v (i32.add (local.get $v) (i32.const 16)))
+                        (br $vecLoop)))
+                      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                      (br $tapLoop)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $tapRowLoop)))
+              (local.set $out
+                (i32.add (local.get $dx)
+                  (i32.shl
+                    (i32.add
+                      (i32.mul (i32.add (i32.mul (local.get $r) (local.get $wd)) (local.get $x)) (local.get $ci))
+                      (local.get $c))
+                    (i32.const 2))))
+              (f32.store (local.get $out) (call $hsum (local.get $a0)))
+              (local.set $out (i32.add (local.get $out) (i32.shl (local.get $ci) (i32.const 2))))
+              (f32.store (local.get $out) (call $hsum (local.get $a1)))
+              (local.set $out (i32.add (local.get $out) (i32.shl (local.get $ci) (i32.const 2))))
+              (f32.store (local.get $out) (call $hsum (local.get $a2)))
+              (local.set $out (i32.add (local.get $out) (i32.shl (local.get $ci) (i32.const 2))))
+              (f32.store (local.get $out) (call $hsum (local.get $a3)))
+              (local.set $x (i32.add (local.get $x) (i32.const 4))))
+            (else
+              ;; one pixel, taps checked along x too
+              (local.set $i (i32.const 0))
+              (block $tapRowsDone (loop $tapRowLoop
+                (br_if $tapRowsDone (i32.ge_u (local.get $i) (local.get $kh)))
+                (local.set $oy (i32.sub (i32.add (local.get $y) (local.get $padT)) (local.get $i)))
+                (if (i32.and (i32.ge_s (local.get $oy) (i32.const 0)) (i32.lt_s (local.get $oy) (local.get $oh)))
+                  (then
+                    (local.set $dyRow
+                      (i32.add (local.get $dy)
+                        (i32.mul
+                          (i32.mul (i32.add (i32.mul (local.get $n) (local.get $oh)) (local.get $oy)) (local.get $ow))
+                          (local.get $pix))))
+                    (local.set $j (i32.const 0))
+                    (block $tapsDone (loop $tapLoop
+                      (br_if $tapsDone (i32.ge_u (local.get $j) (local.get $kw)))
+                      (local.set $ox (i32.sub (i32.add (local.get $x) (local.get $padL)) (local.get $j)))
+                      (if (i32.and (i32.ge_s (local.get $ox) (i32.const 0)) (i32.lt_s (local.get $ox) (local.get $ow)))
+                        (then
+                          (local.set $p (i32.add (local.get $dyRow) (i32.mul (local.get $ox) (local.get $pix))))
+                          (local.set $wt
+                            (i32.add (local.get $w)
+                              (i32.mul
+                                (i32.add (i32.mul (i32.add (i32.mul (local.get $i) (local.get $kw)) (local.get $j)) (local.get $ci))
+                                  (local.get $c))
+                                (local.get $pix))))
+                          (local.set $v (i32.const 0))
+                          (block $vecsDone (loop $vecLoop
+                            (br_if $vecsDone (i32.ge_u (local.get $v) (local.get $vecBytes)))
+                            (local.set $a0
+                              (f32x4.add (local.get $a0)
+                                (f32x4.mul (v128.load (i32.add (local.get $p) (local.get $v)))
+                                  (v128.load (i32.add (local.get $wt) (local.get $v))))))
+                            (local.set $v (i32.add (local.get $v) (i32.const 16)))
+                            (br $vecLoop)))))
+                      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                      (br $tapLoop)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $tapRowLoop)))
+              (f32.store
+                (i32.add (local.get $dx)
+                  (i32.shl
+                    (i32.add
+                      (i32.mul (i32.add (i32.mul (local.get $r) (local.get $wd)) (local.get $x)) (local.get $ci))
+                      (local.get $c))
+                    (i32.const 2)))
+                (call $hsum (local.get $a0)))
+              (local.set $x (i32.add (local.get $x) (i32.const 1)))))
+          (br $pixelLoop)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $channelLoop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowLoop)))
+  )
+
   ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
   ;; float32 values, 4 at a time, then one at a time.
   (func (export "sign") (param $x i32) (param $out i32) (param $n i32)

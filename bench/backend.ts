@@ -13,6 +13,7 @@ import { BackendId, initBackend } from '../src/backend';
 import { smallCnn } from '../src/models/small-cnn';
 import { wasmThreading } from '../src/wasm/threads';
 import { disposeSets, headOf, loadBenchDigits, writeDigitsFile } from './cnn/data';
+import { convLayerTimes, convSecondsPerTask, type ConvLayerTimes } from './cnn/conv-time';
 import { countMacs, matmulGflops, taskFlops, TaskFlops } from './cnn/flops';
 import { compileForBench, evaluate, inputGradientSign, LabelledSet, trainEpoch } from './cnn/tasks';
 import { Bench, intArg, parseArgs } from './lib/bench';
@@ -51,6 +52,10 @@ export interface VariantResult {
   matmulGflops?: number;
   /** Threads of the backend's matrix products, where it says (wasm). */
   threads?: number;
+  /** Seconds per task in the model's convolution kernels alone (wasm; see conv-time.ts). */
+  convSeconds?: ReturnType<typeof convSecondsPerTask>;
+  /** Those kernels per layer, per batch. */
+  convLayers?: ConvLayerTimes[];
   notes: string[];
 }
 
@@ -244,6 +249,15 @@ async function runVariant(
     for (const task of TASKS) {
       const [fn, scale] = tasks[task];
       result.cells[task] = await measure(task, fn, config, torch, scale);
+    }
+    if (variant.id === 'wasm') {
+      const batches = (n: number) => Math.ceil(n / batchSize);
+      result.convLayers = convLayerTimes(model, batchSize, config.repeats);
+      result.convSeconds = convSecondsPerTask(
+        result.convLayers,
+        batches(config.trainSize),
+        batches(config.evalSize),
+      );
     }
     const size = variant.subset ? config.matmulSize / 2 : config.matmulSize;
     result.matmulGflops = await matmulGflops(size, variant.subset ? 1 : config.repeats);
@@ -603,6 +617,11 @@ function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
         '\n',
     );
     console.log(wasmTargetTable(out.wasmTargets, busy));
+    const wasm = results.find((r) => r.id === 'wasm');
+    const torch = results.find((r) => r.id === 'torch');
+    if (wasm?.convSeconds && wasm.convLayers) {
+      console.log(convAloneReport(wasm, torch));
+    }
   }
   const torch = results.find((r) => r.id === 'torch');
   if (torch) {
@@ -618,6 +637,51 @@ function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
       console.log(`  ${r.label}: ${verdicts.join('; ')}`);
     }
   }
+}
+
+/**
+ * How much of each task wasm spends in the model's convolution kernels alone, beside PyTorch's
+ * whole task: where the convolutions alone take longer than PyTorch's whole task, the target
+ * is out of reach of these kernels (XNNPACK's, at wasm SIMD's rate without fused multiply-add,
+ * for every layer with more than 4 input channels).
+ */
+export function convAloneReport(wasm: VariantResult, torch: VariantResult | undefined): string {
+  const layers = wasm.convLayers ?? [];
+  const per = layers
+    .map(
+      (l) =>
+        `${l.layer}: forward ${seconds(l.forward)}, input gradient ${seconds(l.inputGradient)}, ` +
+        `filter gradient ${seconds(l.filterGradient)}`,
+    )
+    .join('; ');
+  const rows = (['trainEpoch', 'evaluate', 'inputGradient'] as const).map((task) => {
+    const conv = wasm.convSeconds?.[task] as number;
+    const whole = wasm.cells[task]?.seconds;
+    const theirs = torch?.cells[task]?.seconds;
+    return [
+      task,
+      seconds(conv),
+      whole === undefined ? undefined : `${Math.round((100 * conv) / whole)}%`,
+      theirs === undefined ? undefined : seconds(theirs),
+      theirs === undefined ? undefined : ratio(conv / theirs),
+      theirs === undefined ? undefined : ratio((WASM_TARGETS[task] * theirs) / conv),
+    ];
+  });
+  return (
+    `\nConvolutions alone on wasm (each Conv2D layer's kernels timed one by one at the ` +
+    `batch size, times the task's batches; per batch: ${per}):\n\n` +
+    markdownTable(
+      [
+        'task',
+        'convolutions alone',
+        'share of wasm’s task',
+        'PyTorch, whole task',
+        'convolutions ÷ PyTorch',
+        'target ÷ convolutions',
+      ],
+      rows,
+    )
+  );
 }
 
 /** `npm run bench backend [--repeats=N] [--warmup=N] [--train=N] [--eval=N] [--cpu-subset=N] [--no-torch] [--only=a,b]` */

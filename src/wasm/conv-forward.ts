@@ -10,8 +10,7 @@ import {
   type HeapBackend,
   type KernelArgs,
 } from './kernel-io';
-import { simdKernels, simdPool, type SimdKernels } from './simd';
-import { evenRanges } from './simd/pool';
+import { runShared, simdKernels, simdPool, type SimdKernels } from './simd';
 import { wasmThreading } from './threads';
 
 /**
@@ -85,7 +84,6 @@ function directConv(
     const { outHeight: oh, outWidth: ow } = info;
     const outInfo = backend.makeOutput([batch, oh, ow, outC], 'float32');
     const out = tf.engine().makeTensorFromTensorInfo(outInfo);
-    const pool = simdPool(backend);
     const fixed = [
       heapAddress(backend, padded),
       heapAddress(backend, filter),
@@ -103,14 +101,10 @@ function directConv(
       kw,
       relu ? 1 : 0,
     ];
-    const shares = evenRanges(batch * oh, pool?.threads ?? 1).map((r) => [...fixed, ...r]);
-    if (pool !== undefined) pool.run('convForward', shares);
-    else for (const share of shares) simd.convForward(...(share as ConvForwardArgs));
+    runShared(backend, simd, 'convForward', fixed, batch * oh);
     return out;
   });
 }
-
-type ConvForwardArgs = Parameters<SimdKernels['convForward']>;
 
 /**
  * Builds the replacement of wasm's `Conv2D` or `FusedConv2D` (`original`): convolutions with few

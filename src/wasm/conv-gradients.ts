@@ -9,8 +9,7 @@ import {
   heapAddress,
 } from './kernel-io';
 import { paddedInput, patchRows, simdPatchRows } from './im2col';
-import { simdKernels, simdPool, type SimdKernels } from './simd';
-import { evenRanges } from './simd/pool';
+import { runShared, simdKernels, simdPool, type SimdKernels } from './simd';
 import { wasmThreading } from './threads';
 import {
   cropNegativePads,
@@ -24,7 +23,6 @@ import {
 } from './geometry';
 
 type Shape4 = [number, number, number, number];
-type FilterGradBlocksArgs = Parameters<SimdKernels['filterGradBlocks']>;
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 
@@ -275,7 +273,6 @@ function simdInputGradient(
   const [kh, kw, inC, outC] = filter.shape;
   const outInfo = backend.makeOutput([batchSize, inHeight, inWidth, inC], 'float32');
   const dx = tf.engine().makeTensorFromTensorInfo(outInfo) as tf.Tensor4D;
-  const pool = simdPool(backend);
   const fixed = [
     heapAddress(backend, dy),
     heapAddress(backend, filter),
@@ -291,13 +288,9 @@ function simdInputGradient(
     info.padInfo.top,
     info.padInfo.left,
   ];
-  const shares = evenRanges(batchSize * inHeight, pool?.threads ?? 1).map((r) => [...fixed, ...r]);
-  if (pool !== undefined) pool.run('inputGradFew', shares);
-  else for (const share of shares) simd.inputGradFew(...(share as InputGradFewArgs));
+  runShared(backend, simd, 'inputGradFew', fixed, batchSize * inHeight);
   return dx;
 }
-
-type InputGradFewArgs = Parameters<SimdKernels['inputGradFew']>;
 
 /**
  * `filter` (`[kh, kw, a, b]`) flipped in both spatial axes, with its last two axes swapped when
@@ -444,30 +437,14 @@ function simdFilterGradient(
   const dyAt = heapAddress(backend, dy);
   const sumAt = heapAddress(backend, sumInfo);
   // Blocks of 4 rows × 8 output channels, shared out in contiguous ranges, one per thread.
-  const totalBlocks = blocks * (outC / 8);
-  const pool = simdPool(backend);
-  const ranges = evenRanges(totalBlocks, pool?.threads ?? 1);
-  const shares = ranges.map(([b0, b1]) => [
-    xAt,
-    dyAt,
-    sumAt,
-    batch,
-    hp,
-    wp,
-    inC,
-    oh,
-    ow,
-    outC,
-    sH,
-    sW,
-    kw,
-    rows,
-    b0,
-    b1,
-    patchLimits.imagesPerPass,
-  ]);
-  if (pool !== undefined) pool.run('filterGradBlocks', shares);
-  else for (const share of shares) simd.filterGradBlocks(...(share as FilterGradBlocksArgs));
+  const fixed = [xAt, dyAt, sumAt, batch, hp, wp, inC, oh, ow, outC, sH, sW, kw, rows];
+  runShared(
+    backend,
+    simd,
+    'filterGradBlocks',
+    [...fixed, patchLimits.imagesPerPass],
+    blocks * (outC / 8),
+  );
   const rowsOnly = blocks * 4 === rows ? sum : tf.slice(sum, [0, 0], [rows, outC]);
   return tf.reshape(rowsOnly, filterShape);
 }

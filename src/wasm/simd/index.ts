@@ -5,7 +5,7 @@
  */
 import { wasmThreading } from '../threads';
 import { KERNELS_PLAIN_MEMORY, KERNELS_SHARED_MEMORY } from './binary';
-import { createSimdPool, type SimdPool } from './pool';
+import { createSimdPool, evenRanges, type SimdPool } from './pool';
 
 /** The functions of kernels.wat; pointers are byte offsets in the backend's memory. */
 export interface SimdKernels {
@@ -69,9 +69,9 @@ export interface SimdKernels {
     sW: number,
     kw: number,
     rows: number,
+    group: number,
     b0: number,
     b1: number,
-    group: number,
   ): void;
   /**
    * See kernels.wat: a convolution's output rows `[r0, r1)` (of `batch · oh`) from a padded NHWC
@@ -177,8 +177,14 @@ export interface SimdKernels {
  */
 export const simdSettings = { enabled: true, pooled: true };
 
-/** The exports a {@link SimdPool} runs (kernels whose work splits into disjoint parts). */
+/**
+ * The exports a {@link SimdPool} runs: kernels whose work splits into disjoint parts, each
+ * taking the part's range `[first, end)` as its last two arguments.
+ */
 const POOLED_EXPORTS = ['filterGradBlocks', 'convForward', 'inputGradFew', 'sign'] as const;
+
+/** A kernel {@link runShared} shares out. */
+export type PooledExport = (typeof POOLED_EXPORTS)[number];
 
 interface WasmMemory {
   buffer: ArrayBufferLike;
@@ -259,4 +265,27 @@ export function simdPool(backend: unknown): SimdPool | undefined {
     pools.set(memory, pool);
   }
   return typeof pool === 'string' ? undefined : pool;
+}
+
+/**
+ * Runs the kernel `name` over the parts `[0, total)` (rows, blocks) with the arguments `fixed`
+ * followed by a range: split evenly over the {@link SimdPool}'s threads when there is one, else
+ * in one call on this thread.
+ */
+export function runShared(
+  backend: unknown,
+  simd: SimdKernels,
+  name: PooledExport,
+  fixed: number[],
+  total: number,
+): void {
+  const pool = simdPool(backend);
+  if (pool === undefined) {
+    (simd[name] as (...args: number[]) => void)(...fixed, 0, total);
+    return;
+  }
+  pool.run(
+    name,
+    evenRanges(total, pool.threads).map((range) => [...fixed, ...range]),
+  );
 }

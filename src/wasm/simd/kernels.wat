@@ -172,7 +172,7 @@
       (br $imageLoop)))
   )
 
-;; Byte offset, within a padded NHWC image of row width $wp and $ci channels, of the input tap
+  ;; Byte offset, within a padded NHWC image of row width $wp and $ci channels, of the input tap
   ;; of filter-gradient row r = (i·kw + j)·ci + c; 0 for scratch rows (r ≥ $rows).
   (func $tap (param $r i32) (param $rows i32) (param $kw i32) (param $ci i32) (param $wp i32)
     (result i32)
@@ -202,7 +202,7 @@
     (param $x i32) (param $dy i32) (param $dw i32) (param $batch i32)
     (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
     (param $outC i32) (param $sH i32) (param $sW i32) (param $kw i32) (param $rows i32)
-    (param $b0 i32) (param $b1 i32) (param $group i32)
+    (param $group i32) (param $b0 i32) (param $b1 i32)
     (local $n0 i32) (local $n1 i32) (local $b i32) (local $colBlocks i32) (local $r i32)
     (local $co i32) (local $rowBytes i32) (local $d i32)
     (local.set $colBlocks (i32.shr_u (local.get $outC) (i32.const 3)))
@@ -242,7 +242,7 @@
       (br $imageLoop)))
   )
 
-;; A convolution's forward pass for few input channels, NHWC float32, the input already padded
+  ;; A convolution's forward pass for few input channels, NHWC float32, the input already padded
   ;; (every tap inside it), output channels a multiple of 8, no dilation:
   ;;   out[n, oy, ox, co] = act(bias[co] + Σ over taps (i, j) and channels c of
   ;;                            x[n, oy·sH + i, ox·sW + j, c] · w[i, j, c, co])
@@ -403,7 +403,7 @@
       (br $rowLoop)))
   )
 
-;; Horizontal sum of a float32 vector: (v0 + v2) + (v1 + v3).
+  ;; Horizontal sum of a float32 vector: (v0 + v2) + (v1 + v3).
   (func $hsum (param $v v128) (result f32)
     (local.set $v (f32x4.add (local.get $v)
       (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))
@@ -607,7 +607,7 @@
           (local.get $ci))
         (i32.const 2))))
 
-;; The patches of a padded NHWC float32 input as rows, for a filter gradient `rows · dy`:
+  ;; The patches of a padded NHWC float32 input as rows, for a filter gradient `rows · dy`:
   ;; cols[(i·kw + j)·ci + c][p] = x[n, oh·sH + i, ow·sW + j, c] for the output positions
   ;; p = (n − n0, oh, ow) of images [n0, n1), ci a multiple of 4. Positions go in blocks of 64
   ;; (their window corners first written to $scratch, 64 i32), so that each row is written 256
@@ -787,7 +787,7 @@
       (local.set $out (i32.add (local.get $out) (i32.const 4)))
       (br $rowLoop))))
 
-;; Sums over the leading axis: out[c] = Σ_r x[r][c] for $rows rows of $width values ($width a
+  ;; Sums over the leading axis: out[c] = Σ_r x[r][c] for $rows rows of $width values ($width a
   ;; multiple of 4), 16 columns per pass (4 at the end), summed in three levels for float32
   ;; accuracy: rows in blocks of 64, blocks in groups of 64 (4,096 rows), then the groups.
   (func (export "columnSum") (param $x i32) (param $out i32) (param $rows i32) (param $width i32)

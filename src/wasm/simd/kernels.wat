@@ -248,7 +248,7 @@
   ;;                            x[n, oy·sH + i, ox·sW + j, c] · w[i, j, c, co])
   ;; summed in that order; act is ReLU (x < 0 ? 0 : x, as tfjs' cpu) when $relu, else none; no
   ;; bias when $bias is 0. Output rows [$r0, $r1) of the batch's $batch·oh rows (threads may run
-  ;; disjoint ranges at once); 4 output pixels × 8 channels at a time, then one pixel at a time.
+  ;; disjoint ranges at once); 4 output pixels × 8 channels at a time.
   (func (export "convForward")
     (param $x i32) (param $w i32) (param $bias i32) (param $out i32)
     (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
@@ -297,9 +297,14 @@
             (local.set $b0 (v128.const i32x4 0 0 0 0))
             (local.set $b1 (v128.const i32x4 0 0 0 0))))
         (local.set $ox (i32.const 0))
-        ;; 4 pixels at a time
+        ;; 4 pixels at a time; the row's last 4 (overlapping the quad before: the same values
+        ;; written twice) when fewer are left, so that only rows narrower than 4 go one by one
         (block $quadsDone (loop $quadLoop
-          (br_if $quadsDone (i32.gt_u (i32.add (local.get $ox) (i32.const 4)) (local.get $ow)))
+          (br_if $quadsDone (i32.ge_u (local.get $ox) (local.get $ow)))
+          (if (i32.gt_u (i32.add (local.get $ox) (i32.const 4)) (local.get $ow))
+            (then
+              (br_if $quadsDone (i32.lt_u (local.get $ow) (i32.const 4)))
+              (local.set $ox (i32.sub (local.get $ow) (i32.const 4)))))
           (local.set $a0 (local.get $b0)) (local.set $a1 (local.get $b1))
           (local.set $a2 (local.get $b0)) (local.set $a3 (local.get $b1))
           (local.set $a4 (local.get $b0)) (local.set $a5 (local.get $b1))

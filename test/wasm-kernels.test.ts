@@ -19,7 +19,7 @@ import { swappedIsCheaper } from '../src/wasm/batch-mat-mul';
 import { directConvLimits, directConvStats } from '../src/wasm/conv-forward';
 import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
 import { wasmThreading } from '../src/wasm/threads';
-import { RELU_GRAD_KERNEL } from '../src/wasm/relu-grad';
+import { RELU_GRAD_KERNEL, reluGradient } from '../src/wasm/relu-grad';
 import { seededRandom } from '../src/random';
 import { switchToWasm } from './support/wasm';
 
@@ -149,6 +149,7 @@ describe('registration', () => {
       'FusedConv2D',
       'GatherV2',
       'Identity',
+      'MaxPool',
       'MaxPoolGrad',
       'Multiply',
       'RealDiv',
@@ -530,6 +531,61 @@ const poolCases = [
   { f: 2, s: 2, pad: 'valid' as const, batch: 3, h: 11, w: 11, c: 32 },
   { f: 2, s: 2, pad: 'same' as const, batch: 2, h: 8, w: 6, c: 5 },
 ];
+
+describe('memory-bound kernels shared over the SIMD pool', () => {
+  /** Runs `f` with sharing from `values` values per thread up (undefined: never shared). */
+  function withMinValues<T>(values: number | undefined, f: () => T): T {
+    const saved = simdSettings.minValuesPerThread;
+    simdSettings.minValuesPerThread = values ?? Number.MAX_SAFE_INTEGER;
+    try {
+      return f();
+    } finally {
+      simdSettings.minValuesPerThread = saved;
+    }
+  }
+  const special = [NaN, -Infinity, Infinity, -0, 0];
+  function withSpecial(shape: Shape, seed: number): tf.Tensor {
+    const t = float(shape, seed);
+    for (let i = 0; i < t.values.length; i += 7) t.values[i] = special[(i / 7) % special.length];
+    return tf.tensor(t.values, shape);
+  }
+  const read = (t: tf.Tensor) => {
+    const values = Array.from(t.dataSync());
+    t.dispose();
+    return values;
+  };
+
+  it('give the same values shared and on one thread, and cpu’s', async () => {
+    const x = withSpecial([7, 10, 12, 8], 41);
+    // Finite: cpu's MaxPoolGrad multiplies dy by 0 outside each window's maximum (NaN there).
+    const dyValues = float([7, 5, 6, 8], 42);
+    const dy = tf.tensor(dyValues.values, dyValues.shape);
+    const g = withSpecial([7, 10, 12, 8], 43);
+    const run = () => [
+      read(reluGradient(g, x)),
+      read(tf.sign(x)),
+      read(tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid')),
+      read(
+        tf
+          .engine()
+          .runKernel(
+            'MaxPoolGrad',
+            { dy, input: x, output: tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid') },
+            { filterSize: [2, 2], strides: [2, 2], pad: 'valid' },
+          ) as tf.Tensor,
+      ),
+    ];
+    const shared = withMinValues(64, run);
+    const single = withMinValues(undefined, run);
+    const same = (a: number[], b: number[]) => a.every((v, i) => Object.is(v, b[i]));
+    shared.forEach((values, i) => expect([i, same(values, single[i])]).toEqual([i, true]));
+    await tf.setBackend('cpu');
+    const cpu = run();
+    await tf.setBackend('wasm');
+    shared.forEach((values, i) => expect([i, same(values, cpu[i])]).toEqual([i, true]));
+    tf.dispose([x, dy, g]);
+  });
+});
 
 describe('MaxPoolGrad routes exactly like cpu', () => {
   it.each(poolCases)(

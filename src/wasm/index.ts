@@ -23,6 +23,7 @@ import {
 import type { KernelArgs } from './kernel-io';
 import { makeGatherV2 } from './gather';
 import { makeIdentity } from './identity';
+import { makeMaxPool } from './max-pool';
 import { maxPoolGrad } from './max-pool-grad';
 import { RELU_GRAD_KERNEL, registerReluGradient, reluGrad } from './relu-grad';
 import { makeSign } from './sign';
@@ -162,6 +163,13 @@ export const WASM_KERNELS: readonly WasmKernelInfo[] = [
       '2×2 windows at stride 2 by a SIMD kernel of ours',
   },
   {
+    kernelName: 'MaxPool',
+    role: 'corrected',
+    note:
+      "2×2 windows at stride 2 by a SIMD kernel of ours, with cpu's values (NaN never wins a " +
+      'window; wasm lets it through), large inputs shared over the threads (memory-bound)',
+  },
+  {
     kernelName: ADAM_KERNEL,
     role: 'faster',
     note:
@@ -239,6 +247,7 @@ function build(): Map<string, tf.KernelFunc> {
     [RELU_GRAD_KERNEL, plain(reluGrad)],
     ['Tile', makeTile(original('Tile')?.kernelFunc)],
     ['MaxPoolGrad', plain(maxPoolGrad)],
+    ['MaxPool', makeMaxPool(required('MaxPool'))],
     [ADAM_KERNEL, plain(adamStep)],
   ]);
 }

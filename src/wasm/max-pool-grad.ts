@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { attr, handOver, isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
-import { simdKernels } from './simd';
+import { runShared, simdKernels, simdSettings } from './simd';
 
 type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
@@ -27,16 +27,23 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
     const simd = simdKernels(backend);
     if (simd !== undefined && isInside2x2(info) && info.inChannels % 4 === 0) {
-      simd.maxPoolGrad2x2(
-        heapAddress(backend, x),
-        heapAddress(backend, dy),
-        heapAddress(backend, out),
-        info.batchSize,
-        info.inHeight,
-        info.inWidth,
-        info.inChannels,
-        info.outHeight,
-        info.outWidth,
+      const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+      runShared(
+        backend,
+        simd,
+        'maxPoolGrad2x2Range',
+        [
+          heapAddress(backend, x),
+          heapAddress(backend, dy),
+          heapAddress(backend, out),
+          inHeight,
+          inWidth,
+          inChannels,
+          outHeight,
+          outWidth,
+        ],
+        batchSize,
+        Math.ceil(simdSettings.minValuesPerThread / (inHeight * inWidth * inChannels)),
       );
       return out;
     }
@@ -59,7 +66,7 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
 }
 
 /** 2×2 windows at stride 2 that all lie inside the input (no padding). */
-function isInside2x2(info: tf.backend_util.Conv2DInfo): boolean {
+export function isInside2x2(info: tf.backend_util.Conv2DInfo): boolean {
   return (
     info.effectiveFilterHeight === 2 &&
     info.effectiveFilterWidth === 2 &&

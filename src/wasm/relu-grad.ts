@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { composed, input, isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
-import { simdKernels } from './simd';
+import { runShared, simdKernels, simdSettings } from './simd';
 
 /** Our kernel for ReLU's gradient, `dy · step(x)` in one pass (registered for `wasm` only). */
 export const RELU_GRAD_KERNEL = 'AntifragileReluGrad';
@@ -30,11 +30,13 @@ export function reluGrad(args: KernelArgs): tf.TensorInfo {
     return composed(args, () => stockReluGrad(input(args, 'dy'), input(args, 'x')));
   }
   const out = backend.makeOutput(x.shape.slice(), 'float32');
-  simd.reluGrad(
-    heapAddress(backend, x),
-    heapAddress(backend, dy),
-    heapAddress(backend, out),
+  runShared(
+    backend,
+    simd,
+    'reluGradRange',
+    [heapAddress(backend, x), heapAddress(backend, dy), heapAddress(backend, out)],
     tf.util.sizeFromShape(x.shape),
+    simdSettings.minValuesPerThread,
   );
   return out;
 }

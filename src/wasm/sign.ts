@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { isHeapBackend, heapAddress, type KernelArgs } from './kernel-io';
-import { simdKernels } from './simd';
+import { runShared, simdKernels, simdSettings } from './simd';
 
 /**
  * Builds the `Sign` replacement: float32 signs (FGSM's step direction) in one loop over the
@@ -22,7 +22,14 @@ export function makeSign(original: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
     const simd = simdKernels(backend);
     if (simd !== undefined) {
-      simd.sign(heapAddress(backend, x), heapAddress(backend, out), size);
+      runShared(
+        backend,
+        simd,
+        'signRange',
+        [heapAddress(backend, x), heapAddress(backend, out)],
+        size,
+        simdSettings.minValuesPerThread,
+      );
       return out;
     }
     const xs = backend.typedArrayFromHeap(x) as Float32Array;

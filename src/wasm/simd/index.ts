@@ -119,6 +119,38 @@ export interface SimdKernels {
     r1: number,
   ): void;
   /**
+   * See kernels.wat: MaxPool of 2×2 windows at stride 2 inside the input, channels a multiple of
+   * 4, as cpu computes it (NaN never wins); output rows `[r0, r1)` of the batch's `n · outH`.
+   */
+  maxPool2x2(
+    x: number,
+    out: number,
+    inH: number,
+    inW: number,
+    c: number,
+    outH: number,
+    outW: number,
+    r0: number,
+    r1: number,
+  ): void;
+  /** {@link SimdKernels.sign} over values `[first, end)`. */
+  signRange(x: number, out: number, first: number, end: number): void;
+  /** {@link SimdKernels.reluGrad} over values `[first, end)`. */
+  reluGradRange(x: number, dy: number, out: number, first: number, end: number): void;
+  /** {@link SimdKernels.maxPoolGrad2x2} over images `[first, end)`. */
+  maxPoolGrad2x2Range(
+    x: number,
+    dy: number,
+    dx: number,
+    inH: number,
+    inW: number,
+    channels: number,
+    outH: number,
+    outW: number,
+    first: number,
+    end: number,
+  ): void;
+  /**
    * See kernels.wat: the patches of a padded NHWC input (channels a multiple of 4) as rows
    * `[(i·kw + j)·ci + c][position]`, for the output positions of images `[n0, n1)`; `scratch`:
    * 64 int32 of working space.
@@ -175,13 +207,30 @@ export interface SimdKernels {
  * Whether our kernels call the SIMD functions (else their JS paths), and whether they may share
  * their work out to a {@link SimdPool} on the threaded build; settable for tests.
  */
-export const simdSettings = { enabled: true, pooled: true };
+export const simdSettings = {
+  enabled: true,
+  pooled: true,
+  /**
+   * Memory-bound kernels share out at least this many values per thread: below, the data sits in
+   * cache, one thread reads it about as fast, and waking another costs tens of microseconds.
+   */
+  minValuesPerThread: 1 << 20,
+};
 
 /**
  * The exports a {@link SimdPool} runs: kernels whose work splits into disjoint parts, each
  * taking the part's range `[first, end)` as its last two arguments.
  */
-const POOLED_EXPORTS = ['filterGradBlocks', 'convForward', 'inputGradFew', 'sign'] as const;
+const POOLED_EXPORTS = [
+  'filterGradBlocks',
+  'convForward',
+  'inputGradFew',
+  'maxPool2x2',
+  'maxPoolGrad2x2Range',
+  'reluGradRange',
+  'signRange',
+  'sign',
+] as const;
 
 /** A kernel {@link runShared} shares out. */
 export type PooledExport = (typeof POOLED_EXPORTS)[number];
@@ -268,9 +317,10 @@ export function simdPool(backend: unknown): SimdPool | undefined {
 }
 
 /**
- * Runs the kernel `name` over the parts `[0, total)` (rows, blocks) with the arguments `fixed`
- * followed by a range: split evenly over the {@link SimdPool}'s threads when there is one, else
- * in one call on this thread.
+ * Runs the kernel `name` over the parts `[0, total)` (rows, blocks, values) with the arguments
+ * `fixed` followed by a range: split evenly over the {@link SimdPool}'s threads when there is one
+ * and each thread gets at least `minShare` parts (waking a thread costs microseconds), else in
+ * one call on this thread.
  */
 export function runShared(
   backend: unknown,
@@ -278,14 +328,16 @@ export function runShared(
   name: PooledExport,
   fixed: number[],
   total: number,
+  minShare = 1,
 ): void {
   const pool = simdPool(backend);
-  if (pool === undefined) {
+  if (pool === undefined || total < 2 * minShare) {
     (simd[name] as (...args: number[]) => void)(...fixed, 0, total);
     return;
   }
+  const threads = Math.min(pool.threads, Math.floor(total / minShare));
   pool.run(
     name,
-    evenRanges(total, pool.threads).map((range) => [...fixed, ...range]),
+    evenRanges(total, threads).map((range) => [...fixed, ...range]),
   );
 }

@@ -10,7 +10,7 @@
   ;; (strictly greater than the best so far, starting from −∞: NaN and −∞ never win), as tfjs'
   ;; cpu backend routes it; every other cell of the window gets +0. Cells no window covers (odd
   ;; sizes) are zeroed first.
-  (func (export "maxPoolGrad2x2")
+  (func $maxPoolGrad2x2 (export "maxPoolGrad2x2")
     (param $x i32) (param $dy i32) (param $dx i32)
     (param $batch i32) (param $inH i32) (param $inW i32) (param $channels i32)
     (param $outH i32) (param $outW i32)
@@ -564,7 +564,7 @@
 
   ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
   ;; float32 values, 4 at a time, then one at a time.
-  (func (export "sign") (param $x i32) (param $out i32) (param $n i32)
+  (func $sign (export "sign") (param $x i32) (param $out i32) (param $n i32)
     (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
     (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
     (local.set $end
@@ -738,7 +738,7 @@
   ;; ReLU's gradient in one pass: out = dy · step(x), step(x) = NaN where x is NaN, 1 where x > 0,
   ;; else 0 (tfjs' Step): the same IEEE products as tfjs' mul(dy, step(x)) (dy·0 keeps its sign,
   ;; ∞·0 is NaN). $n float32 values, 4 at a time, then one at a time.
-  (func (export "reluGrad") (param $x i32) (param $dy i32) (param $out i32) (param $n i32)
+  (func $reluGrad (export "reluGrad") (param $x i32) (param $dy i32) (param $out i32) (param $n i32)
     (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
     (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
     (local.set $end
@@ -929,4 +929,87 @@
       (f32.store (i32.add (local.get $v1) (local.get $i)) (local.get $vs))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $scalars))))
+
+  ;; Range forms of element-wise and per-image kernels, for threads sharing one call: each takes
+  ;; the part [$first, $end) of its work (values, or images) as its last two arguments.
+  (func (export "signRange") (param $x i32) (param $out i32) (param $first i32) (param $end i32)
+    (call $sign
+      (i32.add (local.get $x) (i32.shl (local.get $first) (i32.const 2)))
+      (i32.add (local.get $out) (i32.shl (local.get $first) (i32.const 2)))
+      (i32.sub (local.get $end) (local.get $first))))
+
+  (func (export "reluGradRange")
+    (param $x i32) (param $dy i32) (param $out i32) (param $first i32) (param $end i32)
+    (call $reluGrad
+      (i32.add (local.get $x) (i32.shl (local.get $first) (i32.const 2)))
+      (i32.add (local.get $dy) (i32.shl (local.get $first) (i32.const 2)))
+      (i32.add (local.get $out) (i32.shl (local.get $first) (i32.const 2)))
+      (i32.sub (local.get $end) (local.get $first))))
+
+  ;; maxPoolGrad2x2 over images [$first, $end).
+  (func (export "maxPoolGrad2x2Range")
+    (param $x i32) (param $dy i32) (param $dx i32) (param $inH i32) (param $inW i32)
+    (param $channels i32) (param $outH i32) (param $outW i32) (param $first i32) (param $end i32)
+    (local $inBytes i32) (local $outBytes i32)
+    (local.set $inBytes
+      (i32.shl (i32.mul (i32.mul (local.get $inH) (local.get $inW)) (local.get $channels)) (i32.const 2)))
+    (local.set $outBytes
+      (i32.shl (i32.mul (i32.mul (local.get $outH) (local.get $outW)) (local.get $channels)) (i32.const 2)))
+    (call $maxPoolGrad2x2
+      (i32.add (local.get $x) (i32.mul (local.get $first) (local.get $inBytes)))
+      (i32.add (local.get $dy) (i32.mul (local.get $first) (local.get $outBytes)))
+      (i32.add (local.get $dx) (i32.mul (local.get $first) (local.get $inBytes)))
+      (i32.sub (local.get $end) (local.get $first))
+      (local.get $inH) (local.get $inW) (local.get $channels) (local.get $outH) (local.get $outW)))
+
+  ;; MaxPool for 2×2 windows at stride 2 inside the input (no padding), NHWC float32, channels a
+  ;; multiple of 4, as tfjs' cpu computes it: from −∞, a value replaces the best so far only when
+  ;; strictly greater, in row-major window order (NaN never wins; an all-NaN window gives −∞).
+  ;; Output rows [$r0, $r1) of the batch's n·outH rows (threads may run disjoint ranges at once).
+  (func (export "maxPool2x2")
+    (param $x i32) (param $out i32) (param $inH i32) (param $inW i32) (param $c i32)
+    (param $outH i32) (param $outW i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $p i32) (local $o i32) (local $ox i32) (local $cv i32) (local $pix i32)
+    (local $rowBytes i32) (local $q i32) (local $v v128) (local $best v128)
+    (local.set $pix (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $inW) (local.get $pix)))
+    (local.set $r (local.get $r0))
+    (block $rowsDone (loop $rowLoop
+      (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $r1)))
+      ;; input row 2·oy of image n, for output row r = (n, oy)
+      (local.set $p
+        (i32.add (local.get $x)
+          (i32.mul
+            (i32.add
+              (i32.mul (i32.div_u (local.get $r) (local.get $outH)) (local.get $inH))
+              (i32.shl (i32.rem_u (local.get $r) (local.get $outH)) (i32.const 1)))
+            (local.get $rowBytes))))
+      (local.set $o
+        (i32.add (local.get $out) (i32.mul (i32.mul (local.get $r) (local.get $outW)) (local.get $pix))))
+      (local.set $ox (i32.const 0))
+      (block $colsDone (loop $colLoop
+        (br_if $colsDone (i32.ge_u (local.get $ox) (local.get $outW)))
+        (local.set $cv (i32.const 0))
+        (block $vecsDone (loop $vecLoop
+          (br_if $vecsDone (i32.ge_u (local.get $cv) (local.get $pix)))
+          (local.set $q (i32.add (local.get $p) (local.get $cv)))
+          (local.set $best (v128.const f32x4 -inf -inf -inf -inf))
+          (local.set $v (v128.load (local.get $q)))
+          (local.set $best (v128.bitselect (local.get $v) (local.get $best) (f32x4.gt (local.get $v) (local.get $best))))
+          (local.set $v (v128.load (i32.add (local.get $q) (local.get $pix))))
+          (local.set $best (v128.bitselect (local.get $v) (local.get $best) (f32x4.gt (local.get $v) (local.get $best))))
+          (local.set $v (v128.load (i32.add (local.get $q) (local.get $rowBytes))))
+          (local.set $best (v128.bitselect (local.get $v) (local.get $best) (f32x4.gt (local.get $v) (local.get $best))))
+          (local.set $v (v128.load (i32.add (i32.add (local.get $q) (local.get $rowBytes)) (local.get $pix))))
+          (local.set $best (v128.bitselect (local.get $v) (local.get $best) (f32x4.gt (local.get $v) (local.get $best))))
+          (v128.store (i32.add (local.get $o) (local.get $cv)) (local.get $best))
+          (local.set $cv (i32.add (local.get $cv) (i32.const 16)))
+          (br $vecLoop)))
+        (local.set $p (i32.add (local.get $p) (i32.shl (local.get $pix) (i32.const 1))))
+        (local.set $o (i32.add (local.get $o) (local.get $pix)))
+        (local.set $ox (i32.add (local.get $ox) (i32.const 1)))
+        (br $colLoop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowLoop)))
+  )
 )

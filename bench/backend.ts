@@ -669,7 +669,10 @@ export function convAloneReport(wasm: VariantResult, torch: VariantResult | unde
   });
   return (
     `\nConvolutions alone on wasm (each Conv2D layer's kernels timed one by one at the ` +
-    `batch size, times the task's batches; per batch: ${per}):\n\n` +
+    `batch size, times the task's batches; per batch: ${per}). Where the target is at or ` +
+    'below the convolutions alone (target ÷ convolutions ≤ 1), no work on the other ops can ' +
+    "reach it with these convolution kernels (XNNPACK's for conv2, at wasm SIMD's rate " +
+    'without fused multiply-add):\n\n' +
     markdownTable(
       [
         'task',

@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { nativeAdamRegistered } from '../src/native/adam';
+import { adamProblem, trainAdam, type AdamOptions } from './support/adam-problem';
+
+type Shape4 = [number, number, number, number];
 import { smallConvCallCount, smallConvKernelsRegistered } from '../src/native/small-conv';
 import {
   fastTensorflowKernelsRegistered,
@@ -42,72 +45,9 @@ describe('fast tensorflow kernels (registered by initBackend on the native backe
 describe('native Adam (ResourceApplyAdam; registered by initBackend on the native backend)', () => {
   const native = () => tf.getBackend() === 'tensorflow';
 
-  interface Options {
-    lr?: number;
-    epsilon?: number;
-    /** Index of a variable left out of the gradient map (tfjs skips its update). */
-    nullGradient?: number;
-    /** Index of a variable whose gradient is all zeros (m = v = 0: ε alone in the divisor). */
-    zeroGradient?: number;
-  }
-
-  /** Seeded initial values and per-step gradients (six orders of magnitude, where ε matters). */
-  function problem(shapes: number[][], steps: number, options: Options) {
-    const init = shapes.map((shape, i) =>
-      tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 10 + i).dataSync()),
-    );
-    const grads = Array.from({ length: steps }, (_, s) =>
-      shapes.map((shape, i) =>
-        tf.tidy(() =>
-          i === options.zeroGradient
-            ? tf.zeros(shape).dataSync()
-            : tf
-                .mul(tf.randomNormal(shape, 0, 1, 'float32', 1 + 100 * s + i), 10 ** -(i % 6))
-                .dataSync(),
-        ),
-      ),
-    );
-    return { init, grads };
-  }
-
-  /** Trains with tf.train.adam (whatever kernels are registered); returns values and moments. */
-  async function train(shapes: number[][], steps: number, options: Options) {
-    const { init, grads } = problem(shapes, steps, options);
-    const variables = init.map((values, i) =>
-      tf.tidy(() => tf.variable(tf.tensor(values, shapes[i]))),
-    );
-    const optimizer = tf.train.adam(options.lr ?? 1e-3, 0.9, 0.999, options.epsilon);
-    for (let s = 0; s < steps; s++) {
-      const gradients = variables.map((v, i) => ({
-        name: v.name,
-        tensor: tf.tensor(grads[s][i], shapes[i]),
-      }));
-      const kept = gradients.filter((_, i) => i !== options.nullGradient);
-      optimizer.applyGradients(
-        options.nullGradient === undefined
-          ? gradients
-          : Object.fromEntries(kept.map((g) => [g.name, g.tensor])),
-      );
-      tf.dispose(gradients.map((g) => g.tensor));
-    }
-    const weights = await optimizer.getWeights();
-    const result = {
-      values: variables.map((v) => Array.from(v.dataSync())),
-      iterations: weights[0].tensor.dataSync()[0],
-      moments: weights.slice(1).map((w) => ({
-        name: w.name.replace(/^\d+/, ''),
-        values: Array.from(w.tensor.dataSync()),
-      })),
-    };
-    weights[0].tensor.dispose();
-    optimizer.dispose();
-    tf.dispose(variables);
-    return result;
-  }
-
   /** The same Adam in float64 (tfjs' formula), as the yardstick of both. */
-  function reference(shapes: number[][], steps: number, options: Options): number[][] {
-    const { init, grads } = problem(shapes, steps, options);
+  function reference(shapes: number[][], steps: number, options: AdamOptions): number[][] {
+    const { init, grads } = adamProblem(shapes, steps, options);
     const lr = options.lr ?? 1e-3;
     const eps = options.epsilon ?? 1e-7;
     return init.map((values, i) => {
@@ -130,7 +70,7 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
   const maxError = (a: number[][], b: number[][]) =>
     Math.max(...a.map((x, i) => Math.max(0, ...x.map((xi, k) => Math.abs(xi - b[i][k])))));
 
-  const CASES: [string, number[][], number, Options][] = [
+  const CASES: [string, number[][], number, AdamOptions][] = [
     ['one step, several shapes', [[3, 3, 4, 5], [7], [2, 9], []], 1, {}],
     ['ten steps, six gradient scales', [[5, 4], [6], [3, 3, 2, 2], [8], [4, 4], [9]], 10, {}],
     ['a zero gradient (m = v = 0)', [[4, 3], [5]], 4, { zeroGradient: 1 }],
@@ -143,10 +83,10 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
     async (_, shapes, steps, options) => {
       if (!native()) return;
       unregisterFastTensorflowKernels();
-      const stock = await train(shapes, steps, options);
+      const stock = await trainAdam(shapes, steps, options);
       registerFastTensorflowKernels();
       const before = tf.memory().numTensors;
-      const ours = await train(shapes, steps, options);
+      const ours = await trainAdam(shapes, steps, options);
       expect(tf.memory().numTensors).toBe(before);
       const exact = reference(shapes, steps, options);
       const stockError = maxError(stock.values, exact);
@@ -158,7 +98,7 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
       expect(
         maxError(
           ours.values,
-          problem(shapes, steps, options).init.map((a) => Array.from(a)),
+          adamProblem(shapes, steps, options).init.map((a) => Array.from(a)),
         ),
       ).toBeGreaterThan(0.5 * (options.lr ?? 1e-3));
       expect(ours.iterations).toBe(stock.iterations);
@@ -221,7 +161,8 @@ describe('native Adam (ResourceApplyAdam; registered by initBackend on the nativ
           ),
         );
         if (s === 4) tf.tidy(() => vars[0].assign(tf.tensor1d([1, 2, 3])));
-        optimizer.applyGradients(grads);
+        // A map of plain tensors, as tfjs-layers hands them (its typing asks for variables).
+        optimizer.applyGradients(grads as unknown as Record<string, tf.Variable>);
         tf.dispose(Object.values(grads));
         trace.push(...vars.flatMap((v) => Array.from(v.dataSync()).slice(0, 4)));
       }
@@ -343,8 +284,8 @@ describe('small-map convolutions as one matrix product (registered by initBacken
 
   function run(xShape: number[], fShape: number[], pad: 'same' | 'valid') {
     return tf.tidy(() => {
-      const x = tf.randomNormal(xShape, 0, 1, 'float32', 21) as tf.Tensor4D;
-      const w = tf.randomNormal(fShape, 0, 1, 'float32', 22) as tf.Tensor4D;
+      const x = tf.randomNormal(xShape as Shape4, 0, 1, 'float32', 21) as tf.Tensor4D;
+      const w = tf.randomNormal(fShape as Shape4, 0, 1, 'float32', 22) as tf.Tensor4D;
       const y = tf.conv2d(x, w, 1, pad);
       const fused = tf.fused.conv2d({ x, filter: w, strides: 1, pad });
       const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 23);
@@ -395,8 +336,8 @@ describe('depthwise convolutions on one pixel as an element-wise product (regist
 
   function run(xShape: number[], fShape: number[], pad: 'same' | 'valid') {
     return tf.tidy(() => {
-      const x = tf.randomNormal(xShape, 0, 1, 'float32', 31) as tf.Tensor4D;
-      const w = tf.randomNormal(fShape, 0, 1, 'float32', 32) as tf.Tensor4D;
+      const x = tf.randomNormal(xShape as Shape4, 0, 1, 'float32', 31) as tf.Tensor4D;
+      const w = tf.randomNormal(fShape as Shape4, 0, 1, 'float32', 32) as tf.Tensor4D;
       const y = tf.depthwiseConv2d(x, w, 1, pad);
       const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 33);
       const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>

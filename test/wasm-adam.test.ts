@@ -10,6 +10,7 @@ import {
   unregisterWasmAdam,
   wasmAdamRegistered,
 } from '../src/wasm/adam';
+import { adamProblem, trainAdam, type AdamOptions } from './support/adam-problem';
 import { switchToWasm } from './support/wasm';
 
 let previousBackend = '';
@@ -22,81 +23,6 @@ afterAll(async () => {
   registerWasmAdam();
   await tf.setBackend(previousBackend);
 });
-
-interface Options {
-  lr?: number;
-  epsilon?: number;
-  /** Index of a variable left out of the gradient map (tfjs skips its update). */
-  nullGradient?: number;
-  /** Index of a variable whose gradient is all zeros (m = v = 0: ε alone in the divisor). */
-  zeroGradient?: number;
-  /** Index of a variable whose gradient has NaN and ±∞ entries. */
-  specialGradient?: number;
-}
-
-interface Trained {
-  values: number[][];
-  iterations: number;
-  moments: { name: string; values: number[] }[];
-}
-
-/** Seeded initial values and per-step gradients over six orders of magnitude, as host arrays. */
-function problem(shapes: number[][], steps: number, options: Options) {
-  const init = shapes.map((shape, i) =>
-    tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 10 + i).dataSync()),
-  );
-  const grads = Array.from({ length: steps }, (_, s) =>
-    shapes.map((shape, i) => {
-      const g = tf.tidy(() =>
-        i === options.zeroGradient
-          ? tf.zeros(shape).dataSync()
-          : tf
-              .mul(tf.randomNormal(shape, 0, 1, 'float32', 1 + 100 * s + i), 10 ** -(i % 6))
-              .dataSync(),
-      ) as Float32Array;
-      if (i === options.specialGradient && g.length >= 3) {
-        g[0] = NaN;
-        g[1] = Infinity;
-        g[2] = -Infinity;
-      }
-      return g;
-    }),
-  );
-  return { init, grads };
-}
-
-/** Trains with tf.train.adam on the active backend; returns values, iterations and moments. */
-async function train(shapes: number[][], steps: number, options: Options): Promise<Trained> {
-  const { init, grads } = problem(shapes, steps, options);
-  const variables = init.map((values, i) => tf.variable(tf.tensor(values, shapes[i])));
-  const optimizer = tf.train.adam(options.lr ?? 1e-3, 0.9, 0.999, options.epsilon);
-  for (let s = 0; s < steps; s++) {
-    const gradients = variables.map((v, i) => ({
-      name: v.name,
-      tensor: tf.tensor(grads[s][i], shapes[i]),
-    }));
-    const kept = gradients.filter((_, i) => i !== options.nullGradient);
-    optimizer.applyGradients(
-      options.nullGradient === undefined
-        ? gradients
-        : Object.fromEntries(kept.map((g) => [g.name, g.tensor])),
-    );
-    tf.dispose(gradients.map((g) => g.tensor));
-  }
-  const weights = await optimizer.getWeights();
-  const result = {
-    values: variables.map((v) => Array.from(v.dataSync())),
-    iterations: weights[0].tensor.dataSync()[0],
-    moments: weights.slice(1).map((w) => ({
-      name: w.name.replace(/^\d+/, ''),
-      values: Array.from(w.tensor.dataSync()),
-    })),
-  };
-  weights[0].tensor.dispose();
-  optimizer.dispose();
-  tf.dispose(variables);
-  return result;
-}
 
 /** `run` with tfjs' own Adam on the active backend (ours unregistered meanwhile). */
 async function withStockAdam<T>(run: () => Promise<T>): Promise<T> {
@@ -117,7 +43,7 @@ async function onCpu<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-const CASES: [string, number[][], number, Options][] = [
+const CASES: [string, number[][], number, AdamOptions][] = [
   ['one step, several shapes (sizes 180, 7, 18, 1)', [[3, 3, 4, 5], [7], [2, 9], []], 1, {}],
   ['ten steps, six gradient scales', [[5, 4], [6], [3, 3, 2, 2], [8], [4, 4], [9]], 10, {}],
   ['a zero gradient (m = v = 0)', [[4, 3], [5]], 4, { zeroGradient: 1 }],
@@ -136,14 +62,14 @@ describe('fused Adam on wasm (AntifragileAdam)', () => {
   it.each(CASES)(
     '%s: exactly the values and moments of tfjs Adam on wasm and on cpu',
     async (_, shapes, steps, options) => {
-      const ours = await train(shapes, steps, options);
-      const stock = await withStockAdam(() => train(shapes, steps, options));
-      const cpu = await onCpu(() => train(shapes, steps, options));
+      const ours = await trainAdam(shapes, steps, options);
+      const stock = await withStockAdam(() => trainAdam(shapes, steps, options));
+      const cpu = await onCpu(() => trainAdam(shapes, steps, options));
       expect(ours.iterations).toBe(steps);
       expect(ours).toEqual(stock);
       expect(ours).toEqual(cpu);
       // The update moved every variable that had a (non-zero) gradient.
-      const { init } = problem(shapes, steps, options);
+      const { init } = adamProblem(shapes, steps, options);
       ours.values.forEach((values, i) => {
         const moved = values.some((x, k) => x !== init[i][k]);
         expect(moved).toBe(i !== options.nullGradient && i !== options.zeroGradient);

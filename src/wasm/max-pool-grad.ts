@@ -14,14 +14,7 @@ type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const { input: x, dy } = args.inputs;
   if (x === undefined || dy === undefined) throw new Error('MaxPoolGrad needs inputs dy and input');
-  const info = tf.backend_util.computePool2DInfo(
-    x.shape as [number, number, number, number],
-    attr<number | [number, number]>(args, 'filterSize'),
-    attr<number | [number, number]>(args, 'strides'),
-    1,
-    attr<Padding>(args, 'pad'),
-    attr<'floor' | 'round' | 'ceil' | undefined>(args, 'dimRoundingMode'),
-  );
+  const info = poolInfo(args, x.shape);
   const backend: unknown = args.backend;
   if (isHeapBackend(backend)) {
     const out = backend.makeOutput(x.shape.slice(), 'float32');
@@ -63,6 +56,18 @@ export function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     dx,
   );
   return handOver(args.backend, tf.tensor(dx, x.shape, 'float32'));
+}
+
+/** The geometry of a `MaxPool` or `MaxPoolGrad` call on an NHWC input of `shape`. */
+export function poolInfo(args: KernelArgs, shape: number[]): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computePool2DInfo(
+    shape as [number, number, number, number],
+    attr<number | [number, number]>(args, 'filterSize'),
+    attr<number | [number, number]>(args, 'strides'),
+    1,
+    attr<Padding>(args, 'pad'),
+    attr<'floor' | 'round' | 'ceil' | undefined>(args, 'dimRoundingMode'),
+  );
 }
 
 /** 2×2 windows at stride 2 that all lie inside the input (no padding). */

@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { attr, heapAddress, isHeapBackend, type KernelArgs } from './kernel-io';
-import { isInside2x2 } from './max-pool-grad';
+import { heapAddress, isHeapBackend, type KernelArgs } from './kernel-io';
+import { isInside2x2, poolInfo } from './max-pool-grad';
 import { runShared, simdKernels, simdSettings } from './simd';
-
-type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
 /**
  * Builds the replacement of wasm's `MaxPool`: float32 2×2 windows at stride 2 inside the input,
@@ -30,14 +28,7 @@ export function makeMaxPool(original: tf.KernelFunc): tf.KernelFunc {
     ) {
       return original(params);
     }
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as [number, number, number, number],
-      attr<number | [number, number]>(args, 'filterSize'),
-      attr<number | [number, number]>(args, 'strides'),
-      1,
-      attr<Padding>(args, 'pad'),
-      attr<'floor' | 'round' | 'ceil' | undefined>(args, 'dimRoundingMode'),
-    );
+    const info = poolInfo(args, x.shape);
     if (!isInside2x2(info) || info.inChannels % 4 !== 0) return original(params);
     const out = backend.makeOutput(info.outShape.slice(), 'float32');
     const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;

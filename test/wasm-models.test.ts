@@ -10,6 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, type ModelName } from '../src/models';
+import { smallCnn } from '../src/models/small-cnn';
+import { simdSettings } from '../src/wasm/simd';
 import { switchToWasm } from './support/wasm';
 
 const INPUT: [number, number, number] = [32, 32, 3];
@@ -113,6 +115,51 @@ describe.each(MODELS)('%s on wasm', (name) => {
       expect(worst).toBeGreaterThanOrEqual(0.9999);
     } finally {
       await tf.setBackend('wasm');
+    }
+  });
+});
+
+describe('small CNN on wasm', () => {
+  it('trains epochs with numTensors, wasm data and wasm memory flat (fused convolutions, Adam kernel, shared kernels)', async () => {
+    // Share memory-bound kernels from small inputs on, so that their pooled paths run too.
+    const saved = simdSettings.minValuesPerThread;
+    simdSettings.minValuesPerThread = 1 << 12;
+    try {
+      const model = smallCnn({ seed: 5 });
+      model.compile({
+        optimizer: tf.train.adam(1e-3),
+        loss: 'categoricalCrossentropy',
+        metrics: ['accuracy'],
+      });
+      const xs = tf.randomUniform([64, 28, 28, 1], 0, 1, 'float32', 6);
+      const ys = tf.oneHot(tf.randomUniform([64], 0, 10, 'int32', 7), 10);
+      const epoch = () => model.fit(xs, ys, { epochs: 1, batchSize: 16, verbose: 0 });
+      const kernelsUsed = (
+        await tf.profile(async () => {
+          await epoch();
+        })
+      ).kernels.map((k) => k.name);
+      for (const name of ['FusedConv2D', 'AntifragileAdam', 'AntifragileReluGrad', 'MaxPool']) {
+        expect(kernelsUsed).toContain(name);
+      }
+      await epoch();
+      const backend = tf.backend() as unknown as {
+        numDataIds(): number;
+        wasm: { wasmMemory?: { buffer: ArrayBufferLike } };
+      };
+      const tensors = tf.memory().numTensors;
+      const dataIds = backend.numDataIds();
+      const heapBytes = backend.wasm.wasmMemory?.buffer.byteLength;
+      for (let i = 0; i < 3; i++) await epoch();
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(backend.numDataIds()).toBe(dataIds);
+      expect(backend.wasm.wasmMemory?.buffer.byteLength).toBe(heapBytes);
+      const history = await model.fit(xs, ys, { epochs: 1, batchSize: 16, verbose: 0 });
+      expect(Number.isFinite(history.history.loss[0] as number)).toBe(true);
+      tf.dispose([xs, ys]);
+      model.dispose();
+    } finally {
+      simdSettings.minValuesPerThread = saved;
     }
   });
 });

@@ -410,10 +410,13 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
   });
 }
 
+/** Filter-gradient rows per block of kernels.wat `filterGradBlocks` (its `filterGrad6`). */
+const ROWS_PER_BLOCK = 6;
+
 /**
- * The filter gradient by our SIMD kernel (see kernels.wat `filterGrad4`), straight from the
- * (padded) input and `dy`: rows of the filter gradient 4 at a time, output channels 8 at a time.
- * Rows beyond the filter's (when their count is not a multiple of 4) go to scratch rows.
+ * The filter gradient by our SIMD kernel (see kernels.wat `filterGradBlocks`), straight from the
+ * (padded) input and `dy`: rows of the filter gradient 6 at a time, output channels 8 at a time.
+ * Rows beyond the filter's (when their count is not a multiple of 6) go to scratch rows.
  */
 function simdFilterGradient(
   simd: SimdKernels,
@@ -429,14 +432,14 @@ function simdFilterGradient(
   const padded = paddedInput(x, info);
   const [, hp, wp] = padded.shape;
   const rows = kh * kw * inC;
-  const blocks = Math.ceil(rows / 4);
-  const sumInfo = backend.makeOutput([blocks * 4, outC], 'float32');
+  const blocks = Math.ceil(rows / ROWS_PER_BLOCK);
+  const sumInfo = backend.makeOutput([blocks * ROWS_PER_BLOCK, outC], 'float32');
   const sum = tf.engine().makeTensorFromTensorInfo(sumInfo) as tf.Tensor2D;
   (backend.typedArrayFromHeap(sumInfo) as Float32Array).fill(0);
   const xAt = heapAddress(backend, padded);
   const dyAt = heapAddress(backend, dy);
   const sumAt = heapAddress(backend, sumInfo);
-  // Blocks of 4 rows × 8 output channels, shared out in contiguous ranges, one per thread.
+  // Blocks of 6 rows × 8 output channels, shared out in contiguous ranges, one per thread.
   const fixed = [xAt, dyAt, sumAt, batch, hp, wp, inC, oh, ow, outC, sH, sW, kw, rows];
   runShared(
     backend,
@@ -445,6 +448,6 @@ function simdFilterGradient(
     [...fixed, patchLimits.imagesPerPass],
     blocks * (outC / 8),
   );
-  const rowsOnly = blocks * 4 === rows ? sum : tf.slice(sum, [0, 0], [rows, outC]);
+  const rowsOnly = blocks * ROWS_PER_BLOCK === rows ? sum : tf.slice(sum, [0, 0], [rows, outC]);
   return tf.reshape(rowsOnly, filterShape);
 }

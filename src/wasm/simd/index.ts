@@ -22,36 +22,8 @@ export interface SimdKernels {
     outW: number,
   ): void;
   /**
-   * See kernels.wat: adds to 4 rows (byte addresses `dw0…dw3`, at output channel `co`) of a
-   * filter gradient the sums over images `[n0, n1)` of input taps (byte offsets `o0…o3` within
-   * a padded image) times `dy[…, co : co + 8]`.
-   */
-  filterGrad4(
-    x: number,
-    dy: number,
-    n0: number,
-    n1: number,
-    hp: number,
-    wp: number,
-    ci: number,
-    oh: number,
-    ow: number,
-    co: number,
-    outC: number,
-    sH: number,
-    sW: number,
-    o0: number,
-    o1: number,
-    o2: number,
-    o3: number,
-    dw0: number,
-    dw1: number,
-    dw2: number,
-    dw3: number,
-  ): void;
-  /**
-   * See kernels.wat: {@link SimdKernels.filterGrad4} over the blocks `[b0, b1)` (4 rows × 8
-   * output channels each) of the zeroed `[⌈rows/4⌉·4, outC]` gradient at `dw`, images `group`
+   * See kernels.wat: the filter gradient over the blocks `[b0, b1)` (6 rows × 8 output channels
+   * each, by `filterGrad6`) of the zeroed `[⌈rows/6⌉·6, outC]` gradient at `dw`, images `group`
    * at a time; disjoint block ranges may run on several threads at once.
    */
   filterGradBlocks(

@@ -88,25 +88,23 @@
       (br $batchLoop)))
   )
 
-  ;; Conv2DBackpropFilter for a block of 4 filter rows and 8 output channels, NHWC float32, the
+  ;; Conv2DBackpropFilter for a block of 6 filter rows and 8 output channels, NHWC float32, the
   ;; input already padded (every tap inside it): for each row r (a tap kh, kw and an input
   ;; channel, at byte offset $o<r> within an image of x) and output channels [$co, $co + 8),
   ;;   dw[r] += Σ over images [$n0, $n1) and output positions (oh, ow) of
   ;;            x[n, oh·sH + kh, ow·sW + kw, c] · dy[n, oh, ow, co…]
-  ;; summed per image in registers, then added to dw (a blocked sum, for float32 accuracy).
+  ;; summed per image in 12 registers, then added to dw (a blocked sum, for float32 accuracy).
   ;; $dw<r> are the byte addresses of dw[r][$co].
-  (func $filterGrad (export "filterGrad4")
+  (func $filterGrad6
     (param $x i32) (param $dy i32) (param $n0 i32) (param $n1 i32)
     (param $hp i32) (param $wp i32) (param $ci i32) (param $oh i32) (param $ow i32)
     (param $co i32) (param $outC i32) (param $sH i32) (param $sW i32)
-    (param $o0 i32) (param $o1 i32) (param $o2 i32) (param $o3 i32)
-    (param $dw0 i32) (param $dw1 i32) (param $dw2 i32) (param $dw3 i32)
+    (param $o0 i32) (param $o1 i32) (param $o2 i32) (param $o3 i32) (param $o4 i32) (param $o5 i32)
+    (param $dw0 i32) (param $dw1 i32) (param $dw2 i32) (param $dw3 i32) (param $dw4 i32) (param $dw5 i32)
     (local $n i32) (local $y i32) (local $xi i32) (local $xRow i32) (local $xp i32) (local $xEnd i32)
     (local $dyp i32) (local $image i32) (local $rowStep i32) (local $colStep i32) (local $dyStep i32)
     (local $d0 v128) (local $d1 v128) (local $s v128)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-    ;; bytes: one padded image, one output row's step in x, one output column's, one dy pixel
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128) (local $a8 v128) (local $a9 v128) (local $a10 v128) (local $a11 v128)
     (local.set $colStep (i32.shl (i32.mul (local.get $sW) (local.get $ci)) (i32.const 2)))
     (local.set $rowStep
       (i32.shl (i32.mul (i32.mul (local.get $sH) (local.get $wp)) (local.get $ci)) (i32.const 2)))
@@ -116,10 +114,18 @@
     (local.set $n (local.get $n0))
     (block $imagesDone (loop $imageLoop
       (br_if $imagesDone (i32.ge_u (local.get $n) (local.get $n1)))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
-      (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
+      (local.set $a0 (v128.const i32x4 0 0 0 0))
+      (local.set $a1 (v128.const i32x4 0 0 0 0))
+      (local.set $a2 (v128.const i32x4 0 0 0 0))
+      (local.set $a3 (v128.const i32x4 0 0 0 0))
+      (local.set $a4 (v128.const i32x4 0 0 0 0))
+      (local.set $a5 (v128.const i32x4 0 0 0 0))
+      (local.set $a6 (v128.const i32x4 0 0 0 0))
+      (local.set $a7 (v128.const i32x4 0 0 0 0))
+      (local.set $a8 (v128.const i32x4 0 0 0 0))
+      (local.set $a9 (v128.const i32x4 0 0 0 0))
+      (local.set $a10 (v128.const i32x4 0 0 0 0))
+      (local.set $a11 (v128.const i32x4 0 0 0 0))
       (local.set $xi (i32.add (local.get $x) (i32.mul (local.get $n) (local.get $image))))
       (local.set $dyp
         (i32.add (local.get $dy)
@@ -139,18 +145,24 @@
           (br_if $colsDone (i32.ge_u (local.get $xp) (local.get $xEnd)))
           (local.set $d0 (v128.load (local.get $dyp)))
           (local.set $d1 (v128.load offset=16 (local.get $dyp)))
-          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o0)))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o0))))
           (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $d0))))
           (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $d1))))
-          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o1)))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o1))))
           (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $d0))))
           (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $d1))))
-          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o2)))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o2))))
           (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (local.get $d0))))
           (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (local.get $d1))))
-          (local.set $s (f32x4.splat (f32.load (i32.add (local.get $xp) (local.get $o3)))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o3))))
           (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (local.get $d0))))
           (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o4))))
+          (local.set $a8 (f32x4.add (local.get $a8) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a9 (f32x4.add (local.get $a9) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (v128.load32_splat (i32.add (local.get $xp) (local.get $o5))))
+          (local.set $a10 (f32x4.add (local.get $a10) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a11 (f32x4.add (local.get $a11) (f32x4.mul (local.get $s) (local.get $d1))))
           (local.set $xp (i32.add (local.get $xp) (local.get $colStep)))
           (local.set $dyp (i32.add (local.get $dyp) (local.get $dyStep)))
           (br $colLoop)))
@@ -168,6 +180,12 @@
       (v128.store (local.get $dw3) (f32x4.add (v128.load (local.get $dw3)) (local.get $a6)))
       (v128.store offset=16 (local.get $dw3)
         (f32x4.add (v128.load offset=16 (local.get $dw3)) (local.get $a7)))
+      (v128.store (local.get $dw4) (f32x4.add (v128.load (local.get $dw4)) (local.get $a8)))
+      (v128.store offset=16 (local.get $dw4)
+        (f32x4.add (v128.load offset=16 (local.get $dw4)) (local.get $a9)))
+      (v128.store (local.get $dw5) (f32x4.add (v128.load (local.get $dw5)) (local.get $a10)))
+      (v128.store offset=16 (local.get $dw5)
+        (f32x4.add (v128.load offset=16 (local.get $dw5)) (local.get $a11)))
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $imageLoop)))
   )
@@ -191,9 +209,9 @@
             (i32.rem_u (local.get $r) (local.get $ci)))
           (i32.const 2)))))
 
-  ;; filterGrad4 over the blocks [$b0, $b1) of a filter gradient $dw (byte address of its
-  ;; [ceil(rows/4)·4, outC] values, zeroed by the caller): block b holds rows
-  ;; 4·floor(b / (outC/8)) + 0…3 and output channels 8·(b mod (outC/8)) + 0…7; rows ≥ $rows
+  ;; filterGrad6 over the blocks [$b0, $b1) of a filter gradient $dw (byte address of its
+  ;; [ceil(rows/6)·6, outC] values, zeroed by the caller): block b holds rows
+  ;; 6·floor(b / (outC/8)) + 0…5 and output channels 8·(b mod (outC/8)) + 0…7; rows ≥ $rows
   ;; are scratch rows. The images go $group at a time, every block passing over them while they
   ;; are in cache; each image's sum is still added to dw in image order, so the values do not
   ;; depend on $group or on how the blocks are shared out (threads may run disjoint block ranges
@@ -214,14 +232,14 @@
       (local.set $b (local.get $b0))
       (block $blocksDone (loop $blockLoop
         (br_if $blocksDone (i32.ge_u (local.get $b) (local.get $b1)))
-        (local.set $r (i32.shl (i32.div_u (local.get $b) (local.get $colBlocks)) (i32.const 2)))
+        (local.set $r (i32.mul (i32.div_u (local.get $b) (local.get $colBlocks)) (i32.const 6)))
         (local.set $co (i32.shl (i32.rem_u (local.get $b) (local.get $colBlocks)) (i32.const 3)))
         (local.set $d
           (i32.add (local.get $dw)
             (i32.shl
               (i32.add (i32.mul (local.get $r) (local.get $outC)) (local.get $co))
               (i32.const 2))))
-        (call $filterGrad
+        (call $filterGrad6
           (local.get $x) (local.get $dy) (local.get $n0) (local.get $n1)
           (local.get $hp) (local.get $wp) (local.get $ci) (local.get $oh) (local.get $ow)
           (local.get $co) (local.get $outC) (local.get $sH) (local.get $sW)
@@ -232,10 +250,16 @@
             (local.get $ci) (local.get $wp))
           (call $tap (i32.add (local.get $r) (i32.const 3)) (local.get $rows) (local.get $kw)
             (local.get $ci) (local.get $wp))
+          (call $tap (i32.add (local.get $r) (i32.const 4)) (local.get $rows) (local.get $kw)
+            (local.get $ci) (local.get $wp))
+          (call $tap (i32.add (local.get $r) (i32.const 5)) (local.get $rows) (local.get $kw)
+            (local.get $ci) (local.get $wp))
           (local.get $d)
           (i32.add (local.get $d) (local.get $rowBytes))
           (i32.add (local.get $d) (i32.shl (local.get $rowBytes) (i32.const 1)))
-          (i32.add (local.get $d) (i32.mul (local.get $rowBytes) (i32.const 3))))
+          (i32.add (local.get $d) (i32.mul (local.get $rowBytes) (i32.const 3)))
+          (i32.add (local.get $d) (i32.shl (local.get $rowBytes) (i32.const 2)))
+          (i32.add (local.get $d) (i32.mul (local.get $rowBytes) (i32.const 5))))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $blockLoop)))
       (local.set $n0 (local.get $n1))

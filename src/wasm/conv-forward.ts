@@ -10,8 +10,7 @@ import {
   type HeapBackend,
   type KernelArgs,
 } from './kernel-io';
-import { runShared, simdKernels, simdPool, type SimdKernels } from './simd';
-import { wasmThreading } from './threads';
+import { runShared, simdKernels, simdOnEveryThread, type SimdKernels } from './simd';
 
 /**
  * Which convolutions our direct SIMD kernel (kernels.wat `convForward`) computes in place of
@@ -117,8 +116,7 @@ export function makeDirectConv(original: tf.KernelFunc): tf.KernelFunc {
     const backend: unknown = args.backend;
     const simd = simdKernels(backend);
     // On one thread ours is faster; with several, only when it runs on all of them too.
-    const threads = wasmThreading()?.threads ?? 1;
-    const ours = simd !== undefined && (threads === 1 || simdPool(backend) !== undefined);
+    const ours = simd !== undefined && simdOnEveryThread(backend);
     const info = ours ? directGeometry(args) : undefined;
     if (simd === undefined || info === undefined || !isHeapBackend(backend)) {
       return original(params);

@@ -9,8 +9,7 @@ import {
   heapAddress,
 } from './kernel-io';
 import { paddedInput, patchRows, simdPatchRows } from './im2col';
-import { runShared, simdKernels, simdPool, type SimdKernels } from './simd';
-import { wasmThreading } from './threads';
+import { runShared, simdKernels, simdOnEveryThread, simdPool, type SimdKernels } from './simd';
 import {
   cropNegativePads,
   explicitPadding,
@@ -232,7 +231,7 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
       outC % 4 === 0 &&
       info.strideHeight === 1 &&
       info.strideWidth === 1 &&
-      ((wasmThreading()?.threads ?? 1) === 1 || simdPool(backend) !== undefined);
+      simdOnEveryThread(backend);
     if (direct) {
       directGradientStats.inputGradient += 1;
       const dx = simdInputGradient(simd, backend, dy, filter, info);

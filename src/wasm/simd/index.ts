@@ -289,6 +289,15 @@ export function simdPool(backend: unknown): SimdPool | undefined {
 }
 
 /**
+ * Whether our kernels run on as many threads as XNNPACK's on `backend`: on the single-threaded
+ * build, or with the {@link SimdPool} up. Kernels of ours that compete with XNNPACK's threaded
+ * ones take over only then.
+ */
+export function simdOnEveryThread(backend: unknown): boolean {
+  return (wasmThreading()?.threads ?? 1) === 1 || simdPool(backend) !== undefined;
+}
+
+/**
  * Runs the kernel `name` over the parts `[0, total)` (rows, blocks, values) with the arguments
  * `fixed` followed by a range: split evenly over the {@link SimdPool}'s threads when there is one
  * and each thread gets at least `minShare` parts (waking a thread costs microseconds), else in

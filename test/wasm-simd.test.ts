@@ -43,29 +43,30 @@ describe('SIMD kernels on the threaded build', () => {
     }
     expect(pool?.threads).toBe(threads);
     expect(simdPool(tf.backend())).toBe(pool);
-    // Every thread takes the signs of its own quarter of one array.
+    // Every thread takes the signs of its own part of one array.
     const n = 4096;
     const x = tf.randomNormal([n], 0, 1, 'float32', 9);
     const out = tf.zeros([n]);
     const at = (t: tf.Tensor) => heapAddress(tf.backend() as unknown as HeapBackend, t);
     const part = n / threads;
-    const shares = Array.from({ length: threads }, (_, i) => [
-      at(x) + i * part * 4,
-      at(out) + i * part * 4,
-      part,
-    ]);
-    pool?.run('sign', shares);
+    const ranges = Array.from({ length: threads }, (_, i) => [i * part, (i + 1) * part]);
+    pool?.run(
+      'signRange',
+      ranges.map((range) => [at(x), at(out), ...range]),
+    );
     expect(Array.from(out.dataSync())).toEqual(Array.from(tf.sign(x).dataSync()));
     // A share that traps (an address past the memory's end) fails the call, not the pool.
-    const beyond = [...shares];
-    beyond[threads - 1] = [0x7ffffff0, 0x7ffffff0, 1024];
-    expect(() => pool?.run('sign', beyond)).toThrow(/'sign' failed on a SIMD pool thread/);
-    expect(() => pool?.run('adam', shares)).toThrow(/cannot run 'adam'/);
+    const beyond = ranges.map((range) => [at(x), at(out), ...range]);
+    beyond[threads - 1] = [0x7ffffff0, 0x7ffffff0, 0, 1024];
+    expect(() => pool?.run('signRange', beyond)).toThrow(
+      /'signRange' failed on a SIMD pool thread/,
+    );
+    expect(() => pool?.run('adam', beyond)).toThrow(/cannot run 'adam'/);
     tf.dispose(out);
     const again = tf.zeros([n]);
     pool?.run(
-      'sign',
-      shares.map(([from, , count], i) => [from, at(again) + i * part * 4, count]),
+      'signRange',
+      ranges.map((range) => [at(x), at(again), ...range]),
     );
     expect(Array.from(again.dataSync())).toEqual(Array.from(tf.sign(x).dataSync()));
     tf.dispose([x, again]);

@@ -201,7 +201,6 @@ const POOLED_EXPORTS = [
   'maxPoolGrad2x2Range',
   'reluGradRange',
   'signRange',
-  'sign',
 ] as const;
 
 /** A kernel {@link runShared} shares out. */

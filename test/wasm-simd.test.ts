@@ -74,7 +74,7 @@ describe('SIMD kernels on the threaded build', () => {
 
   it('are instantiated on the backend memory, once', () => {
     const kernels = simdKernels(tf.backend());
-    expect(typeof kernels?.maxPoolGrad2x2).toBe('function');
+    expect(typeof kernels?.maxPoolGrad2x2Range).toBe('function');
     expect(typeof kernels?.filterGradBlocks).toBe('function');
     expect(simdKernels(tf.backend())).toBe(kernels);
     expect(simdKernels(undefined)).toBeUndefined();

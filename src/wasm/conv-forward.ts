@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { convInfo } from './conv-gradients';
 import { pair } from './geometry';
 import { paddedInput } from './im2col';
 import {
@@ -29,8 +30,6 @@ export const directConvLimits = {
 export const directConvStats = { calls: 0 };
 
 type Shape4 = [number, number, number, number];
-type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 
 /** The convolution's geometry when our kernel takes it, else undefined. */
 function directGeometry(args: KernelArgs): tf.backend_util.Conv2DInfo | undefined {
@@ -53,16 +52,7 @@ function directGeometry(args: KernelArgs): tf.backend_util.Conv2DInfo | undefine
     (bias === undefined ||
       (bias.dtype === 'float32' && bias.shape.length === 1 && bias.shape[0] === outC));
   if (!plain) return undefined;
-  return tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    filter.shape as Shape4,
-    attr<number | [number, number]>(args, 'strides'),
-    1,
-    attr<Padding>(args, 'pad'),
-    attr<Rounding>(args, 'dimRoundingMode'),
-    false,
-    'channelsLast',
-  );
+  return convInfo(args, x.shape as Shape4, filter.shape as Shape4, false);
 }
 
 /** The convolution by our kernel, its output rows shared out over the SIMD pool's threads. */

@@ -26,7 +26,7 @@ type Padding = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 
 /** The geometry tfjs derives for a forward convolution, in NHWC. */
-function convInfo(
+export function convInfo(
   args: KernelArgs,
   inShape: Shape4,
   filterShape: Shape4,

@@ -9,18 +9,6 @@ import { createSimdPool, evenRanges, type SimdPool } from './pool';
 
 /** The functions of kernels.wat; pointers are byte offsets in the backend's memory. */
 export interface SimdKernels {
-  /** See kernels.wat: exact first-maximum routing, 2×2 windows at stride 2, channels % 4 = 0. */
-  maxPoolGrad2x2(
-    x: number,
-    dy: number,
-    dx: number,
-    batch: number,
-    inH: number,
-    inW: number,
-    channels: number,
-    outH: number,
-    outW: number,
-  ): void;
   /**
    * See kernels.wat: the filter gradient over the blocks `[b0, b1)` (6 rows × 8 output channels
    * each, by `filterGrad6`) of the zeroed `[⌈rows/6⌉·6, outC]` gradient at `dw`, images `group`
@@ -105,11 +93,14 @@ export interface SimdKernels {
     r0: number,
     r1: number,
   ): void;
-  /** {@link SimdKernels.sign} over values `[first, end)`. */
+  /** See kernels.wat `sign`: float32 signs as tfjs' cpu computes them, values `[first, end)`. */
   signRange(x: number, out: number, first: number, end: number): void;
-  /** {@link SimdKernels.reluGrad} over values `[first, end)`. */
+  /** See kernels.wat `reluGrad`: ReLU's gradient `dy · step(x)` in one pass, values `[first, end)`. */
   reluGradRange(x: number, dy: number, out: number, first: number, end: number): void;
-  /** {@link SimdKernels.maxPoolGrad2x2} over images `[first, end)`. */
+  /**
+   * See kernels.wat `maxPoolGrad2x2`: exact first-maximum routing, 2×2 windows at stride 2,
+   * channels % 4 = 0, over images `[first, end)`.
+   */
   maxPoolGrad2x2Range(
     x: number,
     dy: number,
@@ -143,14 +134,10 @@ export interface SimdKernels {
     kw: number,
     scratch: number,
   ): void;
-  /** See kernels.wat: float32 signs as tfjs' cpu computes them, `n` values. */
-  sign(x: number, out: number, n: number): void;
   /** See kernels.wat: `out[r] = Σ_c x[r][c]`, rows of `width` values (a multiple of 4). */
   rowSum(x: number, out: number, rows: number, width: number): void;
   /** See kernels.wat: `out[c] = Σ_r x[r][c]`, rows of `width` values (a multiple of 4). */
   columnSum(x: number, out: number, rows: number, width: number): void;
-  /** See kernels.wat: ReLU's gradient `dy · step(x)` in one pass, `n` float32 values. */
-  reluGrad(x: number, dy: number, out: number, n: number): void;
   /**
    * See kernels.wat: one Adam step over `n` float32 values, exactly as tfjs' `AdamOptimizer`
    * computes it; `a1`, `a2` are `1 − β1ᵗ`, `1 − β2ᵗ`, `c1`, `c2` are `1 − β1`, `1 − β2`.

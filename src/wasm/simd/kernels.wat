@@ -10,7 +10,7 @@
   ;; (strictly greater than the best so far, starting from −∞: NaN and −∞ never win), as tfjs'
   ;; cpu backend routes it; every other cell of the window gets +0. Cells no window covers (odd
   ;; sizes) are zeroed first.
-  (func $maxPoolGrad2x2 (export "maxPoolGrad2x2")
+  (func $maxPoolGrad2x2
     (param $x i32) (param $dy i32) (param $dx i32)
     (param $batch i32) (param $inH i32) (param $inW i32) (param $channels i32)
     (param $outH i32) (param $outW i32)
@@ -588,7 +588,7 @@
 
   ;; out = −1 where x < 0, 1 where x > 0, else +0 (NaN and −0 included), as tfjs' cpu Sign; $n
   ;; float32 values, 4 at a time, then one at a time.
-  (func $sign (export "sign") (param $x i32) (param $out i32) (param $n i32)
+  (func $sign (param $x i32) (param $out i32) (param $n i32)
     (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
     (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
     (local.set $end
@@ -762,7 +762,7 @@
   ;; ReLU's gradient in one pass: out = dy · step(x), step(x) = NaN where x is NaN, 1 where x > 0,
   ;; else 0 (tfjs' Step): the same IEEE products as tfjs' mul(dy, step(x)) (dy·0 keeps its sign,
   ;; ∞·0 is NaN). $n float32 values, 4 at a time, then one at a time.
-  (func $reluGrad (export "reluGrad") (param $x i32) (param $dy i32) (param $out i32) (param $n i32)
+  (func $reluGrad (param $x i32) (param $dy i32) (param $out i32) (param $n i32)
     (local $end i32) (local $tail i32) (local $v v128) (local $s f32)
     (local.set $tail (i32.add (local.get $out) (i32.shl (local.get $n) (i32.const 2))))
     (local.set $end

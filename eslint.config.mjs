@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { layerRules } from './eslint.layers.mjs';
 
 export default tseslint.config(
   {
@@ -10,7 +11,7 @@ export default tseslint.config(
       'runs/',
       'test-output/',
       'coverage/',
-      'src/wasm/simd/binary.ts',
+      'src/kernels/wasm/simd/binary.ts',
     ],
   },
   js.configs.recommended,
@@ -37,4 +38,5 @@ export default tseslint.config(
       ],
     },
   },
+  ...layerRules(),
 );

@@ -7,7 +7,7 @@
 import * as cp from 'child_process';
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend';
+import { initBackend } from '../src/kernels/backend';
 import {
   analyze,
   fgsm,

@@ -17,11 +17,11 @@
  *
  * Standalone: `node dist/bench/models.js [--batch=100] [--steps=2] [--repeats=3] [--warmup=1]
  * [--no-torch] [--stock-kernels] [--matmul-size=1024] [--models=resnet18,shufflenet_v2_x1_0]`; `--stock-kernels` runs tfjs on
- * tfjs-node's own kernels and optimizer code, without the library's (`src/native/fast-kernels.ts`,
+ * tfjs-node's own kernels and optimizer code, without the library's (`src/kernels/native/fast-kernels.ts`,
  * registered by `initBackend`; the model-level changes of `src/models` stay).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend';
+import { initBackend } from '../src/kernels/backend';
 import { buildModel, ModelName } from '../src/models';
 import { Bench, intArg, parseArgs } from './lib/bench';
 import { withoutFastTensorflowKernels } from './lib/native-speedups';
@@ -46,7 +46,7 @@ export interface ModelsBenchOptions {
   torch?: boolean;
   /**
    * Run tfjs on tfjs-node's own kernels and optimizer code, without the library's faster ones
-   * (`src/native/fast-kernels.ts`, which `initBackend` registers); default false.
+   * (`src/kernels/native/fast-kernels.ts`, which `initBackend` registers); default false.
    */
   stockKernels?: boolean;
   /** Size n of the n×n float32 matrix product that measures the machine's rate; default 1024. */
@@ -103,7 +103,7 @@ export interface MatmulRate {
 /** What {@link runModelsBench} measured. */
 export interface ModelsBenchResult {
   backend: string;
-  /** Whether the library's native kernels (`src/native/fast-kernels.ts`) were in effect. */
+  /** Whether the library's native kernels (`src/kernels/native/fast-kernels.ts`) were in effect. */
   fastKernels: boolean;
   /** The matrix-product rate the FLOP bounds use. */
   matmul: MatmulRate;

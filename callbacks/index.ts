@@ -1,3 +1,7 @@
+/**
+ * The callbacks that run inside `model.fit`: analysis at epoch ends and selective retraining.
+ * MLflow's callback, which spools to disk, is in `./mlflow` (the package's `/mlflow` entry).
+ */
 export { SynapticFilterCallback, synapticFilter, summaryLogs } from './synaptic-filter-callback';
 export type { SynapticFilterCallbackOptions, AnalysisLogs } from './synaptic-filter-callback';
 export { SelectiveRetrainCallback, selectiveRetrain } from './selective-retrain-callback';
@@ -8,5 +12,3 @@ export type {
 } from './selective-retrain-callback';
 export { resolveLogs } from './logs';
 export type { NumericLogs } from './logs';
-export { MlflowCallback, mlflowCallback, modelParams } from './mlflow-callback';
-export type { MlflowCallbackOptions, AnalysisSource, RetrainSource } from './mlflow-callback';

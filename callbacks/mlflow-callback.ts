@@ -3,10 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport } from '../src/analysis/types';
+import { analysisCsv, analysisMetrics, analysisParams } from './mlflow-records';
 import {
-  analysisCsv,
-  analysisMetrics,
-  analysisParams,
   MlflowClient,
   MlflowError,
   MlflowRun,
@@ -20,7 +18,7 @@ import {
   type RunStatus,
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
-import { serializeModel } from '../src/model-files';
+import { serializeModel } from '../src/models/model-files';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
 export interface AnalysisSource {

@@ -7,11 +7,11 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { createProgress } from '../src/progress';
-import { loadRecipe, RecipeError } from '../src/recipes/validate';
-import { recipeSchemaJson } from '../src/recipes/schema';
-import { RunFolder, RUN_FILES } from '../src/recipes/run-folder';
-import { runRecipe } from '../src/recipes/runner';
+import { createProgress } from '../src/experiment/progress';
+import { loadRecipe, RecipeError } from '../src/experiment/validate';
+import { recipeSchemaJson } from '../src/experiment/schema';
+import { RunFolder, RUN_FILES } from '../src/experiment/run-folder';
+import { runRecipe } from '../src/experiment/runner';
 import { writeRunReport } from '../src/report/run-report';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 
@@ -192,6 +192,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
   process.on('SIGINT', onSigint);
   try {
     const result = await runRecipe(recipe, {
+      reporter: writeRunReport,
       outDir: values.out as string | undefined,
       resume,
       progress,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { currentBackend } from '../src/backend';
+import { currentBackend } from '../src/kernels/backend';
 import { DatasetError, DatasetFormatError } from './errors';
 
 type DecodeJpeg = (contents: Uint8Array, channels?: number) => tf.Tensor3D;

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { seededPermutation } from '../src/random';
+import { seededPermutation } from '../src/util/random';
 
 /** MNIST's pixel mean and standard deviation (method.md §8), applied to pixels in [0, 1]. */
 export const MNIST_MEAN = 0.1307;

@@ -1,4 +1,4 @@
-import { seededPermutation } from '../src/random';
+import { seededPermutation } from '../src/util/random';
 import { DatasetFormatError } from './errors';
 import { FolderHelp, readPlainOrGzip, requireFiles, resolveFolder } from './files';
 import { parseIdx } from './idx';

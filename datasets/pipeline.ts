@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { seededPermutation } from '../src/random';
+import { seededPermutation } from '../src/util/random';
 import { DatasetOptionsError } from './errors';
 import { DatasetSplit, ResolvedCommonOptions } from './options';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Assembles src/wasm/simd/kernels.wat (with the `wabt` dev dependency) into
- * src/wasm/simd/binary.ts: two base64 binaries, one importing a shared memory (tfjs' threaded
+ * Assembles src/kernels/wasm/simd/kernels.wat (with the `wabt` dev dependency) into
+ * src/kernels/wasm/simd/binary.ts: two base64 binaries, one importing a shared memory (tfjs' threaded
  * wasm build) and one a plain memory (its single-threaded build). Run after editing the .wat:
  *   node scripts/assemble-wasm.js          writes binary.ts
  *   node scripts/assemble-wasm.js --check  exits 1 if binary.ts is not the .wat's
@@ -10,8 +10,8 @@ const { Buffer } = require('buffer');
 const fs = require('fs');
 const path = require('path');
 
-const WAT = path.join(__dirname, '..', 'src', 'wasm', 'simd', 'kernels.wat');
-const OUT = path.join(__dirname, '..', 'src', 'wasm', 'simd', 'binary.ts');
+const WAT = path.join(__dirname, '..', 'src', 'kernels', 'wasm', 'simd', 'kernels.wat');
+const OUT = path.join(__dirname, '..', 'src', 'kernels', 'wasm', 'simd', 'binary.ts');
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 
 /** The contents binary.ts must have for the current .wat. */

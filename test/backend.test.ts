@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { currentBackend, initBackend } from '../src/backend';
+import { currentBackend, initBackend } from '../src/kernels/backend';
 
 describe('backend selection', () => {
   it('runs the suite on the native TensorFlow backend (or TFJS_BACKEND when set)', async () => {

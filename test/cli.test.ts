@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Writable } from 'stream';
 import { main, type CliIo } from '../cli/main';
-import { createProgress, plainLine } from '../src/progress';
+import { createProgress, plainLine } from '../src/experiment/progress';
 import { tempRuns } from './recipes-helpers';
 
 function capture(onProgressLine?: (line: string) => void) {

@@ -359,7 +359,7 @@ describe('MlflowCallback', () => {
     fs.writeFileSync(
       script,
       `${REQUIRE_TYPESCRIPT}const tf = require('@tensorflow/tfjs');
-const { initBackend } = require(${JSON.stringify(path.join(root, 'src/backend.ts'))});
+const { initBackend } = require(${JSON.stringify(path.join(root, 'src/kernels/backend.ts'))});
 const { MlflowCallback } = require(${JSON.stringify(path.join(root, 'callbacks/mlflow-callback.ts'))});
 (async () => {
   await initBackend({ log: () => undefined });

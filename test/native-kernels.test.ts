@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeAdamRegistered } from '../src/native/adam';
+import { nativeAdamRegistered } from '../src/kernels/native/adam';
 import { adamProblem, trainAdam, type AdamOptions } from './support/adam-problem';
 
 type Shape4 = [number, number, number, number];
-import { smallConvCallCount, smallConvKernelsRegistered } from '../src/native/small-conv';
+import { smallConvCallCount, smallConvKernelsRegistered } from '../src/kernels/native/small-conv';
 import {
   fastTensorflowKernelsRegistered,
   registerFastTensorflowKernels,
   unregisterFastTensorflowKernels,
-} from '../src/native/fast-kernels';
+} from '../src/kernels/native/fast-kernels';
 
 describe('fast tensorflow kernels (registered by initBackend on the native backend)', () => {
   const native = () => tf.getBackend() === 'tensorflow';

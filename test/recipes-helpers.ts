@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { validateRecipe, type Recipe } from '../src/recipes';
+import { validateRecipe, type Recipe } from '../src/experiment';
 
 /**
  * A recipe small enough for tests (a few seconds): the small CNN on 300 bundled MNIST digits,

@@ -21,8 +21,8 @@ import {
   saveCheckpoint,
   validateRecipe,
   type MetricRow,
-} from '../src/recipes';
-import { createProgress } from '../src/progress';
+} from '../src/experiment';
+import { createProgress } from '../src/experiment/progress';
 import { buildModel } from '../src/models';
 import { tempRuns, tinyRecipe } from './recipes-helpers';
 

@@ -6,8 +6,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { chromium, type Browser } from 'playwright-core';
-import { runRecipe } from '../src/recipes';
-import { createProgress } from '../src/progress';
+import { runRecipe } from '../src/experiment';
+import { createProgress } from '../src/experiment/progress';
 import { renderSvg, writeCompareReport, writeRunReport } from '../src/report';
 import { tempRuns, tinyRecipe } from './recipes-helpers';
 
@@ -65,7 +65,9 @@ describe('report.html', () => {
     }
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     const progress = () => createProgress({ silent: true });
-    runDir = (await runRecipe(tinyRecipe(), { outDir: out, progress: progress() })).dir;
+    runDir = (
+      await runRecipe(tinyRecipe(), { outDir: out, progress: progress(), reporter: writeRunReport })
+    ).dir;
     otherDir = (
       await runRecipe(
         tinyRecipe({
@@ -73,7 +75,7 @@ describe('report.html', () => {
           retraining: { enabled: false },
           analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass', 'pulse'], examples: 60 },
         }),
-        { outDir: out, progress: progress() },
+        { outDir: out, progress: progress(), reporter: writeRunReport },
       )
     ).dir;
   });

@@ -6,9 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Writable } from 'stream';
-import { reproduce } from '../recipes/reproduce';
+import { reproduce } from '../cli/reproduce';
 import { MlflowClient, type Run } from '../src/mlflow';
-import type { Comparison } from '../src/recipes';
+import type { Comparison } from '../src/experiment';
 import { useMlflowServer } from './support/mlflow-server';
 import { tempRuns } from './recipes-helpers';
 

@@ -9,7 +9,7 @@ import {
   registerWasmAdam,
   unregisterWasmAdam,
   wasmAdamRegistered,
-} from '../src/wasm/adam';
+} from '../src/kernels/wasm/adam';
 import { adamProblem, trainAdam, type AdamOptions } from './support/adam-problem';
 import { switchToWasm } from './support/wasm';
 

@@ -11,16 +11,16 @@ import {
   TfjsVersionError,
   WASM_KERNELS,
   wasmKernelsRegistered,
-} from '../src/wasm';
-import { sliceBlocks } from '../src/wasm/slice';
-import { tileAsBroadcast } from '../src/wasm/tile';
-import { directGradientStats, patchLimits } from '../src/wasm/conv-gradients';
-import { swappedIsCheaper } from '../src/wasm/batch-mat-mul';
-import { directConvLimits, directConvStats } from '../src/wasm/conv-forward';
-import { simdKernels, simdPool, simdSettings } from '../src/wasm/simd';
-import { wasmThreading } from '../src/wasm/threads';
-import { RELU_GRAD_KERNEL, reluGradient } from '../src/wasm/relu-grad';
-import { seededRandom } from '../src/random';
+} from '../src/kernels/wasm';
+import { sliceBlocks } from '../src/kernels/wasm/slice';
+import { tileAsBroadcast } from '../src/kernels/wasm/tile';
+import { directGradientStats, patchLimits } from '../src/kernels/wasm/conv-gradients';
+import { swappedIsCheaper } from '../src/kernels/wasm/batch-mat-mul';
+import { directConvLimits, directConvStats } from '../src/kernels/wasm/conv-forward';
+import { simdKernels, simdPool, simdSettings } from '../src/kernels/wasm/simd';
+import { wasmThreading } from '../src/kernels/wasm/threads';
+import { RELU_GRAD_KERNEL, reluGradient } from '../src/kernels/wasm/relu-grad';
+import { seededRandom } from '../src/util/random';
 import { switchToWasm } from './support/wasm';
 
 type Shape = number[];

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, type ModelName } from '../src/models';
 import { smallCnn } from '../src/models/small-cnn';
-import { simdSettings } from '../src/wasm/simd';
+import { simdSettings } from '../src/kernels/wasm/simd';
 import { switchToWasm } from './support/wasm';
 
 const INPUT: [number, number, number] = [32, 32, 3];

@@ -1,14 +1,14 @@
 /**
- * Our SIMD kernels (src/wasm/simd): the committed binary is the assembled kernels.wat, and both
+ * Our SIMD kernels (src/kernels/wasm/simd): the committed binary is the assembled kernels.wat, and both
  * of its variants run: the shared-memory one in this process (threaded build, see the kernel
  * tests for agreement with cpu), the plain-memory one under the single-threaded build.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { heapAddress, type HeapBackend } from '../src/wasm/kernel-io';
-import { simdKernels, simdPool } from '../src/wasm/simd';
-import { wasmThreading } from '../src/wasm/threads';
+import { heapAddress, type HeapBackend } from '../src/kernels/wasm/kernel-io';
+import { simdKernels, simdPool } from '../src/kernels/wasm/simd';
+import { wasmThreading } from '../src/kernels/wasm/threads';
 import { projectPath, runNodeScript } from './support/child-script';
 import { switchToWasm } from './support/wasm';
 
@@ -20,7 +20,10 @@ describe('SIMD kernel binary', () => {
     const { render } = require(path.join(root, 'scripts', 'assemble-wasm.js')) as {
       render(): Promise<string>;
     };
-    const committed = fs.readFileSync(path.join(root, 'src', 'wasm', 'simd', 'binary.ts'), 'utf8');
+    const committed = fs.readFileSync(
+      path.join(root, 'src', 'kernels', 'wasm', 'simd', 'binary.ts'),
+      'utf8',
+    );
     expect(committed).toBe(await render());
   });
 });
@@ -85,8 +88,8 @@ describe('SIMD kernels on the threaded build', () => {
 function runSingleThreaded(): Promise<{ code: number | null; out: string }> {
   return runNodeScript(
     `const tf = require('@tensorflow/tfjs');
-const { initBackend } = require(${projectPath('src/backend.ts')});
-const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
+const { initBackend } = require(${projectPath('src/kernels/backend.ts')});
+const { simdKernels } = require(${projectPath('src/kernels/wasm/simd/index.ts')});
 (async () => {
   const choice = await initBackend({ backend: 'wasm', log: () => undefined });
   const x = tf.randomNormal([3, 12, 10, 8], 0, 1, 'float32', 1);
@@ -118,8 +121,8 @@ const { simdKernels } = require(${projectPath('src/wasm/simd/index.ts')});
     v.dispose();
     return { values, fused: kernels.includes('AntifragileAdam') };
   };
-  const { directConvStats } = require(${projectPath('src/wasm/conv-forward.ts')});
-  const { directGradientStats } = require(${projectPath('src/wasm/conv-gradients.ts')});
+  const { directConvStats } = require(${projectPath('src/kernels/wasm/conv-forward.ts')});
+  const { directGradientStats } = require(${projectPath('src/kernels/wasm/conv-gradients.ts')});
   const [gradOnly, pool, conv, inputGrad] = run();
   const direct = directConvStats.calls === 1 && directGradientStats.inputGradient === 1;
   const grad = [...gradOnly, ...conv, ...inputGrad];

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { MAX_WASM_THREADS, requestedWasmThreads, wasmThreading } from '../src/wasm/threads';
+import { MAX_WASM_THREADS, requestedWasmThreads, wasmThreading } from '../src/kernels/wasm/threads';
 import { switchToWasm } from './support/wasm';
 import { projectPath, runNodeScript } from './support/child-script';
 
@@ -79,7 +79,7 @@ describe('threaded wasm backend', () => {
 function runChild(env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   return runNodeScript(
     `const tf = require('@tensorflow/tfjs');
-const { initBackend } = require(${projectPath('src/backend.ts')});
+const { initBackend } = require(${projectPath('src/kernels/backend.ts')});
 (async () => {
   const choice = await initBackend({ backend: 'wasm', log: (m) => console.log(m) });
   const a = tf.ones([512, 512]);
@@ -88,7 +88,7 @@ const { initBackend } = require(${projectPath('src/backend.ts')});
   const dy = tf.ones([4, 8, 8, 32]);
   const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
     { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, 16, 32] });
-  const { simdPool } = require(${projectPath('src/wasm/simd/index.ts')});
+  const { simdPool } = require(${projectPath('src/kernels/wasm/simd/index.ts')});
   const pool = simdPool(tf.backend());
   console.log('THREADS=' + choice.threads + ' SUM=' + sum + ' DW=' + dw.max().dataSync()[0] +
     ' POOL=' + (pool ? pool.threads : 0));

@@ -2,7 +2,7 @@ import {
   fastTensorflowKernelsRegistered,
   registerFastTensorflowKernels as register,
   unregisterFastTensorflowKernels as unregister,
-} from '../../src/native/fast-kernels';
+} from '../../src/kernels/native/fast-kernels';
 
 /**
  * Registers the library's faster tfjs-node kernels (`src/native/fast-kernels.ts`) for a bench

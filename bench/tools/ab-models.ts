@@ -8,13 +8,16 @@
  * compares with and without the small-map convolution kernels alone (the rest registered).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend';
+import { initBackend } from '../../src/kernels/backend';
 import { buildModel, ModelName } from '../../src/models';
 import {
   registerFastTensorflowKernels,
   unregisterFastTensorflowKernels,
-} from '../../src/native/fast-kernels';
-import { registerSmallConvKernels, unregisterSmallConvKernels } from '../../src/native/small-conv';
+} from '../../src/kernels/native/fast-kernels';
+import {
+  registerSmallConvKernels,
+  unregisterSmallConvKernels,
+} from '../../src/kernels/native/small-conv';
 import { intArg, parseArgs } from '../lib/bench';
 import { median } from '../lib/timing';
 

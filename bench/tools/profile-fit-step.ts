@@ -7,7 +7,7 @@
  * `Step`) are listed with their inner kernels too, so the column does not add up to the step.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BackendId, initBackend } from '../../src/backend';
+import { BackendId, initBackend } from '../../src/kernels/backend';
 import { smallCnn } from '../../src/models/small-cnn';
 import { disposeSets, headOf, loadBenchDigits } from '../cnn/data';
 import { compileForBench } from '../cnn/tasks';

@@ -9,7 +9,7 @@
  * (the rest is JavaScript: tfjs' tape, layers, optimizer bookkeeping).
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend';
+import { initBackend } from '../../src/kernels/backend';
 import { buildModel, ModelName } from '../../src/models';
 import { intArg, parseArgs } from '../lib/bench';
 import { withoutFastTensorflowKernels } from '../lib/native-speedups';

@@ -9,7 +9,7 @@
  * disturbs far less than wall time (wasm runs on one thread).
  */
 import * as tf from '@tensorflow/tfjs';
-import { BackendId, initBackend } from '../../src/backend';
+import { BackendId, initBackend } from '../../src/kernels/backend';
 import { smallCnn } from '../../src/models/small-cnn';
 import { disposeSets, loadBenchDigits } from '../cnn/data';
 import { compileForBench, evaluate, inputGradientSign, trainEpoch } from '../cnn/tasks';

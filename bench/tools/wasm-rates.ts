@@ -8,10 +8,10 @@
  * Medians of `repeats` runs after a few warm-ups; wasm kernels run synchronously.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend';
-import { directConvLimits } from '../../src/wasm/conv-forward';
-import { heapAddress, type HeapBackend } from '../../src/wasm/kernel-io';
-import { runShared, simdKernels, simdPool } from '../../src/wasm/simd';
+import { initBackend } from '../../src/kernels/backend';
+import { directConvLimits } from '../../src/kernels/wasm/conv-forward';
+import { heapAddress, type HeapBackend } from '../../src/kernels/wasm/kernel-io';
+import { runShared, simdKernels, simdPool } from '../../src/kernels/wasm/simd';
 import { intArg, parseArgs } from '../lib/bench';
 import { markdownTable } from '../lib/table';
 import { median } from '../lib/timing';

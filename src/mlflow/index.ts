@@ -29,14 +29,6 @@ export {
   MlflowRequestError,
   MlflowUnavailableError,
 } from './errors';
-export {
-  analysisMetrics,
-  analysisParams,
-  analysisCsv,
-  scoreMetricKey,
-  parameterKeyName,
-  ANALYSIS_CSV_COLUMNS,
-} from './analysis';
 export type {
   RunStatus,
   Experiment,

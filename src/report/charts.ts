@@ -1,8 +1,8 @@
 import type { AnalysisReport, FilterId, ScoreId } from '../analysis/types';
 import { LABELS } from '../analysis/types';
 import { baselineValue, normaliseCurve } from '../analysis/scores';
-import type { Comparison } from '../recipes/comparison';
-import type { FrozenRecord, LabelGrid, MetricRow } from '../recipes/run-folder';
+import type { Comparison } from '../experiment/comparison';
+import type { FrozenRecord, LabelGrid, MetricRow } from '../experiment/run-folder';
 import type { Chart, ChartSpec } from './render';
 
 /** Label colours, shared by every chart and table. */

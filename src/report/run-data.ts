@@ -1,5 +1,5 @@
 import type { AnalysisReport } from '../analysis/types';
-import type { Comparison } from '../recipes/comparison';
+import type { Comparison } from '../experiment/comparison';
 import {
   RUN_FILES,
   RunFolder,
@@ -8,8 +8,8 @@ import {
   type LabelGrid,
   type MetricRow,
   type RunManifest,
-} from '../recipes/run-folder';
-import type { Recipe } from '../recipes/schema';
+} from '../experiment/run-folder';
+import type { Recipe } from '../experiment/schema';
 
 /** Everything a report shows of one run, read from its folder. */
 export interface RunData {

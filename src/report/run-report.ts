@@ -3,8 +3,8 @@ import * as path from 'path';
 import { invariance } from '../analysis/invariance';
 import type { AnalysisReport } from '../analysis/types';
 import { LABELS, SCORE_IDS } from '../analysis/types';
-import type { Comparison } from '../recipes/comparison';
-import { RUN_FILES, type MetricRow } from '../recipes/run-folder';
+import type { Comparison } from '../experiment/comparison';
+import { RUN_FILES, type MetricRow } from '../experiment/run-folder';
 import {
   comparisonChart,
   frozenLayersChart,

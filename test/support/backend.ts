@@ -1,4 +1,4 @@
-import { initBackend } from '../../src/backend';
+import { initBackend } from '../../src/kernels/backend';
 
 beforeAll(async () => {
   await initBackend({ log: () => undefined });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernels } from '../../src/wasm';
-import { useThreadedWasm } from '../../src/wasm/threads';
+import { registerWasmKernels } from '../../src/kernels/wasm';
+import { useThreadedWasm } from '../../src/kernels/wasm/threads';
 
 /**
  * Switches to the `wasm` backend with our kernels registered; returns the backend that was

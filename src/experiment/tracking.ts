@@ -1,15 +1,8 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport } from '../analysis/types';
-import {
-  analysisCsv,
-  analysisMetrics,
-  MlflowClient,
-  MlflowRun,
-  sanitizeKey,
-  type ParamValue,
-  type RunStatus,
-} from '../mlflow';
+import { analysisCsv, analysisMetrics } from '../../callbacks/mlflow-records';
+import { MlflowClient, MlflowRun, sanitizeKey, type ParamValue, type RunStatus } from '../mlflow';
 import type { Comparison } from './comparison';
 import type { PhasePlan } from './phases';
 import type { Recipe } from './schema';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { AnalysisProgress } from '../analysis/options';
+import type { AnalysisProgress } from '../../analysis/options';
 import type { Progress, ProgressTask } from './progress';
 
 /**

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendId } from '../backend';
+import { initBackend, type BackendId } from '../kernels/backend';
 import type { AnalysisReport } from '../analysis/types';
 import { SynapticFilterCallback, summaryLogs } from '../../callbacks/synaptic-filter-callback';
 import { SelectiveRetrainCallback } from '../../callbacks/selective-retrain-callback';
@@ -12,8 +12,7 @@ import {
   analysisProgress,
   TrainingProgressCallback,
   type Progress,
-} from '../progress';
-import { writeRunReport } from '../report';
+} from './progress';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { compareBranches, type Comparison } from './comparison';
 import { disposeRecipeData, epochOrder, loadRecipeData, type RecipeData } from './data';
@@ -43,8 +42,13 @@ export interface RunRecipeOptions {
   signal?: AbortSignal;
   /** tfjs backend; default: `initBackend()`'s choice. */
   backend?: BackendId;
-  /** Write `report.html` at the end (default true). */
+  /** Write the run's report at the end with `reporter` (default true). */
   report?: boolean;
+  /**
+   * Writes the run's report (the CLI passes the report layer's `writeRunReport`); it is
+   * uploaded to MLflow with the run's other files. Without it no report is written.
+   */
+  reporter?: RunReporter;
   /**
    * Nest this run's MLflow run under that MLflow run (its `mlflow.parentRunId`), as
    * `npm run reproduce` does with one run per system and seed.
@@ -53,6 +57,9 @@ export interface RunRecipeOptions {
   /** Called after each epoch is recorded and checkpointed. */
   onEpochEnd?: (phase: string, epoch: number) => void;
 }
+
+/** Writes a report for a run folder and returns the report file's path. */
+export type RunReporter = (runDir: string) => Promise<string>;
 
 /** What {@link runRecipe} returns. */
 export interface RunResult {
@@ -514,9 +521,9 @@ export async function runRecipe(
     invocation.status = status;
     if (failure !== undefined) info.error = String((failure as Error).message ?? failure);
     folder.writeInfo(info);
-    if (options.report ?? true) {
+    if ((options.report ?? true) && options.reporter) {
       try {
-        const file = await writeRunReport(folder.dir);
+        const file = await options.reporter(folder.dir);
         progress.log(`report: ${path.relative(process.cwd(), file) || file}`);
         tracker?.logArtifact(RUN_FILES.report, fs.readFileSync(file, 'utf8'), 'text/html');
       } catch (err) {

@@ -10,8 +10,8 @@ import {
   type AnalysisReport,
   type FilterId,
   type ScoreId,
-} from '../analysis/types';
-import { sanitizeKey } from './keys';
+} from '../src/analysis/types';
+import { sanitizeKey } from '../src/mlflow/keys';
 
 const SCORE_KEY: Record<ScoreId, string> = {
   clean: 'psi_clean',

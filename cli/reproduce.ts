@@ -18,18 +18,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { main as cli, type CliIo } from '../cli/main';
+import { main as cli, type CliIo } from './main';
 import { MlflowClient, MlflowRun } from '../src/mlflow';
-import { RUN_FILES, RunFolder, type RunManifest } from '../src/recipes/run-folder';
-import type { Comparison } from '../src/recipes/comparison';
+import { RUN_FILES, RunFolder, type RunManifest } from '../src/experiment/run-folder';
+import type { Comparison } from '../src/experiment/comparison';
 import {
   summarizeSweep,
   sweepMarkdownTable,
   type SweepEntry,
   type SystemSummary,
-} from '../src/recipes/summary';
-import type { Recipe } from '../src/recipes/schema';
-import { loadRecipe, RecipeError } from '../src/recipes/validate';
+} from '../src/experiment/summary';
+import type { Recipe } from '../src/experiment/schema';
+import { loadRecipe, RecipeError } from '../src/experiment/validate';
 
 /** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
 export const SYSTEMS: Record<string, string> = {

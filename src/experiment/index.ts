@@ -6,7 +6,7 @@ export { RECIPE_SCHEMA, RECIPE_SCHEMA_ID, OPTIMIZER_NAMES, recipeSchemaJson } fr
 export type { Recipe, RecipeAnalysis, OptimizerName } from './schema';
 export { validateRecipe, loadRecipe, applyOverrides, RecipeError } from './validate';
 export { runRecipe } from './runner';
-export type { RunRecipeOptions, RunResult } from './runner';
+export type { RunRecipeOptions, RunResult, RunReporter } from './runner';
 export { RunFolder, RUN_FILES, labelGrid, rowsToCsv } from './run-folder';
 export type { MetricRow, FrozenRecord, RunManifest, RunOutcome, LabelGrid } from './run-folder';
 export { compareBranches } from './comparison';

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { serializeModel } from '../model-files';
+import { serializeModel } from '../models/model-files';
 
 /** Files of a checkpoint folder. */
 export const CHECKPOINT_FILES = {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type LoadedDataset } from '../../datasets';
 import { loadBuiltinMnist, type TensorSet } from '../../datasets/mnist-builtin';
-import { seededPermutation } from '../random';
+import { seededPermutation } from '../util/random';
 import type { Recipe } from './schema';
 
 /** A recipe's data, held as tensors (the runner orders and batches them itself). */

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { AnalysisReport, FilterId, Label, ScoreId } from '../analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
-import { analysisCsv } from '../mlflow/analysis';
+import { analysisCsv } from '../../callbacks/mlflow-records';
 import type { Recipe } from './schema';
 
 /** Status of a run, as `run.json` records it. */

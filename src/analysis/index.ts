@@ -19,3 +19,5 @@ export type {
 } from './invariance';
 export { GraphRunner } from './graph';
 export * from './types';
+export { adversarialBatches, replacedRows } from './adversarial-batches';
+export type { AdversarialBatchesOptions, Batch } from './adversarial-batches';

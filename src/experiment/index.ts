@@ -22,3 +22,5 @@ export { startMlflowTracker, recipeParams } from './tracking';
 export type { RunTracker, MlflowTrackerOptions } from './tracking';
 export { meanStd, summarizeSweep, sweepMarkdownTable } from './summary';
 export type { MeanStd, SweepEntry, ArmSummary, SystemSummary } from './summary';
+export { pairedGain, gainVerdict, studentTQuantile, studentTCdf } from './statistics';
+export type { PairedGain } from './statistics';

@@ -1,4 +1,5 @@
 import type { MetricRow } from './run-folder';
+import { pairedGain, type PairedGain } from './statistics';
 
 /** Clean and FGSM accuracy on the test set (and PGD at a phase's end). */
 export interface AccuracyPair {
@@ -8,26 +9,54 @@ export interface AccuracyPair {
   pgd?: number;
 }
 
-/** One seed of the normal-vs-selective comparison. */
+/** One arm's result for one seed: its accuracies at its last epoch. */
+export interface ArmResult extends AccuracyPair {
+  /** Layers frozen at the arm's end (arms that freeze). */
+  frozenAtEnd?: number;
+}
+
+/**
+ * One seed of the comparison. `normal` and `selective` are kept as before; every arm that
+ * finished for this seed is also under its own name (`seeds[i]['random-freeze']`, …).
+ */
 export interface ComparisonSeed {
   seed: number;
   /** Accuracy at the shared checkpoint (end of `train`). */
   start: AccuracyPair;
   /** After the normal branch's last epoch. */
   normal: AccuracyPair;
-  /** After the selective branch's last epoch. */
+  /** After the selective branch's last epoch (absent when the run has no selective arm). */
   selective: AccuracyPair;
   /** Layers frozen at the selective branch's end. */
   frozenAtEnd?: number;
+  /** Every arm by name, `normal` and `selective` included. */
+  [arm: string]: ArmResult | AccuracyPair | number | undefined;
+}
+
+/** The paired gain (arm − normal over seeds) of each accuracy. */
+export interface ArmGains {
+  clean: PairedGain;
+  fgsm: PairedGain;
+  pgd?: PairedGain;
 }
 
 /** What `comparison.json` holds. */
 export interface Comparison {
   seeds: ComparisonSeed[];
-  /** Means over the seeds. */
-  mean: { start: AccuracyPair; normal: AccuracyPair; selective: AccuracyPair };
+  /** Means over the seeds (`start`, `normal`, `selective`, and every other arm by name). */
+  mean: { start: AccuracyPair; normal: AccuracyPair; selective: AccuracyPair } & Record<
+    string,
+    AccuracyPair
+  >;
   /** Mean selective − normal (positive: selective retraining did better). */
   gain: AccuracyPair;
+  /** The arms compared, normal first (absent in runs recorded before arms existed). */
+  arms?: string[];
+  /**
+   * For each arm but normal: arm − normal per seed, with mean, std and a t-based 95% interval
+   * (absent in runs recorded before arms existed).
+   */
+  gains?: Record<string, ArmGains>;
 }
 
 function pair(row: MetricRow | undefined): AccuracyPair | undefined {
@@ -44,6 +73,14 @@ function lastRow(rows: readonly MetricRow[], phase: string): MetricRow | undefin
   return own[own.length - 1];
 }
 
+function armResult(rows: readonly MetricRow[], phase: string): ArmResult | undefined {
+  const row = lastRow(rows, phase);
+  const accuracy = pair(row);
+  if (!accuracy) return undefined;
+  const frozen = Number(row?.frozen_layers);
+  return Number.isFinite(frozen) ? { ...accuracy, frozenAtEnd: frozen } : accuracy;
+}
+
 function mean(values: AccuracyPair[]): AccuracyPair {
   const n = Math.max(values.length, 1);
   return {
@@ -55,10 +92,42 @@ function mean(values: AccuracyPair[]): AccuracyPair {
   };
 }
 
+/** Arms and seeds of the completed retraining phases (`<arm>-s<seed>`), arms in first-seen order. */
+function completedArms(completed: readonly string[]): Map<string, Set<number>> {
+  const arms = new Map<string, Set<number>>();
+  for (const phase of completed) {
+    const match = /^(.+)-s(\d+)$/.exec(phase);
+    if (!match) continue;
+    if (!arms.has(match[1])) arms.set(match[1], new Set());
+    arms.get(match[1])?.add(Number(match[2]));
+  }
+  return arms;
+}
+
+function armGains(seeds: readonly ComparisonSeed[], arm: string): ArmGains {
+  const paired = seeds.filter((s) => s[arm] !== undefined);
+  const of = (key: keyof AccuracyPair) => (s: ComparisonSeed, name: string) =>
+    (s[name] as AccuracyPair)[key] as number;
+  const gain = (key: keyof AccuracyPair) =>
+    pairedGain(
+      paired.map((s) => of(key)(s, arm)),
+      paired.map((s) => of(key)(s, 'normal')),
+    );
+  const withPgd = paired.every(
+    (s) => (s[arm] as AccuracyPair).pgd !== undefined && s.normal.pgd !== undefined,
+  );
+  return {
+    clean: gain('clean'),
+    fgsm: gain('fgsm'),
+    ...(withPgd && paired.length > 0 ? { pgd: gain('pgd') } : {}),
+  };
+}
+
 /**
- * The normal-vs-selective table from a run's metric rows: for each seed whose two branches have
- * finished (`completed`), the accuracies at the shared checkpoint and at each branch's end.
- * Undefined when no seed is complete.
+ * The comparison of retraining arms from a run's metric rows: for each seed whose normal arm and
+ * at least one other arm have finished (`completed`), the accuracies at the shared checkpoint and
+ * at each arm's end, and per arm the paired gain over normal with its 95% interval. Undefined
+ * when no seed is complete.
  */
 export function compareBranches(
   rows: readonly MetricRow[],
@@ -66,35 +135,46 @@ export function compareBranches(
 ): Comparison | undefined {
   const start = pair(lastRow(rows, 'train'));
   if (!start) return undefined;
+  const done = completedArms(completed);
+  const normalSeeds = done.get('normal') ?? new Set<number>();
+  const others = [...done.keys()].filter((arm) => arm !== 'normal');
   const seeds: ComparisonSeed[] = [];
-  for (const phase of completed) {
-    const match = /^normal-s(\d+)$/.exec(phase);
-    if (!match || !completed.includes(`selective-s${match[1]}`)) continue;
-    const normal = pair(lastRow(rows, phase));
-    const selectiveRow = lastRow(rows, `selective-s${match[1]}`);
-    const selective = pair(selectiveRow);
-    if (!normal || !selective) continue;
-    const frozen = Number(selectiveRow?.frozen_layers);
-    seeds.push({
-      seed: Number(match[1]),
-      start,
-      normal,
-      selective,
-      ...(Number.isFinite(frozen) ? { frozenAtEnd: frozen } : {}),
-    });
+  for (const seed of [...normalSeeds].sort((a, b) => a - b)) {
+    const normal = armResult(rows, `normal-s${seed}`);
+    if (!normal) continue;
+    const entry = { seed, start, normal } as ComparisonSeed;
+    for (const arm of others) {
+      const result = done.get(arm)?.has(seed) ? armResult(rows, `${arm}-s${seed}`) : undefined;
+      if (result) entry[arm] = result;
+    }
+    if (Object.keys(entry).length <= 3) continue;
+    const selectiveFrozen = (entry.selective as ArmResult | undefined)?.frozenAtEnd;
+    if (selectiveFrozen !== undefined) entry.frozenAtEnd = selectiveFrozen;
+    seeds.push(entry);
   }
   if (seeds.length === 0) return undefined;
-  const normal = mean(seeds.map((s) => s.normal));
-  const selective = mean(seeds.map((s) => s.selective));
+  const arms = ['normal', ...others.filter((arm) => seeds.some((s) => s[arm] !== undefined))];
+  const means: Record<string, AccuracyPair> = { start };
+  for (const arm of arms) {
+    means[arm] = mean(seeds.filter((s) => s[arm] !== undefined).map((s) => s[arm] as AccuracyPair));
+  }
+  const gains: Record<string, ArmGains> = {};
+  for (const arm of arms.slice(1)) gains[arm] = armGains(seeds, arm);
+  const selective = means.selective;
+  const normal = means.normal;
   return {
     seeds,
-    mean: { start, normal, selective },
-    gain: {
-      clean: selective.clean - normal.clean,
-      fgsm: selective.fgsm - normal.fgsm,
-      ...(selective.pgd !== undefined && normal.pgd !== undefined
-        ? { pgd: selective.pgd - normal.pgd }
-        : {}),
-    },
+    mean: means as Comparison['mean'],
+    gain: selective
+      ? {
+          clean: selective.clean - normal.clean,
+          fgsm: selective.fgsm - normal.fgsm,
+          ...(selective.pgd !== undefined && normal.pgd !== undefined
+            ? { pgd: selective.pgd - normal.pgd }
+            : {}),
+        }
+      : { clean: NaN, fgsm: NaN },
+    arms,
+    gains,
   };
 }

@@ -28,7 +28,11 @@ export function comparisonTable(comparison: Comparison): string {
   const { mean, gain } = comparison;
   const withPgd = mean.normal.pgd !== undefined && mean.selective.pgd !== undefined;
   const pgd = (v: number | undefined) => (withPgd ? [v === undefined ? '–' : num(v)] : []);
-  const row = (label: string, r: Comparison['mean'], frozen: string) => [
+  const row = (
+    label: string,
+    r: Pick<Comparison['mean'], 'start' | 'normal' | 'selective'>,
+    frozen: string,
+  ) => [
     label,
     num(r.start.clean),
     num(r.start.fgsm),

@@ -12,3 +12,5 @@ export type {
 } from './selective-retrain-callback';
 export { resolveLogs } from './logs';
 export type { NumericLogs } from './logs';
+export { RandomFreezeCallback, randomFreeze } from './random-freeze-callback';
+export type { RandomFreezeOptions, RandomFreezeStep } from './random-freeze-callback';

@@ -9,6 +9,7 @@ export type {
   SelectiveRetrainOptions,
   FreezeRecord,
   FragileRule,
+  SelectiveRetrainState,
 } from './selective-retrain-callback';
 export { resolveLogs } from './logs';
 export type { NumericLogs } from './logs';

@@ -56,8 +56,10 @@ export interface FreezeRecord {
  * trainable weight (tfjs would throw at the next batch): such a refresh is skipped and recorded.
  * At the end of training every flag this callback changed is restored.
  *
- * Events: `onTrainBegin` checks the setup (the analysis must be placed before this callback);
- * `onEpochEnd` refreshes the frozen set when the analysis produced a report for this epoch and
+ * Events: `onTrainBegin` checks the setup (the analysis must be placed before this callback),
+ * then freezes the set restored by {@link setState}, or else the set decided by the analysis'
+ * report of epoch −1 if there is one (`atStart`, or a start report handed over with the
+ * analysis' `setState`); `onEpochEnd` refreshes the frozen set when the analysis produced a report for this epoch and
  * adds `frozen_layers` (count) to the logs; `onTrainEnd` restores the flags.
  */
 export class SelectiveRetrainCallback extends tf.Callback {
@@ -174,7 +176,9 @@ export class SelectiveRetrainCallback extends tf.Callback {
 
   /**
    * Restores the state saved by {@link getState}: at the next `onTrainBegin` the same weights are
-   * frozen again (until the next analysis refreshes the set) and the history carries on.
+   * frozen again (until the next analysis refreshes the set) and the history carries on. The
+   * restored set stands for every report up to the checkpoint, so an analysis report of epoch −1
+   * does not refresh it again at that `onTrainBegin`.
    */
   setState(state: SelectiveRetrainState): void {
     if (!state || !Array.isArray(state.frozenParameters) || !Array.isArray(state.history)) {
@@ -215,16 +219,10 @@ export class SelectiveRetrainCallback extends tf.Callback {
       throw new Error('SelectiveRetrainCallback: the model must be compiled with an optimizer');
     }
     if (this.restored) {
-      const names = new Set(this.restored.frozenParameters);
-      const wanted = new Map<tf.LayerVariable, string>();
-      for (const layer of model.layers) {
-        for (const w of layer.weights) {
-          if (names.has(w.originalName) && this.toggleable.has(w)) wanted.set(w, layer.name);
-        }
-      }
-      this.freeze(wanted);
-      this.records = this.restored.history;
+      // The restored set already reflects every report up to the checkpoint, the start one too.
+      this.applyRestored(model, this.restored);
       this.restored = undefined;
+      return;
     }
     const report = this.analysis.latest;
     if (report && report.epoch === -1 && this.startEpoch === 0) this.refresh(report, -1);
@@ -270,6 +268,19 @@ export class SelectiveRetrainCallback extends tf.Callback {
       frozen: this.frozenLayers,
       frozenParameters: this.frozenParameters,
     });
+  }
+
+  /** Freezes the weights a {@link getState} named and carries its history on. */
+  private applyRestored(model: tf.LayersModel, state: SelectiveRetrainState): void {
+    const names = new Set(state.frozenParameters);
+    const wanted = new Map<tf.LayerVariable, string>();
+    for (const layer of model.layers) {
+      for (const w of layer.weights) {
+        if (names.has(w.originalName) && this.toggleable.has(w)) wanted.set(w, layer.name);
+      }
+    }
+    this.freeze(wanted);
+    this.records = state.history;
   }
 
   /** Makes `wanted` (weight → its layer's name) the frozen set. */

@@ -425,6 +425,68 @@ describe('SelectiveRetrainCallback', () => {
     second.dispose();
   });
 
+  it('a restored state stands for the start report too: it is neither refreshed nor recorded again', async () => {
+    const d = data();
+    const first = model();
+    first.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    // Only a start report (epoch −1) decides: no analysis at the end of the first epoch.
+    const analysis = new SynapticFilterCallback({
+      data: d,
+      ...analysisOptions,
+      atStart: true,
+      every: 5,
+      onAnalysis: (r) => setLabels(r, ['conv1']),
+    });
+    const retrain = new SelectiveRetrainCallback({ analysis });
+    await first.fit(d.xs, d.ys, {
+      epochs: 1,
+      batchSize: 16,
+      verbose: 0,
+      callbacks: [analysis, retrain],
+    });
+    const state = JSON.parse(JSON.stringify(retrain.getState()));
+    expect(state.history.map((r: { epoch: number }) => r.epoch)).toEqual([-1]);
+    expect(state.frozenParameters).toEqual(['conv1/kernel', 'conv1/bias']);
+
+    // Resume in a new model: the analysis state still ends with the start report (under the
+    // new model's names), as a checkpoint taken before the next analysis would have it.
+    const second = model();
+    second.setWeights(first.getWeights());
+    second.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+    const rename = new Map(first.weights.map((w, i) => [w.name, second.weights[i].name]));
+    const [start] = analysis.getState().reports;
+    for (const p of start.parameters) p.name = rename.get(p.name) ?? p.name;
+    const later = new SynapticFilterCallback({ data: d, ...analysisOptions, every: 5 });
+    later.setState({ reports: [start] });
+    const resumed = new SelectiveRetrainCallback({ analysis: later });
+    resumed.setState(state);
+    const conv1 = bytes(second, 'conv1');
+    await second.fit(d.xs, d.ys, {
+      epochs: 2,
+      initialEpoch: 1,
+      batchSize: 16,
+      verbose: 0,
+      callbacks: [later, resumed],
+    });
+    expect(resumed.history).toEqual(state.history);
+    expect(resumed.frozenLayers).toEqual(['conv1']);
+    expect(same(bytes(second, 'conv1'), conv1)).toBe(true);
+
+    // Without a restored state, the same start report decides the first frozen set.
+    const fresh = new SelectiveRetrainCallback({ analysis: later });
+    later.setState({ reports: [start] });
+    await second.fit(d.xs, d.ys, {
+      epochs: 1,
+      batchSize: 16,
+      verbose: 0,
+      callbacks: [later, fresh],
+    });
+    expect(fresh.history.map((r) => [r.epoch, r.frozen])).toEqual([[-1, ['conv1']]]);
+    tf.dispose([d.xs, d.ys]);
+    first.dispose();
+    second.dispose();
+  });
+
   it('works in fitDataset too', async () => {
     const d = data();
     const m = model();

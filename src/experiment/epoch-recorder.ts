@@ -1,0 +1,151 @@
+import * as tf from '@tensorflow/tfjs';
+import type { AnalysisReport } from '../analysis/types';
+import { resolveLogs, type NumericLogs } from '../../callbacks/logs';
+import { summaryLogs, type SynapticFilterCallback } from '../../callbacks/synaptic-filter-callback';
+import type { SelectiveRetrainCallback } from '../../callbacks/selective-retrain-callback';
+import { saveCheckpoint } from './checkpoint';
+import { evaluateAccuracy, evaluatePgdAccuracy, type EvaluateOptions } from './evaluate';
+import { renameReport, type WeightNames } from './names';
+import type { PhasePlan } from './phases';
+import type { TrainingProgressCallback } from './progress';
+import { RUN_FILES, type MetricRow } from './run-folder';
+import { numericRow, type CheckpointState, type RunContext } from './run-context';
+import type { Recipe } from './schema';
+
+/** Options of {@link EpochRecorder}. */
+export interface EpochRecorderOptions {
+  ctx: RunContext;
+  plan: PhasePlan;
+  /** The name translation of the phase's model (reports are recorded under stable names). */
+  names: WeightNames;
+  /** The progress display of the phase's batches (the recorder ends each epoch's task). */
+  display: TrainingProgressCallback;
+  /** The phase's analysis, when it has one (placed before the recorder). */
+  analysis?: SynapticFilterCallback;
+  /** The phase's selective retraining, when it has one (placed before the recorder). */
+  selective?: SelectiveRetrainCallback;
+  /** The epoch the fit starts at. */
+  initialEpoch: number;
+}
+
+/** The test-set evaluation options of a recipe. */
+function evaluationOptions(recipe: Recipe): EvaluateOptions {
+  const { epsilon, batchSize, clip, output } = recipe.analysis;
+  return { epsilon, batchSize, clip, output };
+}
+
+const fmt = (v: unknown) => (typeof v === 'number' ? v.toFixed(4) : String(v));
+
+/**
+ * Records each epoch of a runner phase, placed after the phase's analysis and selective
+ * retraining and before its progress display. At each epoch end: evaluates the model on the
+ * test set (clean, FGSM, and PGD at the phase's last epoch), appends the metric row, writes the
+ * epoch's analysis, the label grids, the frozen layers and the metrics to the run folder, logs
+ * the epoch to the tracker, saves the checkpoint (weights, optimiser, and the callbacks' states)
+ * and points the run manifest at it, ends the epoch's progress task, calls the caller's
+ * `onEpochEnd` and stops training when the run was aborted.
+ */
+export class EpochRecorder extends tf.Callback {
+  /** The epoch running now (the phase's data order follows it). */
+  epoch: number;
+
+  constructor(private readonly options: EpochRecorderOptions) {
+    super();
+    this.epoch = options.initialEpoch;
+  }
+
+  override async onEpochBegin(epoch: number): Promise<void> {
+    this.epoch = epoch;
+  }
+
+  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+    const { ctx, plan, selective, display } = this.options;
+    const report = this.epochReport(epoch);
+    const row = await this.measure(epoch, await resolveLogs(logs), report);
+    ctx.rows.push(row);
+    this.writeRecords(epoch, report);
+    await ctx.tracker?.logEpoch(plan.id, epoch, numericRow(row));
+    await this.checkpoint(epoch);
+    display.finishEpoch(
+      `loss ${fmt(row.loss)}, acc ${fmt(row.acc)}, test ${fmt(row.test_acc)}, ` +
+        `FGSM ${fmt(row.test_fgsm_acc)}` +
+        (selective ? `, frozen ${selective.frozenLayers.length}` : ''),
+    );
+    ctx.hooks.onEpochEnd?.(plan.id, epoch);
+    if (ctx.shouldStop()) this.trainedModel().stopTraining = true;
+  }
+
+  private trainedModel(): tf.LayersModel {
+    return this.model as tf.LayersModel;
+  }
+
+  /** The analysis report of this epoch, under stable names, if the analysis ran. */
+  private epochReport(epoch: number): AnalysisReport | undefined {
+    const latest = this.options.analysis?.latest;
+    return latest?.epoch === epoch ? renameReport(latest, this.options.names.toStable) : undefined;
+  }
+
+  /** The epoch's metric row: training logs, test accuracies, analysis summary, frozen count. */
+  private async measure(
+    epoch: number,
+    values: NumericLogs,
+    report: AnalysisReport | undefined,
+  ): Promise<MetricRow> {
+    const { ctx, plan, selective } = this.options;
+    const model = this.trainedModel();
+    const started = Date.now();
+    const evaluation = await evaluateAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe));
+    // A phase's last epoch also gets the stronger PGD check (10 steps of ε/4).
+    const pgdAccuracy =
+      epoch === plan.epochs - 1
+        ? evaluatePgdAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe))
+        : undefined;
+    return {
+      phase: plan.id,
+      epoch,
+      loss: values.loss,
+      acc: values.acc ?? values.accuracy,
+      test_acc: evaluation.clean,
+      test_fgsm_acc: evaluation.adversarial,
+      ...(pgdAccuracy !== undefined ? { test_pgd_acc: pgdAccuracy } : {}),
+      ...(report ? summaryLogs(report) : {}),
+      ...(selective ? { frozen_layers: selective.frozenLayers.length } : {}),
+      evaluation_seconds: (Date.now() - started) / 1000,
+    };
+  }
+
+  /** Writes the epoch's analysis, labels, frozen layers and the metrics to the run folder. */
+  private writeRecords(epoch: number, report: AnalysisReport | undefined): void {
+    const { ctx, plan, selective } = this.options;
+    const { folder } = ctx;
+    if (report) {
+      folder.writeAnalysis(plan.id, report);
+      ctx.tracker?.logAnalysis(plan.id, report);
+      folder.writeLabels(folder.analysedPhases());
+    }
+    if (selective) {
+      ctx.frozen.push({ phase: plan.id, epoch, layers: selective.frozenLayers });
+      folder.writeJson(RUN_FILES.frozen, ctx.frozen);
+    }
+    folder.writeMetrics(ctx.rows);
+  }
+
+  /** Saves the epoch's checkpoint with the callbacks' states and records it in the manifest. */
+  private async checkpoint(epoch: number): Promise<void> {
+    const { ctx, plan, analysis, selective, names } = this.options;
+    const { folder } = ctx;
+    const dir = folder.checkpointDir(plan.id, epoch);
+    const state: CheckpointState = {
+      phase: plan.id,
+      epoch,
+      reports: analysis
+        ? analysis.getState().reports.map((r) => renameReport(r, names.toStable))
+        : [],
+      ...(selective ? { selective: selective.getState() } : {}),
+    };
+    await saveCheckpoint(folder.file(dir), this.trainedModel(), state);
+    if (ctx.recipe.tracking.checkpoints === 'last') folder.pruneCheckpoints(plan.id, dir);
+    ctx.info.checkpoint = { phase: plan.id, epoch, dir };
+    ctx.saveInfo();
+  }
+}

@@ -479,6 +479,47 @@ describe('runRecipe', () => {
     ]);
   });
 
+  it('a selective branch resumed before its first refresh keeps the frozen set of its start report', async () => {
+    // Labels refreshed every 2nd epoch: when the branch stops after epoch 0, its start report is
+    // still the one that decided the frozen set; the checkpoint's state must carry that set on.
+    const recipe = tinyRecipe({
+      training: { batchSize: 50, epochs: 1, seed: 3 },
+      retraining: { enabled: true, epochs: 2, seeds: [5], every: 2 },
+      analysis: {
+        epsilon: 0.3,
+        steps: 3,
+        filters: ['lowpass'],
+        examples: 60,
+        batchSize: 60,
+        tolerance: 0,
+      },
+    });
+    const quiet = { progress: silent(), report: false };
+    const whole = await runRecipe(recipe, { outDir: out, ...quiet });
+    const controller = new AbortController();
+    const stopped = await runRecipe(recipe, {
+      outDir: out,
+      ...quiet,
+      signal: controller.signal,
+      onEpochEnd: (phase, epoch) => {
+        if (phase === 'selective-s5' && epoch === 0) controller.abort();
+      },
+    });
+    expect(stopped.status).toBe('killed');
+    const resumed = await runRecipe(recipe, { resume: stopped.dir, ...quiet });
+    expect(resumed.status).toBe('finished');
+    const frozen = (dir: string) =>
+      JSON.parse(fs.readFileSync(path.join(dir, 'frozen.json'), 'utf8'));
+    // The start report did freeze something (else this would test nothing).
+    expect(frozen(whole.dir)[0]).toMatchObject({ phase: 'selective-s5', epoch: 0 });
+    expect(frozen(whole.dir)[0].layers.length).toBeGreaterThan(0);
+    expect(frozen(resumed.dir)).toEqual(frozen(whole.dir));
+    expect(comparable(resumed.rows)).toEqual(comparable(whole.rows));
+    expect(
+      finalWeights(resumed.dir, 'selective-s5').equals(finalWeights(whole.dir, 'selective-s5')),
+    ).toBe(true);
+  });
+
   it('keeps tensors balanced over a whole run', async () => {
     const before = tf.memory().numTensors;
     await runRecipe(

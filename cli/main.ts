@@ -11,7 +11,7 @@ import { createProgress } from '../src/experiment/progress';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { recipeSchemaJson } from '../src/experiment/schema';
 import { RunFolder, RUN_FILES } from '../src/experiment/run-folder';
-import { runRecipe } from '../src/experiment/runner';
+import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { writeRunReport } from '../src/report/run-report';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 
@@ -131,6 +131,25 @@ function parse(
   }
 }
 
+/** What `run` prints when a run ends: the retraining comparison, then `<status>: <run-dir>`. */
+export function runResultLines(result: RunResult): string[] {
+  const lines: string[] = [];
+  if (result.comparison) {
+    const { mean, gain } = result.comparison;
+    lines.push(
+      `normal vs selective retraining (mean over ${result.comparison.seeds.length} seed(s)): ` +
+        `clean ${mean.normal.clean.toFixed(4)} vs ${mean.selective.clean.toFixed(4)}, ` +
+        `FGSM ${mean.normal.fgsm.toFixed(4)} vs ${mean.selective.fgsm.toFixed(4)}` +
+        (mean.normal.pgd !== undefined && mean.selective.pgd !== undefined
+          ? `, PGD ${mean.normal.pgd.toFixed(4)} vs ${mean.selective.pgd.toFixed(4)}`
+          : '') +
+        ` (selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
+    );
+  }
+  lines.push(`${result.status}: ${path.relative(process.cwd(), result.dir) || result.dir}`);
+  return lines;
+}
+
 async function runCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
     out: { type: 'string' },
@@ -200,20 +219,7 @@ async function runCommand(args: string[], io: CliIo): Promise<number> {
       report: !values['no-report'],
       mlflowParentRunId: values['mlflow-parent'] as string | undefined,
     });
-    const where = path.relative(process.cwd(), result.dir) || result.dir;
-    if (result.comparison) {
-      const { mean, gain } = result.comparison;
-      io.out(
-        `normal vs selective retraining (mean over ${result.comparison.seeds.length} seed(s)): ` +
-          `clean ${mean.normal.clean.toFixed(4)} vs ${mean.selective.clean.toFixed(4)}, ` +
-          `FGSM ${mean.normal.fgsm.toFixed(4)} vs ${mean.selective.fgsm.toFixed(4)}` +
-          (mean.normal.pgd !== undefined && mean.selective.pgd !== undefined
-            ? `, PGD ${mean.normal.pgd.toFixed(4)} vs ${mean.selective.pgd.toFixed(4)}`
-            : '') +
-          ` (selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
-      );
-    }
-    io.out(`${result.status}: ${where}`);
+    for (const line of runResultLines(result)) io.out(line);
     return result.status === 'killed' ? EXIT.interrupted : EXIT.ok;
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -238,6 +244,18 @@ function textTable(headers: string[], rows: string[][]): string {
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/**
+ * Writes the comparison page of `runs` to `out`; returns what `compare` prints: the summary table
+ * and where the page is.
+ */
+export async function compareRuns(runs: string[], out: string): Promise<string[]> {
+  const compared = await writeCompareReport(runs, out);
+  return [
+    textTable(SUMMARY_HEADERS, runsSummaryRows(compared)),
+    `comparison page: ${path.relative(process.cwd(), out) || out}`,
+  ];
+}
+
 async function compareCommand(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { out: { type: 'string' } });
   if (values.help) {
@@ -253,9 +271,7 @@ async function compareCommand(args: string[], io: CliIo): Promise<number> {
   const out =
     (values.out as string | undefined) ??
     path.join(path.dirname(path.resolve(positionals[0])), `compare-${stamp}.html`);
-  const runs = await writeCompareReport(positionals, out);
-  io.out(textTable(SUMMARY_HEADERS, runsSummaryRows(runs)));
-  io.out(`comparison page: ${path.relative(process.cwd(), out) || out}`);
+  for (const line of await compareRuns(positionals, out)) io.out(line);
   return EXIT.ok;
 }
 

@@ -1,12 +1,13 @@
 /**
  * `npm run reproduce`: does selective retraining raise adversarial accuracy (method.md §7)?
  *
- * Runs the product as a user would: for each system (a recipe of `recipes/reproduce/`, or any
- * recipe given with `--recipes`) and each seed, `tfjs-antifragile run <recipe> --set
- * training.seed=<s> --set dataset.seed=<s> --set retraining.seeds=[<s>]` — train to a checkpoint,
- * then from that same checkpoint continue normal and selective retraining for the same epochs and
- * data order, measuring clean, FGSM and PGD accuracy — then `tfjs-antifragile compare` over all
- * the runs. Writes `runs/reproduce-<time>/`: the run folders, `compare.html`, `results.json` and
+ * Runs the product as a user would, through the library the CLI uses: for each system (a recipe
+ * of `recipes/reproduce/`, or any recipe given with `--recipes`) and each seed, the run that
+ * `tfjs-antifragile run <recipe> --set training.seed=<s> --set dataset.seed=<s> --set
+ * retraining.seeds=[<s>]` makes (`runRecipe` with the run report) — train to a checkpoint, then
+ * from that same checkpoint continue normal and selective retraining for the same epochs and
+ * data order, measuring clean, FGSM and PGD accuracy — then the page of `tfjs-antifragile compare`
+ * over all the runs. Writes `runs/reproduce-<time>/`: the run folders, `compare.html`, `results.json` and
  * `results.md` (mean ± std per system and arm). With `MLFLOW_TRACKING_URI` set, one MLflow parent
  * run holds the summary, each system-and-seed run is its child, and each of those has a child run
  * per arm.
@@ -18,10 +19,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
-import { main as cli, type CliIo } from './main';
+import { compareRuns, runResultLines, type CliIo } from './main';
 import { MlflowClient, MlflowRun } from '../src/mlflow';
+import { createProgress } from '../src/experiment/progress';
 import { RUN_FILES, RunFolder, type RunManifest } from '../src/experiment/run-folder';
-import type { Comparison } from '../src/experiment/comparison';
+import { runRecipe, type RunResult } from '../src/experiment/runner';
+import { writeRunReport } from '../src/report/run-report';
 import {
   summarizeSweep,
   sweepMarkdownTable,
@@ -52,8 +55,8 @@ const QUICK = [
 
 const HELP = `Usage: npm run reproduce -- [options]
 
-Normal vs selective retraining from the same checkpoint (method.md §7), through the CLI: one
-'tfjs-antifragile run' per system and seed, then 'tfjs-antifragile compare'. Writes
+Normal vs selective retraining from the same checkpoint (method.md §7): the run of
+'tfjs-antifragile run' per system and seed, then the page of 'tfjs-antifragile compare'. Writes
 runs/reproduce-<time>/ (run folders, compare.html, results.json, results.md). With
 MLFLOW_TRACKING_URI set: a parent MLflow run, a child per system and seed, a grandchild per arm.
 
@@ -77,7 +80,7 @@ Options:
 export interface ReproduceOptions {
   /** Recipe files, one per system. */
   recipes: string[];
-  /** Seeds; each is one CLI run per recipe. */
+  /** Seeds; each is one run per recipe. */
   seeds: number[];
   /** `field=value` overrides for every run (after the seed's). */
   overrides?: string[];
@@ -87,7 +90,7 @@ export interface ReproduceOptions {
   experiment?: string;
   /** The command line, recorded in the results. */
   command?: string;
-  /** Where the CLI's output goes; default stdout/stderr. */
+  /** Where each run's progress and result lines go, as the CLI's; default stdout/stderr. */
   io?: CliIo;
   /** Where the driver's own lines go; default stdout. */
   log?: (line: string) => void;
@@ -135,15 +138,6 @@ function settingsLine(r: Recipe): string {
   );
 }
 
-/** Where the CLI printed `<status>: <run-dir>` for the run it just made. */
-function runDirFrom(lines: string[]): string | undefined {
-  for (const line of [...lines].reverse()) {
-    const match = /^(finished|killed): (.+)$/.exec(line.trim());
-    if (match) return path.resolve(match[2]);
-  }
-  return undefined;
-}
-
 /** Starts the MLflow parent run, or returns undefined (no server configured, or unreachable). */
 async function startParent(
   options: ReproduceOptions,
@@ -175,181 +169,251 @@ async function startParent(
   }
 }
 
+/** What a reproduction has done so far (what `results.json` / `results.md` report). */
+interface Sweep {
+  dir: string;
+  recipes: Recipe[];
+  status: ReproduceResult['status'];
+  runs: string[];
+  entries: SweepEntry[];
+  started: number;
+}
+
+/** Writes `results.json` and `results.md` of the sweep so far; returns the Markdown. */
+function writeResults(options: ReproduceOptions, sweep: Sweep, summaries: SystemSummary[]): string {
+  const { dir, recipes, status, runs, entries } = sweep;
+  const minutes = (Date.now() - sweep.started) / 60000;
+  const results = {
+    command: options.command,
+    recipes: options.recipes,
+    seeds: options.seeds,
+    overrides: options.overrides ?? [],
+    status,
+    minutes,
+    runs: runs.map((r) => path.relative(dir, r)),
+    resolvedRecipes: recipes,
+    summaries,
+    entries,
+  };
+  fs.writeFileSync(path.join(dir, 'results.json'), JSON.stringify(results, null, 2));
+  const text = [
+    `# Normal vs selective retraining (${status})`,
+    '',
+    `Command: \`${options.command ?? 'npm run reproduce'}\`; seeds ${options.seeds.join(', ')}; ` +
+      `${minutes.toFixed(1)} min in all.`,
+    '',
+    ...recipes.map(settingsLine),
+    '',
+    sweepMarkdownTable(summaries),
+    '',
+    `Side by side: \`compare.html\`; each run: its folder's \`report.html\`.`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(dir, 'results.md'), text);
+  return text;
+}
+
+/** The `--set` overrides of one system-and-seed run: the seed's, the experiment's, the user's. */
+function seedOverrides(options: ReproduceOptions, seed: number): string[] {
+  return [
+    `training.seed=${seed}`,
+    `dataset.seed=${seed}`,
+    `retraining.seeds=[${seed}]`,
+    `tracking.mlflow.experimentName=${JSON.stringify(options.experiment ?? 'reproduce')}`,
+    ...(options.overrides ?? []),
+  ];
+}
+
+/** The `tfjs-antifragile run` command line that makes the same run as {@link runSeed}. */
+function commandLine(
+  options: ReproduceOptions,
+  sweep: Sweep,
+  file: string,
+  seed: number,
+  parent?: MlflowRun,
+): string {
+  const args = [
+    ...['run', file, '--out', sweep.dir],
+    ...seedOverrides(options, seed).flatMap((o) => ['--set', o]),
+    ...(parent ? ['--mlflow-parent', parent.runId] : []),
+  ];
+  return `tfjs-antifragile ${args.join(' ')}`;
+}
+
+/** One system-and-seed run (`runRecipe`, as `tfjs-antifragile run` does it). */
+async function runSeed(
+  options: ReproduceOptions,
+  sweep: Sweep,
+  run: { file: string; seed: number; signal: AbortSignal; parent?: MlflowRun },
+): Promise<RunResult> {
+  const { file, seed, signal, parent } = run;
+  const overrides = seedOverrides(options, seed);
+  const io: CliIo = options.io ?? {
+    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+  };
+  let result: RunResult;
+  try {
+    result = await runRecipe(loadRecipe(file, overrides), {
+      reporter: writeRunReport,
+      outDir: sweep.dir,
+      progress: createProgress({ stream: io.progressStream, tty: io.tty }),
+      signal,
+      mlflowParentRunId: parent?.runId,
+    });
+  } catch (err) {
+    throw new Error(
+      `the run of ${path.basename(file)} (seed ${seed}) failed: ${(err as Error).message ?? err}`,
+      { cause: err },
+    );
+  }
+  for (const line of runResultLines(result)) io.out(line);
+  return result;
+}
+
+/** Adds a finished run's comparison to the sweep. */
+function addEntry(sweep: Sweep, result: RunResult, seed: number, file: string): void {
+  if (!result.comparison) {
+    throw new Error(
+      `the run of ${path.basename(file)} (seed ${seed}) compared no retraining branches; ` +
+        'reproduce needs retraining.enabled: true',
+    );
+  }
+  const folder = RunFolder.open(result.dir);
+  sweep.entries.push({
+    system: folder.readJson<Recipe>(RUN_FILES.recipe).name,
+    seed,
+    comparison: result.comparison,
+    seconds: runSeconds(folder.readInfo()),
+  });
+}
+
+/** Logs the summary and files to the MLflow parent run and ends it. */
+async function endParent(
+  parent: MlflowRun,
+  sweep: Sweep,
+  summaries: SystemSummary[],
+  text: string,
+  failure: unknown,
+  log: (line: string) => void,
+): Promise<void> {
+  for (const s of summaries) {
+    const metrics: Record<string, number> = {};
+    for (const arm of ['start', 'normal', 'selective', 'gain'] as const) {
+      for (const [metric, value] of Object.entries(s[arm])) {
+        if (!value) continue;
+        metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
+        metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
+      }
+    }
+    parent.logMetrics(metrics, 0);
+  }
+  const { dir, status } = sweep;
+  parent.logArtifact('results.md', text, 'text/markdown');
+  const results = fs.readFileSync(path.join(dir, 'results.json'), 'utf8');
+  parent.logArtifact('results.json', results, 'application/json');
+  const page = path.join(dir, 'compare.html');
+  if (fs.existsSync(page)) {
+    parent.logArtifact('compare.html', fs.readFileSync(page, 'utf8'), 'text/html');
+  }
+  if (failure !== undefined) {
+    parent.setTags({ 'tfjs_antifragile.error': String((failure as Error).message ?? failure) });
+  }
+  const ended = await parent.end(
+    status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED',
+    { timeoutMs: 15_000 },
+  );
+  if (ended.errors.length) log(`MLflow: ${ended.errors[0].message}`);
+}
+
+/** Writes the comparison page of the sweep's runs (`tfjs-antifragile compare`'s). */
+async function comparePage(sweep: Sweep, log: (line: string) => void): Promise<void> {
+  if (sweep.runs.length === 0) return;
+  try {
+    for (const line of await compareRuns(sweep.runs, path.join(sweep.dir, 'compare.html'))) {
+      log(line);
+    }
+  } catch (err) {
+    log(`compare failed: ${(err as Error).message}`);
+  }
+}
+
 /**
- * Runs the reproduction: one `tfjs-antifragile run` per recipe and seed (in-process, through the
- * CLI's `main`), then `tfjs-antifragile compare` over them, and writes `results.json` and
- * `results.md` in `<outDir>/reproduce-<time>/`. Stops after the current run on Ctrl-C and keeps
- * what finished.
+ * Runs the reproduction: the run of `tfjs-antifragile run` per recipe and seed (`runRecipe` as a
+ * library, with the run report), then the page of `tfjs-antifragile compare` over them, and
+ * writes `results.json` and `results.md` in `<outDir>/reproduce-<time>/`. Ctrl-C during a run
+ * stops it after its current epoch; between runs it stops before the next run; either way what
+ * finished is kept and summarised. A second Ctrl-C quits at once.
  */
 export async function reproduce(options: ReproduceOptions): Promise<ReproduceResult> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const experiment = options.experiment ?? 'reproduce';
   // A bad recipe or override fails here, before anything runs.
   const recipes = options.recipes.map((file) => loadRecipe(file, options.overrides ?? []));
   const dir = path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const parent = await startParent(options, dir, log);
-  if (parent) log(`MLflow parent run ${parent.runId} (experiment ${experiment})`);
-
-  const runs: string[] = [];
-  const entries: SweepEntry[] = [];
-  let status: ReproduceResult['status'] = 'finished';
-  let failure: unknown;
-  const started = Date.now();
-  const resultsFile = path.join(dir, 'results.json');
-  const write = (summaries: SystemSummary[]) => {
-    const minutes = (Date.now() - started) / 60000;
-    fs.writeFileSync(
-      resultsFile,
-      JSON.stringify(
-        {
-          command: options.command,
-          recipes: options.recipes,
-          seeds: options.seeds,
-          overrides: options.overrides ?? [],
-          status,
-          minutes,
-          runs: runs.map((r) => path.relative(dir, r)),
-          resolvedRecipes: recipes,
-          summaries,
-          entries,
-        },
-        null,
-        2,
-      ),
-    );
-    const settings = recipes.map(settingsLine);
-    const text = [
-      `# Normal vs selective retraining (${status})`,
-      '',
-      `Command: \`${options.command ?? 'npm run reproduce'}\`; seeds ${options.seeds.join(', ')}; ` +
-        `${minutes.toFixed(1)} min in all.`,
-      '',
-      ...settings,
-      '',
-      sweepMarkdownTable(summaries),
-      '',
-      `Side by side: \`compare.html\`; each run: its folder's \`report.html\`.`,
-      '',
-    ].join('\n');
-    fs.writeFileSync(path.join(dir, 'results.md'), text);
-    return text;
+  if (parent)
+    log(`MLflow parent run ${parent.runId} (experiment ${options.experiment ?? 'reproduce'})`);
+  const sweep: Sweep = {
+    dir,
+    recipes,
+    status: 'finished',
+    runs: [],
+    entries: [],
+    started: Date.now(),
   };
 
-  // Ctrl-C inside a run stops that run (the CLI's own handler; exit 130); between two runs it
-  // stops here. Either way the summary of what finished is still written.
   let interrupted = false;
+  let current: AbortController | undefined;
   const onSigint = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
+    if (current) log('Ctrl-C: stopping after the current epoch (press Ctrl-C again to quit now)');
+    current?.abort();
   };
   process.on('SIGINT', onSigint);
+  let failure: unknown;
   try {
     outer: for (const file of options.recipes) {
       for (const seed of options.seeds) {
         if (interrupted) {
-          status = 'killed';
+          sweep.status = 'killed';
           break outer;
         }
-        const lines: string[] = [];
-        const io: CliIo = options.io ?? {
-          out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-          err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
-        };
-        const args = [
-          'run',
+        log(
+          `\n== ${path.basename(file)}, seed ${seed}: ${commandLine(options, sweep, file, seed, parent)}`,
+        );
+        // From here on Ctrl-C stops this run after its current epoch.
+        current = new AbortController();
+        const result = await runSeed(options, sweep, {
           file,
-          '--out',
-          dir,
-          '--set',
-          `training.seed=${seed}`,
-          '--set',
-          `dataset.seed=${seed}`,
-          '--set',
-          `retraining.seeds=[${seed}]`,
-          '--set',
-          `tracking.mlflow.experimentName=${JSON.stringify(experiment)}`,
-          ...(options.overrides ?? []).flatMap((o) => ['--set', o]),
-          ...(parent ? ['--mlflow-parent', parent.runId] : []),
-        ];
-        log(`\n== ${path.basename(file)}, seed ${seed}: tfjs-antifragile ${args.join(' ')}`);
-        const code = await cli(args, {
-          ...io,
-          out: (t) => {
-            lines.push(...t.split('\n'));
-            io.out(t);
-          },
-        });
-        const runDir = runDirFrom(lines);
-        if (runDir) runs.push(runDir);
-        if (code === 130) {
-          status = 'killed';
+          seed,
+          signal: current.signal,
+          parent,
+        }).finally(() => (current = undefined));
+        sweep.runs.push(result.dir);
+        if (result.status === 'killed') {
+          sweep.status = 'killed';
           break outer;
         }
-        if (code !== 0 || !runDir) {
-          throw new Error(
-            `tfjs-antifragile run ${path.basename(file)} (seed ${seed}) failed with exit code ${code}`,
-          );
-        }
-        const folder = RunFolder.open(runDir);
-        const info = folder.readInfo();
-        const comparison = folder.readJson<Comparison>(RUN_FILES.comparison);
-        entries.push({
-          system: loadRecipe(folder.file(RUN_FILES.recipe)).name,
-          seed,
-          comparison,
-          seconds: runSeconds(info),
-        });
-        write(summarizeSweep(entries));
+        addEntry(sweep, result, seed, file);
+        writeResults(options, sweep, summarizeSweep(sweep.entries));
       }
     }
   } catch (err) {
-    status = 'failed';
+    sweep.status = 'failed';
     failure = err;
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
 
-  const summaries = summarizeSweep(entries);
-  if (runs.length > 0) {
-    const code = await cli(['compare', ...runs, '--out', path.join(dir, 'compare.html')], {
-      out: log,
-      err: log,
-    });
-    if (code !== 0) log(`compare exited with ${code}`);
-  }
-  const text = write(summaries);
+  const summaries = summarizeSweep(sweep.entries);
+  await comparePage(sweep, log);
+  const text = writeResults(options, sweep, summaries);
   log(`\n${text}\nwritten: ${path.relative(process.cwd(), dir) || dir}/`);
-
-  if (parent) {
-    for (const s of summaries) {
-      const metrics: Record<string, number> = {};
-      for (const arm of ['start', 'normal', 'selective', 'gain'] as const) {
-        for (const [metric, value] of Object.entries(s[arm])) {
-          if (!value) continue;
-          metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
-          metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
-        }
-      }
-      parent.logMetrics(metrics, 0);
-    }
-    parent.logArtifact('results.md', text, 'text/markdown');
-    parent.logArtifact('results.json', fs.readFileSync(resultsFile, 'utf8'), 'application/json');
-    const page = path.join(dir, 'compare.html');
-    if (fs.existsSync(page)) {
-      parent.logArtifact('compare.html', fs.readFileSync(page, 'utf8'), 'text/html');
-    }
-    if (failure !== undefined) {
-      parent.setTags({ 'tfjs_antifragile.error': String((failure as Error).message ?? failure) });
-    }
-    const ended = await parent.end(
-      status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED',
-      { timeoutMs: 15_000 },
-    );
-    if (ended.errors.length) log(`MLflow: ${ended.errors[0].message}`);
-  }
+  if (parent) await endParent(parent, sweep, summaries, text, failure, log);
   if (failure !== undefined) throw failure;
-  return { dir, status, runs, summaries, mlflowRunId: parent?.runId };
+  return { dir, status: sweep.status, runs: sweep.runs, summaries, mlflowRunId: parent?.runId };
 }
 
 /** The command line of `npm run reproduce`; returns the exit code. */

@@ -1,5 +1,5 @@
 /**
- * `npm run reproduce` end to end on a tiny recipe, against a real MLflow server: one CLI run per
+ * `npm run reproduce` end to end on a tiny recipe, against a real MLflow server: one run per
  * seed, the compare page, results.json/.md with mean ± std, and in MLflow one parent run whose
  * children are the runs, each with one child run per arm.
  */
@@ -34,7 +34,7 @@ function tinySystem(dir: string, name: string, fields: Record<string, unknown> =
   return file;
 }
 
-it('runs each seed through the CLI, compares, summarises, and nests the MLflow runs', async () => {
+it('runs each seed with the runner as a library, compares, summarises, and nests the MLflow runs', async () => {
   const dir = tempRuns('reproduce');
   const recipe = tinySystem(dir, 'tiny-system', {
     dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },

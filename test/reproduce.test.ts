@@ -146,3 +146,36 @@ it('Ctrl-C stops the reproduction, keeps what finished and marks the parent run 
   const client = new MlflowClient({ trackingUri: mlflow().url });
   expect((await client.getRun(result.mlflowRunId as string)).info.status).toBe('KILLED');
 }, 300_000);
+
+it('Ctrl-C during a run stops that run after its current epoch, and the reproduction with it', async () => {
+  const dir = tempRuns('reproduce-stop-run');
+  const recipe = tinySystem(dir, 'tiny-stop-run');
+  let sent = false;
+  // The run's progress lines: the end of the training epoch is where Ctrl-C is pressed.
+  const progressStream = new Writable({
+    write: (chunk, _e, done) => {
+      if (!sent && /^train epoch 1\/1:/.test(String(chunk))) {
+        sent = true;
+        process.emit('SIGINT');
+      }
+      done();
+    },
+  });
+  const result = await reproduce({
+    recipes: [recipe],
+    seeds: [0, 1],
+    outDir: dir,
+    experiment: 'reproduce-stop-run',
+    io: { out: () => undefined, err: () => undefined, progressStream, tty: false },
+    log: () => undefined,
+  });
+  expect(sent).toBe(true);
+  expect(result.status).toBe('killed');
+  expect(result.runs).toHaveLength(1);
+  const info = JSON.parse(fs.readFileSync(path.join(result.runs[0], 'run.json'), 'utf8'));
+  expect(info.status).toBe('killed');
+  expect(info.completedPhases).toEqual(['train']);
+  expect(result.summaries).toEqual([]);
+  const client = new MlflowClient({ trackingUri: mlflow().url });
+  expect((await client.getRun(result.mlflowRunId as string)).info.status).toBe('KILLED');
+}, 300_000);

@@ -20,6 +20,11 @@ export interface RandomFreezeOptions {
   schedule: RandomFreezeStep[];
   /** Seed of the choice; the same seed and epoch give the same layers. Default 0. */
   seed?: number;
+  /**
+   * The epoch `fit` starts at (its `initialEpoch`, for resumed training): training begins with
+   * the set of the newest refresh before it. Default 0 (the refresh at epoch −1).
+   */
+  initialEpoch?: number;
 }
 
 /**
@@ -35,6 +40,7 @@ export class RandomFreezeCallback extends tf.Callback {
   readonly layers: readonly string[];
   readonly schedule: readonly RandomFreezeStep[];
   readonly seed: number;
+  readonly initialEpoch: number;
   private frozenNow: string[] = [];
   private touched = new Set<tf.LayerVariable>();
   /** Weights trainable when training began (ours to toggle). */
@@ -42,7 +48,7 @@ export class RandomFreezeCallback extends tf.Callback {
 
   constructor(options: RandomFreezeOptions) {
     super();
-    const { layers, schedule, seed = 0 } = options ?? ({} as RandomFreezeOptions);
+    const { layers, schedule, seed = 0, initialEpoch = 0 } = options ?? ({} as RandomFreezeOptions);
     if (
       !Array.isArray(layers) ||
       layers.length === 0 ||
@@ -70,7 +76,13 @@ export class RandomFreezeCallback extends tf.Callback {
     }
     this.layers = [...layers];
     this.schedule = schedule.map((s) => ({ ...s }));
+    if (!Number.isInteger(initialEpoch) || initialEpoch < 0) {
+      throw new Error(
+        `RandomFreezeCallback: option 'initialEpoch' must be an integer ≥ 0; got ${JSON.stringify(initialEpoch)}`,
+      );
+    }
     this.seed = seed;
+    this.initialEpoch = initialEpoch;
   }
 
   /** Layers frozen now. */
@@ -99,7 +111,9 @@ export class RandomFreezeCallback extends tf.Callback {
     this.frozenNow = [];
     this.touched.clear();
     this.toggleable = new Set(model.trainableWeights);
-    this.apply(-1);
+    const before = this.schedule.filter((s) => s.epoch < this.initialEpoch);
+    const newest = before.reduce((a, b) => (b.epoch > a ? b.epoch : a), -2);
+    if (newest >= -1) this.apply(newest);
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {

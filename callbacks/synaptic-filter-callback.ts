@@ -20,6 +20,11 @@ export interface SynapticFilterCallbackOptions extends AnalyzeOptions {
   every?: number;
   /** Also analyse before the first epoch (the report gets `epoch: -1`); default false. */
   atStart?: boolean;
+  /**
+   * Analyse no epoch after this one (0-based; −1: none at epoch ends), e.g. to skip the analysis
+   * after a retraining's final epoch, whose labels would decide nothing; default: no limit.
+   */
+  lastEpoch?: number;
   /** Called with each report, after it is stored and before the epoch's logs go on. */
   onAnalysis?: (report: AnalysisReport) => void | Promise<void>;
 }
@@ -77,6 +82,7 @@ export class SynapticFilterCallback extends tf.Callback {
   readonly data: AnalysisData;
   readonly every: number;
   readonly atStart: boolean;
+  readonly lastEpoch: number;
   private readonly onAnalysis?: (report: AnalysisReport) => void | Promise<void>;
   private readonly stored: AnalysisReport[] = [];
   /** The `params` object of the fit whose `onTrainBegin` this callback last ran. */
@@ -87,7 +93,14 @@ export class SynapticFilterCallback extends tf.Callback {
     if (options === null || typeof options !== 'object') {
       throw new Error('SynapticFilterCallback: options must be an object with { data, epsilon }');
     }
-    const { data, every = 1, atStart = false, onAnalysis, ...analysisOptions } = options;
+    const {
+      data,
+      every = 1,
+      atStart = false,
+      lastEpoch = Infinity,
+      onAnalysis,
+      ...analysisOptions
+    } = options;
     if (!data || !(data.xs instanceof tf.Tensor) || !(data.ys instanceof tf.Tensor)) {
       throw new Error(
         "SynapticFilterCallback: option 'data' must be { xs: tf.Tensor, ys: tf.Tensor }; got " +
@@ -104,6 +117,11 @@ export class SynapticFilterCallback extends tf.Callback {
         `SynapticFilterCallback: option 'atStart' must be a boolean; got ${String(atStart)}`,
       );
     }
+    if (lastEpoch !== Infinity && !(Number.isInteger(lastEpoch) && lastEpoch >= -1)) {
+      throw new Error(
+        `SynapticFilterCallback: option 'lastEpoch' must be an integer ≥ −1; got ${String(lastEpoch)}`,
+      );
+    }
     if (onAnalysis !== undefined && typeof onAnalysis !== 'function') {
       throw new Error("SynapticFilterCallback: option 'onAnalysis' must be a function");
     }
@@ -116,6 +134,7 @@ export class SynapticFilterCallback extends tf.Callback {
     this.data = data;
     this.every = every;
     this.atStart = atStart;
+    this.lastEpoch = lastEpoch;
     this.onAnalysis = onAnalysis;
   }
 
@@ -167,7 +186,7 @@ export class SynapticFilterCallback extends tf.Callback {
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
-    if ((epoch + 1) % this.every !== 0) return;
+    if ((epoch + 1) % this.every !== 0 || epoch > this.lastEpoch) return;
     const report = await this.analyse(epoch);
     if (logs) Object.assign(logs, summaryLogs(report));
   }

@@ -12,6 +12,7 @@ import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { recipeSchemaJson } from '../src/experiment/schema';
 import { RunFolder, RUN_FILES } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
+import { gainLines } from '../src/experiment/comparison';
 import { writeRunReport } from '../src/report/run-report';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 
@@ -134,7 +135,7 @@ function parse(
 /** What `run` prints when a run ends: the retraining comparison, then `<status>: <run-dir>`. */
 export function runResultLines(result: RunResult): string[] {
   const lines: string[] = [];
-  if (result.comparison) {
+  if (result.comparison?.mean.selective) {
     const { mean, gain } = result.comparison;
     lines.push(
       `normal vs selective retraining (mean over ${result.comparison.seeds.length} seed(s)): ` +
@@ -146,6 +147,7 @@ export function runResultLines(result: RunResult): string[] {
         ` (selective − normal: FGSM ${gain.fgsm >= 0 ? '+' : ''}${gain.fgsm.toFixed(4)})`,
     );
   }
+  if (result.comparison) lines.push(...gainLines(result.comparison));
   lines.push(`${result.status}: ${path.relative(process.cwd(), result.dir) || result.dir}`);
   return lines;
 }

@@ -20,7 +20,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
     JSON.stringify({
       name: 'tracked',
       model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 100, testSize: 40, seed: 0 },
+      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40, seed: 0 },
       training: { batchSize: 50, epochs: 2 },
       analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
       retraining: { enabled: true, epochs: 2, seeds: [0] },

@@ -34,7 +34,7 @@ function capture(onProgressLine?: (line: string) => void) {
 const TINY = {
   name: 'cli-tiny',
   model: { architecture: 'small_cnn' },
-  dataset: { name: 'mnist', trainSize: 200, testSize: 80, seed: 2 },
+  dataset: { name: 'mnist', trainSize: 200, validationSize: 40, testSize: 80, seed: 2 },
   training: { batchSize: 50, epochs: 2, seed: 1 },
   analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
   retraining: { enabled: true, epochs: 1, seeds: [0] },

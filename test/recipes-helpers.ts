@@ -12,7 +12,7 @@ export function tinyRecipe(overrides: Record<string, unknown> = {}): Recipe {
     {
       name: 'tiny',
       model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 300, testSize: 100, seed: 1 },
+      dataset: { name: 'mnist', trainSize: 300, validationSize: 60, testSize: 100, seed: 1 },
       training: { batchSize: 50, epochs: 2, seed: 3 },
       analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 60, batchSize: 60 },
       retraining: { enabled: true, epochs: 2, seeds: [5] },

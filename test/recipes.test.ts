@@ -339,7 +339,7 @@ describe('runRecipe', () => {
       'analysis/train/epoch-000.json',
       'analysis/train/epoch-001.csv',
       'analysis/selective-s5/start.json',
-      'analysis/selective-s5/epoch-001.json',
+      'analysis/selective-s5/epoch-000.json',
       'checkpoints/train/epoch-001/weights.bin',
       'checkpoints/normal-s5/epoch-001/optimizer.bin',
     ]) {
@@ -378,7 +378,7 @@ describe('runRecipe', () => {
     ]);
     // Reports are stored under the weights' stable names, whichever model instance made them.
     const report = JSON.parse(
-      fs.readFileSync(path.join(dir, 'analysis/selective-s5/epoch-001.json'), 'utf8'),
+      fs.readFileSync(path.join(dir, 'analysis/selective-s5/epoch-000.json'), 'utf8'),
     );
     expect(report.parameters.map((p: { name: string }) => p.name)).toEqual([
       'conv1/kernel',

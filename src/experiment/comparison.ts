@@ -1,5 +1,5 @@
 import type { MetricRow } from './run-folder';
-import { pairedGain, type PairedGain } from './statistics';
+import { gainVerdict, pairedGain, type PairedGain } from './statistics';
 
 /** Clean and FGSM accuracy on the test set (and PGD at a phase's end). */
 export interface AccuracyPair {
@@ -177,4 +177,26 @@ export function compareBranches(
     arms,
     gains,
   };
+}
+
+const points = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
+
+/** A gain in accuracy points with its interval: `+1.2 points [−0.3, +2.7]`. */
+export function formatGain(gain: PairedGain): string {
+  const [low, high] = gain.ci95;
+  const interval = Number.isNaN(low) ? 'no interval' : `95% CI [${points(low)}, ${points(high)}]`;
+  return `${points(gain.mean)} points (${interval}, n = ${gain.n})`;
+}
+
+/**
+ * One line per arm: its FGSM, clean and PGD gain over normal with the interval, and what the FGSM
+ * interval allows us to say ("raises" only when it excludes 0).
+ */
+export function gainLines(comparison: Comparison): string[] {
+  return Object.entries(comparison.gains ?? {}).map(([arm, gains]) => {
+    const parts = [`FGSM ${formatGain(gains.fgsm)}`, `clean ${formatGain(gains.clean)}`];
+    if (gains.pgd) parts.push(`PGD ${formatGain(gains.pgd)}`);
+    const verdict = gainVerdict(gains.fgsm, arm).replace(' it ', ' FGSM accuracy ');
+    return `${arm} − normal: ${parts.join('; ')}: ${verdict}`;
+  });
 }

@@ -24,6 +24,8 @@ export interface EpochRecorderOptions {
   analysis?: SynapticFilterCallback;
   /** The phase's selective retraining, when it has one (placed before the recorder). */
   selective?: SelectiveRetrainCallback;
+  /** Whatever freezes layers in this phase (selective or random-freeze), for the frozen count. */
+  freezer?: { readonly frozenLayers: string[] };
   /** The epoch the fit starts at. */
   initialEpoch: number;
 }
@@ -59,7 +61,7 @@ export class EpochRecorder extends tf.Callback {
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
-    const { ctx, plan, selective, display } = this.options;
+    const { ctx, plan, freezer, display } = this.options;
     const report = this.epochReport(epoch);
     const row = await this.measure(epoch, await resolveLogs(logs), report);
     ctx.rows.push(row);
@@ -69,7 +71,7 @@ export class EpochRecorder extends tf.Callback {
     display.finishEpoch(
       `loss ${fmt(row.loss)}, acc ${fmt(row.acc)}, test ${fmt(row.test_acc)}, ` +
         `FGSM ${fmt(row.test_fgsm_acc)}` +
-        (selective ? `, frozen ${selective.frozenLayers.length}` : ''),
+        (freezer ? `, frozen ${freezer.frozenLayers.length}` : ''),
     );
     ctx.hooks.onEpochEnd?.(plan.id, epoch);
     if (ctx.shouldStop()) this.trainedModel().stopTraining = true;
@@ -91,7 +93,7 @@ export class EpochRecorder extends tf.Callback {
     values: NumericLogs,
     report: AnalysisReport | undefined,
   ): Promise<MetricRow> {
-    const { ctx, plan, selective } = this.options;
+    const { ctx, plan, freezer } = this.options;
     const model = this.trainedModel();
     const started = Date.now();
     const evaluation = await evaluateAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe));
@@ -109,22 +111,22 @@ export class EpochRecorder extends tf.Callback {
       test_fgsm_acc: evaluation.adversarial,
       ...(pgdAccuracy !== undefined ? { test_pgd_acc: pgdAccuracy } : {}),
       ...(report ? summaryLogs(report) : {}),
-      ...(selective ? { frozen_layers: selective.frozenLayers.length } : {}),
+      ...(freezer ? { frozen_layers: freezer.frozenLayers.length } : {}),
       evaluation_seconds: (Date.now() - started) / 1000,
     };
   }
 
   /** Writes the epoch's analysis, labels, frozen layers and the metrics to the run folder. */
   private writeRecords(epoch: number, report: AnalysisReport | undefined): void {
-    const { ctx, plan, selective } = this.options;
+    const { ctx, plan, freezer } = this.options;
     const { folder } = ctx;
     if (report) {
       folder.writeAnalysis(plan.id, report);
       ctx.tracker?.logAnalysis(plan.id, report);
       folder.writeLabels(folder.analysedPhases());
     }
-    if (selective) {
-      ctx.frozen.push({ phase: plan.id, epoch, layers: selective.frozenLayers });
+    if (freezer) {
+      ctx.frozen.push({ phase: plan.id, epoch, layers: freezer.frozenLayers });
       folder.writeJson(RUN_FILES.frozen, ctx.frozen);
     }
     folder.writeMetrics(ctx.rows);

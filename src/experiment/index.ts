@@ -2,8 +2,14 @@
  * Recipes: JSON experiments validated against `recipes/schema.json`, and the runner that trains,
  * analyses and compares normal with selective retraining, writing a run folder.
  */
-export { RECIPE_SCHEMA, RECIPE_SCHEMA_ID, OPTIMIZER_NAMES, recipeSchemaJson } from './schema';
-export type { Recipe, RecipeAnalysis, OptimizerName } from './schema';
+export {
+  RECIPE_SCHEMA,
+  RECIPE_SCHEMA_ID,
+  OPTIMIZER_NAMES,
+  RETRAINING_ARMS,
+  recipeSchemaJson,
+} from './schema';
+export type { Recipe, RecipeAnalysis, OptimizerName, RetrainingArm } from './schema';
 export { validateRecipe, loadRecipe, applyOverrides, RecipeError } from './validate';
 export { runRecipe } from './runner';
 export type { RunRecipeOptions, RunResult, RunReporter } from './runner';

@@ -5,13 +5,16 @@ import {
   SelectiveRetrainCallback,
   type SelectiveRetrainState,
 } from '../../callbacks/selective-retrain-callback';
+import { RandomFreezeCallback } from '../../callbacks/random-freeze-callback';
+import { adversarialBatches } from '../analysis/adversarial-batches';
 import { buildModel } from '../models';
 import { analysisProgress, TrainingProgressCallback } from './progress';
 import { CHECKPOINT_FILES, loadCheckpoint } from './checkpoint';
 import { epochOrder, type RecipeData } from './data';
 import { EpochRecorder } from './epoch-recorder';
 import { renameReport, weightNames, type WeightNames } from './names';
-import type { PhasePlan } from './phases';
+import { freezesByLabels, trainsAdversarially, type PhasePlan } from './phases';
+import { randomFreezePlan } from './random-freeze-plan';
 import type { CheckpointState, RunContext } from './run-context';
 import type { RunManifest } from './run-folder';
 import type { Recipe } from './schema';
@@ -99,7 +102,7 @@ async function resumePhase(
   const dir = ctx.folder.file(checkpoint.dir);
   const state = await loadCheckpoint<CheckpointState>(dir, model);
   const initialEpoch = checkpoint.epoch + 1;
-  if (plan.kind === 'selective' && initialEpoch < plan.epochs && !state.selective) {
+  if (freezesByLabels(plan.kind) && initialEpoch < plan.epochs && !state.selective) {
     throw new Error(
       `${plan.id}: ${dir}/${CHECKPOINT_FILES.state} has no 'selective' state (the frozen ` +
         `weights), which this version needs to resume selective retraining; start a new run`,
@@ -127,7 +130,7 @@ async function branchPhase(
   const { folder, recipe } = ctx;
   const source = folder.checkpointDir(plan.from, recipe.training.epochs - 1);
   const state = await loadCheckpoint<CheckpointState>(folder.file(source), model);
-  if (plan.kind !== 'selective') return { initialEpoch: 0, reports: [] };
+  if (!freezesByLabels(plan.kind)) return { initialEpoch: 0, reports: [] };
   const last = state.reports[state.reports.length - 1];
   if (!last) {
     throw new Error(`${plan.id}: the ${plan.from} phase left no analysis to decide what to freeze`);
@@ -164,17 +167,27 @@ function phaseCallbacks(ctx: RunContext, plan: PhasePlan, names: WeightNames, st
     analysis = new SynapticFilterCallback({
       ...analyzeOptions(recipe, names),
       data: data.analysis,
-      every: plan.kind === 'selective' ? recipe.retraining.every : recipe.analysis.every,
+      every: plan.kind === 'train' ? recipe.analysis.every : recipe.retraining.every,
       atStart: plan.kind === 'train' && recipe.analysis.atStart && start.initialEpoch === 0,
+      // A retraining arm's labels after its last epoch would decide nothing: skip that analysis.
+      ...(plan.kind === 'train' ? {} : { lastEpoch: plan.epochs - 2 }),
       onProgress: (p) => analysisTask.onProgress({ ...p, parameter: names.toStable(p.parameter) }),
     });
     analysis.setState({ reports: start.reports });
   }
-  if (analysis && plan.kind === 'selective') {
+  if (analysis && freezesByLabels(plan.kind)) {
     const { score, filters, granularity } = recipe.retraining;
     selective = new SelectiveRetrainCallback({ analysis, score, filters, granularity });
     if (start.selective) selective.setState(start.selective);
   }
+  const randomFreeze =
+    plan.kind === 'random-freeze'
+      ? new RandomFreezeCallback({
+          ...randomFreezePlan(ctx, plan),
+          seed: plan.seed,
+          initialEpoch: start.initialEpoch,
+        })
+      : undefined;
   const batches = Math.ceil(data.train.xs.shape[0] / recipe.training.batchSize);
   const display = new TrainingProgressCallback(progress, plan.id, batches, plan.epochs);
   const { initialEpoch } = start;
@@ -185,12 +198,31 @@ function phaseCallbacks(ctx: RunContext, plan: PhasePlan, names: WeightNames, st
     display,
     analysis,
     selective,
+    freezer: selective ?? randomFreeze,
     initialEpoch,
   });
-  const callbacks = [analysis, selective, recorder, display].filter(
+  const callbacks = [analysis, selective, randomFreeze, recorder, display].filter(
     (c): c is NonNullable<typeof c> => c !== undefined,
   );
   return { callbacks, recorder, analysisTask };
+}
+
+/** The adversarial arms' batches: a share of each replaced by attacks on the current weights. */
+function adversarialData(
+  ctx: RunContext,
+  plan: PhasePlan,
+  model: tf.LayersModel,
+  batches: tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }>,
+): tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }> {
+  const { analysis, retraining } = ctx.recipe;
+  return adversarialBatches(model, batches, {
+    attack: retraining.adversarial.attack,
+    epsilon: retraining.adversarial.epsilon ?? analysis.epsilon,
+    ratio: retraining.adversarial.ratio,
+    clip: analysis.clip,
+    output: analysis.output,
+    seed: plan.seed,
+  });
 }
 
 /** Fits the phase from `start`; returns false when it stopped before its last epoch. */
@@ -203,8 +235,9 @@ async function fitPhase(
 ): Promise<boolean> {
   const { callbacks, recorder, analysisTask } = phaseCallbacks(ctx, plan, names, start);
   const batchSize = ctx.recipe.training.batchSize;
+  const batches = epochBatches(ctx.data, batchSize, plan.seed, () => recorder.epoch);
   await model.fitDataset(
-    epochBatches(ctx.data, batchSize, plan.seed, () => recorder.epoch),
+    trainsAdversarially(plan.kind) ? adversarialData(ctx, plan, model, batches) : batches,
     {
       epochs: plan.epochs,
       initialEpoch: start.initialEpoch,

@@ -1,10 +1,10 @@
-import type { Recipe } from './schema';
+import { RETRAINING_ARMS, type Recipe, type RetrainingArm } from './schema';
 
 /** One `fit` of a run: the training, or one branch of the retraining comparison. */
 export interface PhasePlan {
-  /** `train`, `normal-s<seed>` or `selective-s<seed>`. */
+  /** `train`, or `<arm>-s<seed>` (`normal-s0`, `random-freeze-s1`, …). */
   id: string;
-  kind: 'train' | 'normal' | 'selective';
+  kind: 'train' | RetrainingArm;
   epochs: number;
   /** Seed of the per-epoch data order. */
   seed: number;
@@ -14,10 +14,20 @@ export interface PhasePlan {
   analyse: boolean;
 }
 
+/** Whether an arm freezes layers by the analysis' labels (and so analyses as it trains). */
+export function freezesByLabels(kind: PhasePlan['kind']): boolean {
+  return kind === 'selective' || kind === 'selective-adversarial';
+}
+
+/** Whether an arm trains on adversarialBatches. */
+export function trainsAdversarially(kind: PhasePlan['kind']): boolean {
+  return kind === 'adversarial' || kind === 'selective-adversarial';
+}
+
 /**
- * The phases of a recipe, in order: `train`, then for each retraining seed a `normal-s<seed>`
- * and a `selective-s<seed>` branch, both starting from the final checkpoint of `train` and
- * seeing the same batches in the same order.
+ * The phases of a recipe, in order: `train`, then for each retraining seed one branch per arm
+ * (`normal-s<seed>`, `selective-s<seed>`, …), all starting from the final checkpoint of `train`
+ * and seeing the same batches in the same order.
  */
 export function planPhases(recipe: Recipe): PhasePlan[] {
   const phases: PhasePlan[] = [
@@ -31,14 +41,15 @@ export function planPhases(recipe: Recipe): PhasePlan[] {
   ];
   if (recipe.retraining.enabled) {
     for (const seed of recipe.retraining.seeds) {
-      for (const kind of ['normal', 'selective'] as const) {
+      // In RETRAINING_ARMS' order, so that selective runs before random-freeze, which copies its counts.
+      for (const kind of RETRAINING_ARMS.filter((arm) => recipe.retraining.arms.includes(arm))) {
         phases.push({
           id: `${kind}-s${seed}`,
           kind,
           epochs: recipe.retraining.epochs,
           seed,
           from: 'train',
-          analyse: kind === 'selective',
+          analyse: freezesByLabels(kind),
         });
       }
     }

@@ -13,6 +13,16 @@ import { DATASET_NAMES, type DatasetName } from '../../datasets';
 export const OPTIMIZER_NAMES = ['adam', 'sgd', 'momentum', 'rmsprop'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
 
+/** The retraining arms a recipe can compare (docs/method.md §7 and its controls). */
+export const RETRAINING_ARMS = [
+  'normal',
+  'selective',
+  'random-freeze',
+  'adversarial',
+  'selective-adversarial',
+] as const;
+export type RetrainingArm = (typeof RETRAINING_ARMS)[number];
+
 /** Where the published schema lives, as recipes refer to it. */
 export const RECIPE_SCHEMA_ID = 'tfjs-antifragile/recipes/schema.json';
 
@@ -319,6 +329,41 @@ export const RECIPE_SCHEMA = {
           description:
             'Re-analyse (and refresh the frozen set) every n-th epoch of the selective branch.',
         },
+        arms: {
+          type: 'array',
+          minItems: 2,
+          uniqueItems: true,
+          items: { enum: [...RETRAINING_ARMS] },
+          default: ['normal', 'selective'],
+          description:
+            'Retraining arms, each from the same checkpoint with the same batches per seed: normal; selective (fragile layers frozen); random-freeze (as many layers frozen as selective froze at each refresh, chosen at random: the control); adversarial (each batch partly replaced by attack examples against the current weights); selective-adversarial (both). Must include normal, the reference of every gain.',
+        },
+        adversarial: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'How the adversarial arms make their training batches (adversarialBatches).',
+          properties: {
+            attack: {
+              enum: ['fgsm', 'pgd'],
+              default: 'fgsm',
+              description:
+                'fgsm (Goodfellow et al. 2015) or pgd (Madry et al. 2018; 10 steps of ε/4).',
+            },
+            ratio: {
+              type: 'number',
+              minimum: 0,
+              maximum: 1,
+              default: 0.5,
+              description: 'Share of each batch replaced by attack examples.',
+            },
+            epsilon: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              description: 'Attack radius in input units; default analysis.epsilon.',
+            },
+          },
+        },
       },
     },
     tracking: {
@@ -421,6 +466,8 @@ export interface Recipe {
     filters: 'any' | 'all' | FilterId[];
     granularity: 'layer' | 'parameter';
     every: number;
+    arms: RetrainingArm[];
+    adversarial: { attack: 'fgsm' | 'pgd'; ratio: number; epsilon?: number };
   };
   tracking: {
     checkpoints: 'last' | 'all';

@@ -213,13 +213,21 @@ export async function startMlflowTracker(
     },
     logComparison(comparison) {
       const values: Record<string, number> = {};
-      for (const arm of ['start', 'normal', 'selective'] as const) {
-        for (const [metric, value] of Object.entries(comparison.mean[arm])) {
+      for (const [arm, means] of Object.entries(comparison.mean)) {
+        for (const [metric, value] of Object.entries(means)) {
           if (typeof value === 'number') values[`comparison/${arm}_${metric}`] = value;
         }
       }
       for (const [metric, value] of Object.entries(comparison.gain)) {
         if (typeof value === 'number') values[`comparison/gain_${metric}`] = value;
+      }
+      for (const [arm, gains] of Object.entries(comparison.gains ?? {})) {
+        for (const [metric, gain] of Object.entries(gains)) {
+          const key = `comparison/${arm}/gain_${metric}`;
+          values[key] = gain.mean;
+          values[`${key}_ci95_lo`] = gain.ci95[0];
+          values[`${key}_ci95_hi`] = gain.ci95[1];
+        }
       }
       values['comparison/seeds'] = comparison.seeds.length;
       run.logMetrics(values, 0);

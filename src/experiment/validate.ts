@@ -156,6 +156,21 @@ function crossFieldProblems(recipe: Recipe): string[] {
       '/retraining/enabled: selective retraining needs the analysis labels; set analysis.enabled to true',
     );
   }
+  if (retraining.enabled && dataset.validationSize === undefined) {
+    problems.push(
+      '/dataset/validationSize: retraining needs a validation split, so that the labels that decide freezing never see the test set on which the arms are scored; set dataset.validationSize (≥ analysis.examples)',
+    );
+  }
+  if (!retraining.arms.includes('normal')) {
+    problems.push(
+      `/retraining/arms: must include "normal", the reference of every gain; got ${show(retraining.arms)}`,
+    );
+  }
+  if (retraining.arms.includes('random-freeze') && !retraining.arms.includes('selective')) {
+    problems.push(
+      `/retraining/arms: "random-freeze" freezes as many layers as "selective" did, so it needs "selective" too; got ${show(retraining.arms)}`,
+    );
+  }
   if (Array.isArray(retraining.filters)) {
     const missing = retraining.filters.filter((f) => !filters.includes(f));
     if (missing.length) {

@@ -18,6 +18,7 @@ import {
   type RunStatus,
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
+import { checkCallbackTfjs } from '../src/util/tfjs-copies';
 import { serializeModel } from '../src/models/model-files';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
@@ -277,6 +278,7 @@ export class MlflowCallback extends tf.Callback {
   }
 
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('MlflowCallback', this, MlflowCallback, this.model);
     if (this.current && !this.current.ended) {
       await this.close('FAILED', new Error('the previous fit ended without onTrainEnd (it threw)'));
     }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
 import { SynapticFilterCallback } from './synaptic-filter-callback';
+import { checkCallbackTfjs } from '../src/util/tfjs-copies';
 
 /** Which filters must call a parameter fragile for it to be frozen. */
 export type FragileRule = 'any' | 'all' | FilterId[];
@@ -202,6 +203,7 @@ export class SelectiveRetrainCallback extends tf.Callback {
   }
 
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('SelectiveRetrainCallback', this, SelectiveRetrainCallback, this.model);
     if (!this.analysis.hasBegun(this.params)) {
       throw new Error(
         'SelectiveRetrainCallback: its SynapticFilterCallback must be in the same callbacks list, ' +

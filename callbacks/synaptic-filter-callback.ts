@@ -11,6 +11,7 @@ import {
   type InvarianceReport,
 } from '../src/analysis';
 import { LABELS, SCORE_IDS } from '../src/analysis/types';
+import { checkCallbackTfjs } from '../src/util/tfjs-copies';
 
 /** Options of {@link SynapticFilterCallback}: every option of `analyze`, plus these. */
 export interface SynapticFilterCallbackOptions extends AnalyzeOptions {
@@ -156,6 +157,7 @@ export class SynapticFilterCallback extends tf.Callback {
   }
 
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('SynapticFilterCallback', this, SynapticFilterCallback, this.model);
     const model = this.requireModel();
     try {
       checkAnalysisSetup(model, this.data, this.analysisOptions);

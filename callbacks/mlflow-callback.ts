@@ -18,7 +18,7 @@ import {
   type RunStatus,
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
-import { checkCallbackTfjs } from '../src/util/tfjs-copies';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 import { serializeModel } from '../src/models/model-files';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
@@ -275,6 +275,12 @@ export class MlflowCallback extends tf.Callback {
     } catch (err) {
       this.fail(context, err);
     }
+  }
+
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('MlflowCallback', model);
+    super.setModel(model);
   }
 
   override async onTrainBegin(): Promise<void> {

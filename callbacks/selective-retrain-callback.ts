@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
 import { SynapticFilterCallback } from './synaptic-filter-callback';
-import { checkCallbackTfjs } from '../src/util/tfjs-copies';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** Which filters must call a parameter fragile for it to be frozen. */
 export type FragileRule = 'any' | 'all' | FilterId[];
@@ -200,6 +200,12 @@ export class SelectiveRetrainCallback extends tf.Callback {
     const fragile = considered.map((f) => p.filters[f]?.labels[this.score] === 'fragile');
     if (fragile.length === 0) return false;
     return this.filters === 'all' ? fragile.every(Boolean) : fragile.some(Boolean);
+  }
+
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('SelectiveRetrainCallback', model);
+    super.setModel(model);
   }
 
   override async onTrainBegin(): Promise<void> {

@@ -11,7 +11,7 @@ import {
   type InvarianceReport,
 } from '../src/analysis';
 import { LABELS, SCORE_IDS } from '../src/analysis/types';
-import { checkCallbackTfjs } from '../src/util/tfjs-copies';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** Options of {@link SynapticFilterCallback}: every option of `analyze`, plus these. */
 export interface SynapticFilterCallbackOptions extends AnalyzeOptions {
@@ -154,6 +154,12 @@ export class SynapticFilterCallback extends tf.Callback {
       throw new Error('SynapticFilterCallback.setState: expected { reports: AnalysisReport[] }');
     }
     this.stored.splice(0, this.stored.length, ...state.reports);
+  }
+
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('SynapticFilterCallback', model);
+    super.setModel(model);
   }
 
   override async onTrainBegin(): Promise<void> {

@@ -5,6 +5,7 @@
  * project), then run every TypeScript/JavaScript example of the README, extracted from its code
  * blocks and transpiled as written, on the digits bundled with the package: each must finish,
  * on the `tensorflow` backend, with one copy of tfjs. The MLflow example logs to a real server.
+ * Last, `setup --wasm` installs the wasm backend into the same project.
  * Needs dist/ (`npm test` builds it); set KEEP_CONSUMER=1 to keep the temporary project.
  */
 import { spawnSync } from 'child_process';
@@ -171,6 +172,22 @@ describe('the packed package in a fresh project', () => {
     },
     180_000,
   );
+
+  it('npx tfjs-antifragile setup --wasm installs the wasm backend into the project', () => {
+    const setup = sh('npx', ['tfjs-antifragile', 'setup', '--wasm'], app, userEnv());
+    expect({ status: setup.status, out: setup.out }).toEqual({
+      status: 0,
+      out: expect.any(String),
+    });
+    expect(setup.out).toContain(`initBackend() picks 'wasm' in ${app}`);
+    const wasm = path.join(app, 'node_modules', '@tensorflow', 'tfjs-backend-wasm');
+    expect(JSON.parse(fs.readFileSync(path.join(wasm, 'package.json'), 'utf8')).version).toBe(
+      TFJS_VERSION,
+    );
+    const project = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8'));
+    expect(project.dependencies['@tensorflow/tfjs-backend-wasm']).toContain(TFJS_VERSION);
+    expect(copiesOf(app, '@tensorflow/tfjs-core')).toHaveLength(1);
+  }, 300_000);
 
   it('the MLflow example logged a finished run with metrics', async () => {
     expect(examples.some((e) => e.source.includes('MlflowCallback'))).toBe(true);

@@ -11,6 +11,7 @@
 export { initBackend, currentBackend } from './src/kernels/backend';
 export type { BackendId, BackendChoice, InitBackendOptions } from './src/kernels/backend';
 export { seededRandom, seededPermutation } from './src/util/random';
+export { TfjsCopiesError, assertOneTfjs, loadedTfjsCopies } from './src/util/tfjs-copies';
 export * from './src/analysis';
 export * from './callbacks';
 export {

@@ -18,6 +18,7 @@ import {
   type RunStatus,
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 import { serializeModel } from '../src/models/model-files';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
@@ -276,7 +277,14 @@ export class MlflowCallback extends tf.Callback {
     }
   }
 
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('MlflowCallback', model);
+    super.setModel(model);
+  }
+
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('MlflowCallback', this, MlflowCallback, this.model);
     if (this.current && !this.current.ended) {
       await this.close('FAILED', new Error('the previous fit ended without onTrainEnd (it threw)'));
     }

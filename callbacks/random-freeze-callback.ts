@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation } from '../src/util/random';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** One refresh of a {@link RandomFreezeCallback}: at the end of `epoch`, freeze `count` layers. */
 export interface RandomFreezeStep {
@@ -99,7 +100,14 @@ export class RandomFreezeCallback extends tf.Callback {
       .map((i) => this.layers[i]);
   }
 
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('RandomFreezeCallback', model);
+    super.setModel(model);
+  }
+
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('RandomFreezeCallback', this, RandomFreezeCallback, this.model);
     const model = this.model as tf.LayersModel;
     const names = new Set(model.layers.map((l) => l.name));
     const missing = this.layers.filter((l) => !names.has(l));

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
 import { SynapticFilterCallback } from './synaptic-filter-callback';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** Which filters must call a parameter fragile for it to be frozen. */
 export type FragileRule = 'any' | 'all' | FilterId[];
@@ -201,7 +202,14 @@ export class SelectiveRetrainCallback extends tf.Callback {
     return this.filters === 'all' ? fragile.every(Boolean) : fragile.some(Boolean);
   }
 
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('SelectiveRetrainCallback', model);
+    super.setModel(model);
+  }
+
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('SelectiveRetrainCallback', this, SelectiveRetrainCallback, this.model);
     if (!this.analysis.hasBegun(this.params)) {
       throw new Error(
         'SelectiveRetrainCallback: its SynapticFilterCallback must be in the same callbacks list, ' +

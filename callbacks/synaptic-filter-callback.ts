@@ -11,6 +11,7 @@ import {
   type InvarianceReport,
 } from '../src/analysis';
 import { LABELS, SCORE_IDS } from '../src/analysis/types';
+import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** Options of {@link SynapticFilterCallback}: every option of `analyze`, plus these. */
 export interface SynapticFilterCallbackOptions extends AnalyzeOptions {
@@ -174,7 +175,14 @@ export class SynapticFilterCallback extends tf.Callback {
     this.stored.splice(0, this.stored.length, ...state.reports);
   }
 
+  /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */
+  override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
+    checkModelTfjs('SynapticFilterCallback', model);
+    super.setModel(model);
+  }
+
   override async onTrainBegin(): Promise<void> {
+    checkCallbackTfjs('SynapticFilterCallback', this, SynapticFilterCallback, this.model);
     const model = this.requireModel();
     try {
       checkAnalysisSetup(model, this.data, this.analysisOptions);

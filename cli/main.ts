@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The command line: `tfjs-antifragile run | report | compare | mlflow | schema`, with `--help`
+ * The command line: `tfjs-antifragile run | report | compare | mlflow | schema | setup`, with `--help`
  * on each. `main(argv)` returns the exit code, so tests call it in-process.
  */
 import { spawn } from 'child_process';
@@ -15,6 +15,7 @@ import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { gainLines } from '../src/experiment/comparison';
 import { writeRunReport } from '../src/report/run-report';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
+import { findProjectRoot, setupBackend } from './setup';
 
 /** Where the CLI writes (injectable for tests). */
 export interface CliIo {
@@ -47,6 +48,7 @@ Usage:
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
   tfjs-antifragile mlflow [--port 5000]                start a local MLflow server and UI
   tfjs-antifragile schema [--out recipes/schema.json]  write the recipe JSON schema
+  tfjs-antifragile setup [--native | --wasm]           install a fast backend into your project
 
 Run 'tfjs-antifragile <command> --help' for a command's options.
 Set MLFLOW_TRACKING_URI to log runs to MLflow as well.`,
@@ -110,6 +112,22 @@ Writes the JSON schema of recipes (with descriptions and defaults), or prints it
 
 Options:
   --out <file>       where to write it
+  -h, --help         this help`,
+  setup: `Usage: tfjs-antifragile setup [--native | --wasm]
+
+Installs a fast tfjs backend into your project (the nearest folder with a package.json, from the
+current folder up), where initBackend() picks it up; without it initBackend() falls back to tfjs'
+pure-JS 'cpu' backend, hundreds of times slower for training.
+
+  --native   (default) @tensorflow/tfjs-node, installed with npm (--ignore-scripts) if missing,
+             then TensorFlow's C library from PyPI's tensorflow-cpu wheel (Linux x86-64; Python
+             with pip; ~250 MB, downloaded once into ~/.cache/tfjs-antifragile) and its addon
+             compiled with npm's node-gyp (a C++ compiler is needed; the build is cached too)
+  --wasm     @tensorflow/tfjs-backend-wasm, installed with npm if missing (no compiler needed)
+
+Ends by checking, in a fresh process, that initBackend() loads the backend.
+
+Options:
   -h, --help         this help`,
 };
 
@@ -351,12 +369,29 @@ async function schemaCommand(args: string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
+async function setupCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    native: { type: 'boolean' },
+    wasm: { type: 'boolean' },
+  });
+  if (values.help) {
+    io.out(HELP.setup);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0)
+    throw new UsageError(`setup takes no arguments; got ${positionals[0]}`);
+  if (values.native && values.wasm) throw new UsageError('choose one of --native and --wasm');
+  setupBackend(values.wasm ? 'wasm' : 'native', findProjectRoot(process.cwd()), projectRoot(), io);
+  return EXIT.ok;
+}
+
 const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   run: runCommand,
   report: reportCommand,
   compare: compareCommand,
   mlflow: mlflowCommand,
   schema: schemaCommand,
+  setup: setupCommand,
 };
 
 /**

@@ -3,19 +3,23 @@
 /**
  * One idempotent install step for everything npm alone cannot install:
  *   node scripts/setup.js            native backend (TensorFlow's C library for tfjs-node)
- *   node scripts/setup.js --mlflow   ... and the MLflow tracking server in .venv (tests)
+ *   node scripts/setup.js --mlflow   ... and the MLflow tracking server in .venv
+ *   node scripts/setup.js --test     ... and what `npm test` needs: MLflow, and Chromium for the
+ *                                    HTML report's test (apt-get when missing and root)
  *   node scripts/setup.js --torch    ... and PyTorch in .venv (benchmarks)
  */
 const path = require('path');
 const { setupNative } = require('./setup/native');
 const { setupVenv } = require('./setup/python-venv');
+const { setupChromium } = require('./setup/chromium');
 
 const root = path.resolve(__dirname, '..');
 const args = new Set(process.argv.slice(2));
 
 try {
   setupNative(root);
-  if (args.has('--mlflow')) setupVenv(root, 'mlflow');
+  if (args.has('--mlflow') || args.has('--test')) setupVenv(root, 'mlflow');
+  if (args.has('--test')) setupChromium();
   if (args.has('--torch')) setupVenv(root, 'torch');
 } catch (err) {
   console.error(`[setup] failed: ${err && err.message ? err.message : err}`);

@@ -8,7 +8,10 @@
  * the addon needs into `node_modules/@tensorflow/tfjs-node/deps/`, and compile the addon with
  * the node-gyp that npm bundles, against the headers of the running Node.js.
  *
- * Idempotent: a stamp file records what was installed; a second run only verifies.
+ * Idempotent: a stamp file records what was installed; a second run only verifies. The built
+ * addon is kept in the same cache, keyed by everything it depends on (TensorFlow, tfjs-node,
+ * Node-API and Node ABI versions), so another project's setup (`npx tfjs-antifragile setup`)
+ * reuses it instead of compiling again; a cached addon that does not load is rebuilt.
  */
 const fs = require('fs');
 const os = require('os');
@@ -52,9 +55,19 @@ function napiBuildVersion(pkg) {
   return Math.max(...candidates);
 }
 
-function cacheDir() {
+function cacheRoot() {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'tfjs-antifragile', `tensorflow-cpu-${TENSORFLOW_VERSION}`);
+  return path.join(base, 'tfjs-antifragile');
+}
+
+function cacheDir() {
+  return path.join(cacheRoot(), `tensorflow-cpu-${TENSORFLOW_VERSION}`);
+}
+
+/** Where a built addon for `wanted` (the stamp's contents) is kept. */
+function addonCachePath(wanted) {
+  const key = `tf${wanted.tensorflow}-tfjs-node${wanted.tfjsNode}-napi${wanted.napi}-abi${wanted.node}`;
+  return path.join(cacheRoot(), 'addon', key, 'tfjs_binding.node');
 }
 
 function python() {
@@ -204,6 +217,33 @@ function verify(tfjsNodeDir) {
   return { ok: r.status === 0, stderr: r.stderr };
 }
 
+/** Copies a cached addon built for `wanted` into place; true if it is there and loads. */
+function reuseCachedAddon(tfjsNodeDir, binding, wanted) {
+  const cached = addonCachePath(wanted);
+  if (!fs.existsSync(cached)) return false;
+  fs.mkdirSync(path.dirname(binding), { recursive: true });
+  fs.copyFileSync(cached, binding);
+  if (verify(tfjsNodeDir).ok) {
+    log(`reused the addon built earlier (${cached})`);
+    return true;
+  }
+  log(`the cached addon ${cached} does not load here; compiling instead`);
+  fs.rmSync(cached, { force: true });
+  return false;
+}
+
+/** Keeps a built addon for other projects' setup (best effort: a cache failure is no error). */
+function keepAddon(binding, wanted) {
+  const cached = addonCachePath(wanted);
+  try {
+    fs.mkdirSync(path.dirname(cached), { recursive: true });
+    fs.copyFileSync(binding, `${cached}.tmp`);
+    fs.renameSync(`${cached}.tmp`, cached);
+  } catch (err) {
+    log(`note: could not cache the addon in ${cached}: ${err.message}`);
+  }
+}
+
 function setupNative(root) {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     log(
@@ -235,6 +275,7 @@ function setupNative(root) {
   if (fs.existsSync(stampPath) && fs.existsSync(binding)) {
     const stamp = JSON.parse(fs.readFileSync(stampPath, 'utf8'));
     if (JSON.stringify(stamp) === JSON.stringify(wanted) && verify(dir).ok) {
+      if (!fs.existsSync(addonCachePath(wanted))) keepAddon(binding, wanted);
       log(`ready (TensorFlow ${TENSORFLOW_VERSION}, ${path.relative(root, binding)})`);
       return true;
     }
@@ -242,10 +283,13 @@ function setupNative(root) {
   const depsDir = path.join(dir, 'deps');
   fs.rmSync(depsDir, { recursive: true, force: true });
   extractWheel(downloadWheel(cacheDir()), depsDir);
-  buildAddon(dir, napi);
-  const check = verify(dir);
-  if (!check.ok) {
-    throw new Error(`the native backend was built but does not load:\n${check.stderr}`);
+  if (!reuseCachedAddon(dir, binding, wanted)) {
+    buildAddon(dir, napi);
+    const check = verify(dir);
+    if (!check.ok) {
+      throw new Error(`the native backend was built but does not load:\n${check.stderr}`);
+    }
+    keepAddon(binding, wanted);
   }
   fs.writeFileSync(stampPath, JSON.stringify(wanted));
   log(

@@ -6,6 +6,7 @@ import { resolveAnalyzeOptions, type AnalyzeOptions, type ResolvedOptions } from
 import { selectParameters, type SelectedParameter } from './parameters';
 import { scoreSweep } from './scores';
 import type { AnalysisReport, FilterId, FilterResult, ParameterResult, StepResult } from './types';
+import { checkModelTfjs } from '../util/tfjs-copies';
 
 /** Evaluation data: inputs and labels (one-hot `[n, classes]` or class ids `[n]`). */
 export interface AnalysisData {
@@ -162,6 +163,7 @@ export async function analyze(
   options: AnalyzeOptions,
 ): Promise<AnalysisReport> {
   const started = Date.now();
+  checkModelTfjs('analyze', model);
   const opts = resolveAnalyzeOptions(options);
   const { n, classes } = checkData(model, data);
   const params = selectParameters(model, opts.selection);

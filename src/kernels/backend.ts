@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from './wasm';
 import { useThreadedWasm, wasmThreading } from './wasm/threads';
 import { registerFastTensorflowKernels } from './native/fast-kernels';
+import { assertOneTfjs } from '../util/tfjs-copies';
 
 /** The backends we know how to set up, best first. */
 export type BackendId = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -131,9 +132,12 @@ function describeError(err: unknown): string {
  * `@tensorflow/tfjs-node-gpu` when installed and a GPU is visible, else `@tensorflow/tfjs-node`
  * (TensorFlow's native library), else `wasm`, else the pure-JS `cpu`. The environment variable
  * `TFJS_BACKEND` (one of `tensorflow-gpu`, `tensorflow`, `wasm`, `cpu`) overrides the choice, and
- * then a backend that cannot be loaded is an error rather than a fallback.
+ * then a backend that cannot be loaded is an error rather than a fallback. Two copies of tfjs
+ * loaded in the process (your code's and another one that tfjs-antifragile resolved) are a
+ * `TfjsCopiesError`, checked before and after loading the backend's package.
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendChoice> {
+  assertOneTfjs('initBackend');
   const requested = options.backend ?? (process.env[BACKEND_ENV] as BackendId | undefined);
   if (current && (requested === undefined || requested === current.id)) {
     // Someone may have switched backends since (tf.setBackend): switch back to ours.
@@ -186,6 +190,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     }
     if (!current) throw new Error(`no tfjs backend could be initialised: ${skipped.join('; ')}`);
   }
+  assertOneTfjs(`initBackend (after loading ${current.package})`);
   if (current.id === 'wasm') current.threads = wasmThreading()?.threads ?? 1;
   log(`[tfjs-antifragile] backend: ${describeChoice(current)}`);
   return { ...current };

@@ -11,6 +11,7 @@ import {
   type FilterId,
   type ScoreId,
 } from '../src/analysis/types';
+import { labelCounts } from '../src/analysis/labels';
 import { sanitizeKey } from '../src/mlflow/keys';
 
 const SCORE_KEY: Record<ScoreId, string> = {
@@ -48,15 +49,17 @@ export function analysisMetrics(report: AnalysisReport): Record<string, number> 
     'analysis/reference_adversarial': report.reference.adversarial,
     'analysis/seconds': report.seconds,
   };
+  const counts = labelCounts(report);
   for (const filter of FILTER_IDS) {
-    const analysed = report.parameters.filter((p) => p.filters[filter] !== undefined);
-    if (analysed.length === 0) continue;
+    const byScore = counts[filter];
+    if (!byScore) continue;
     for (const score of SCORE_IDS) {
-      for (const label of LABELS) out[sanitizeKey(`labels_${score}/${filter}/${label}`)] = 0;
-      for (const p of analysed) {
-        const result = p.filters[filter]!;
-        out[scoreMetricKey(score, filter, p.name)] = result.scores[score];
-        out[sanitizeKey(`labels_${score}/${filter}/${result.labels[score]}`)] += 1;
+      for (const label of LABELS) {
+        out[sanitizeKey(`labels_${score}/${filter}/${label}`)] = byScore[score][label];
+      }
+      for (const p of report.parameters) {
+        const result = p.filters[filter];
+        if (result) out[scoreMetricKey(score, filter, p.name)] = result.scores[score];
       }
     }
   }

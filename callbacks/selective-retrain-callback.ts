@@ -123,9 +123,7 @@ export class SelectiveRetrainCallback extends tf.Callback {
       );
     }
     if (Array.isArray(filters)) {
-      const missing = filters.filter(
-        (f) => !(analysis.analysisOptions.filters ?? FILTER_IDS).includes(f),
-      );
+      const missing = filters.filter((f) => !analysis.analysisOptions.filters.includes(f));
       if (missing.length) {
         throw new Error(
           `SelectiveRetrainCallback: filter '${missing[0]}' is not swept by the analysis`,

@@ -3,12 +3,15 @@ import {
   analyze,
   checkAnalysisSetup,
   invariance,
+  labelCounts,
+  labelTotals,
   resolveAnalyzeOptions,
   type AnalysisData,
   type AnalysisReport,
   type AnalyzeOptions,
   type InvarianceOptions,
   type InvarianceReport,
+  type ResolvedOptions,
 } from '../src/analysis';
 import { LABELS, SCORE_IDS } from '../src/analysis/types';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
@@ -41,20 +44,14 @@ export type AnalysisLogs = Record<string, number>;
  */
 export function summaryLogs(report: AnalysisReport): AnalysisLogs {
   const logs: AnalysisLogs = {};
+  const totals = labelTotals(labelCounts(report));
   for (const score of SCORE_IDS) {
-    const counts = { fragile: 0, robust: 0, antifragile: 0 };
-    let sum = 0;
-    let n = 0;
-    for (const p of report.parameters) {
-      for (const r of Object.values(p.filters)) {
-        if (!r) continue;
-        counts[r.labels[score]]++;
-        sum += r.scores[score];
-        n++;
-      }
-    }
-    for (const label of LABELS) logs[`${label}_${score}`] = counts[label];
-    logs[`psi_${score}_mean`] = n > 0 ? sum / n : 0;
+    const values = report.parameters.flatMap((p) =>
+      Object.values(p.filters).flatMap((r) => (r ? [r.scores[score]] : [])),
+    );
+    for (const label of LABELS) logs[`${label}_${score}`] = totals[score][label];
+    logs[`psi_${score}_mean`] =
+      values.length > 0 ? values.reduce((sum, v) => sum + v, 0) / values.length : 0;
   }
   logs.analysis_clean_acc = report.reference.clean;
   logs.analysis_adversarial_acc = report.reference.adversarial;
@@ -78,8 +75,8 @@ export function summaryLogs(report: AnalysisReport): AnalysisLogs {
  * The weights after an analysis are bit-identical to those before it.
  */
 export class SynapticFilterCallback extends tf.Callback {
-  /** The analysis options, as given (validated). */
-  readonly analysisOptions: AnalyzeOptions;
+  /** The analysis options, validated once here with their defaults filled in (frozen). */
+  readonly analysisOptions: ResolvedOptions;
   readonly data: AnalysisData;
   readonly every: number;
   readonly atStart: boolean;
@@ -127,11 +124,10 @@ export class SynapticFilterCallback extends tf.Callback {
       throw new Error("SynapticFilterCallback: option 'onAnalysis' must be a function");
     }
     try {
-      resolveAnalyzeOptions(analysisOptions);
+      this.analysisOptions = resolveAnalyzeOptions(analysisOptions);
     } catch (err) {
       throw new Error(`SynapticFilterCallback: ${(err as Error).message}`);
     }
-    this.analysisOptions = analysisOptions;
     this.data = data;
     this.every = every;
     this.atStart = atStart;
@@ -185,6 +181,7 @@ export class SynapticFilterCallback extends tf.Callback {
     checkCallbackTfjs('SynapticFilterCallback', this, SynapticFilterCallback, this.model);
     const model = this.requireModel();
     try {
+      // Resolved options are not validated again (see resolveAnalyzeOptions).
       checkAnalysisSetup(model, this.data, this.analysisOptions);
     } catch (err) {
       throw new Error(`SynapticFilterCallback: ${(err as Error).message}`);

@@ -25,6 +25,7 @@ import { createProgress } from '../src/experiment/progress';
 import { RUN_FILES, RunFolder, type RunManifest } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { writeRunReport } from '../src/report/run-report';
+import { PGD_DEFAULTS_TEXT } from '../src/analysis/attacks';
 import {
   summarizeSweep,
   sweepMarkdownTable,
@@ -131,7 +132,7 @@ function settingsLine(r: Recipe): string {
     `- **${r.name}**: ${r.model.architecture}${r.model.width !== 1 ? ` (width ${r.model.width})` : ''} on ` +
     `${r.dataset.name} (${r.dataset.trainSize ?? 'all'} training, ${r.dataset.validationSize ?? 0} held out for the analysis, ` +
     `${r.dataset.testSize ?? 'all'} test); ${plural(r.training.epochs, 'epoch')} to the checkpoint, then ${t.epochs} per arm; ` +
-    `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD 10 steps of ε/4; ` +
+    `${r.training.optimizer} ${r.training.learningRate}, batch ${r.training.batchSize}; ε ${a.epsilon}, PGD ${PGD_DEFAULTS_TEXT}; ` +
     `analysis K ${a.steps}, ${a.filters.join('/')}, regenerate ${a.regenerate}, ${a.examples} examples; selective arm: ` +
     `labels from Ψ_${t.score}, fragile if ${rule} filter(s) say so, frozen by ${t.granularity}, τ ${a.tolerance}, ` +
     `labels refreshed ${refresh}`

@@ -2,7 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { fgsmBatch, logitsFunction, pgd, toClassIds, toOneHot } from './attacks';
 import { filterStep, valueRange } from './filters';
 import { GraphRunner, type GraphSplit } from './graph';
-import { resolveAnalyzeOptions, type AnalyzeOptions, type ResolvedOptions } from './options';
+import {
+  reportOptions,
+  resolveAnalyzeOptions,
+  type AnalyzeOptions,
+  type ResolvedOptions,
+} from './options';
 import { selectParameters, type SelectedParameter } from './parameters';
 import { scoreSweep } from './scores';
 import type { AnalysisReport, FilterId, FilterResult, ParameterResult, StepResult } from './types';
@@ -147,7 +152,7 @@ export function checkAnalysisSetup(
 ): { examples: number; parameters: string[] } {
   const opts = resolveAnalyzeOptions(options);
   const { n } = checkData(model, data);
-  return { examples: n, parameters: selectParameters(model, opts.selection).map((p) => p.name) };
+  return { examples: n, parameters: selectParameters(model, opts.parameters).map((p) => p.name) };
 }
 
 /**
@@ -166,7 +171,7 @@ export async function analyze(
   checkModelTfjs('analyze', model);
   const opts = resolveAnalyzeOptions(options);
   const { n, classes } = checkData(model, data);
-  const params = selectParameters(model, opts.selection);
+  const params = selectParameters(model, opts.parameters);
   // Read and check every weight before touching any (non-finite values are an error).
   const snapshots = params.map((param) => {
     const values = param.variable.read().dataSync() as Float32Array;
@@ -188,20 +193,10 @@ export async function analyze(
     return {
       reference: session.reference,
       parameters: results,
-      options: {
-        epsilon: opts.epsilon,
-        steps: opts.steps,
-        filters: opts.filters,
-        tolerance: opts.tolerance,
-        baseline: opts.baseline,
-        regenerate: opts.regenerate,
-        attack: opts.attack,
-        ...(opts.pgd ? { pgd: opts.pgd } : {}),
-        parameters: params.map((p) => p.name),
-        batchSize: opts.batchSize,
-        ...(opts.clip ? { clip: opts.clip } : {}),
-        mode: opts.mode,
-      },
+      options: reportOptions(
+        opts,
+        params.map((p) => p.name),
+      ),
       backend: tf.getBackend(),
       seconds: (Date.now() - started) / 1000,
       examples: n,

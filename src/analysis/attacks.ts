@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphRunner } from './graph';
+import type { AnalyzeOptions } from './options';
 
 /**
  * What a model's output is. `auto` (default): if the output comes from a softmax (a softmax
  * activation layer, or a layer with `activation: 'softmax'`), the attack uses the pre-softmax
  * values; otherwise the output is taken as logits.
  */
-export type ModelOutputKind = 'auto' | 'logits' | 'probabilities';
+export type ModelOutputKind = NonNullable<AnalyzeOptions['output']>;
 
 /** Options shared by the attacks. */
 export interface AttackOptions {
@@ -18,12 +19,23 @@ export interface AttackOptions {
   output?: ModelOutputKind;
 }
 
+/** PGD's default: {@link PGD_DEFAULTS}`.steps` signed-gradient steps of ε/`stepDivisor`. */
+export const PGD_DEFAULTS = { steps: 10, stepDivisor: 4 } as const;
+
+/** The default PGD settings for radius ε: 10 steps of ε/4. */
+export function defaultPgdSettings(epsilon: number): { steps: number; stepSize: number } {
+  return { steps: PGD_DEFAULTS.steps, stepSize: epsilon / PGD_DEFAULTS.stepDivisor };
+}
+
+/** The default PGD settings in words ("10 steps of ε/4"), for descriptions and summaries. */
+export const PGD_DEFAULTS_TEXT = `${PGD_DEFAULTS.steps} steps of ε/${PGD_DEFAULTS.stepDivisor}`;
+
 /** Options of {@link pgd}. */
 export interface PgdOptions extends AttackOptions {
-  /** Gradient steps. */
-  steps: number;
-  /** Size of each signed-gradient step, in input units. */
-  stepSize: number;
+  /** Gradient steps; default {@link PGD_DEFAULTS} (10). */
+  steps?: number;
+  /** Size of each signed-gradient step, in input units; default ε/4 ({@link PGD_DEFAULTS}). */
+  stepSize?: number;
   /** Start from a uniform random point in the ε-ball (seeded); default false (start at x). */
   randomStart?: boolean;
   /** Seed of the random start; default 0. */
@@ -187,7 +199,7 @@ export function fgsm(
 
 /**
  * Projected gradient descent in the L∞ ball of radius ε (Madry et al.): `steps` signed-gradient
- * steps of `stepSize`, each projected back into the ball (and into `clip` when given).
+ * steps of `stepSize` (default {@link PGD_DEFAULTS_TEXT}), each projected back into the ball (and into `clip` when given).
  * A stronger adversary than FGSM; beyond the paper. Returns a new tensor (caller disposes).
  */
 export function pgd(
@@ -195,11 +207,13 @@ export function pgd(
   xs: tf.Tensor,
   ys: tf.Tensor,
   epsilon: number,
-  options: PgdOptions,
+  options: PgdOptions = {},
 ): tf.Tensor {
   checkEpsilon(epsilon);
   checkClip(options.clip);
-  const { steps, stepSize } = options;
+  const defaults = defaultPgdSettings(epsilon);
+  const steps = options.steps ?? defaults.steps;
+  const stepSize = options.stepSize ?? defaults.stepSize;
   if (!Number.isInteger(steps) || steps < 1) {
     throw new Error(`pgd: steps must be an integer ≥ 1; got ${steps}`);
   }

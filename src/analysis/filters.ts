@@ -1,12 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import type { FilterId } from './types';
 
-/** The paper's names of the filters (h_a, h_b, h_c), accepted as aliases. */
-export const FILTER_ALIASES: Readonly<Record<string, FilterId>> = {
+const ALIASES = {
   h_a: 'highpass',
   h_b: 'lowpass',
   h_c: 'pulse',
-};
+} as const satisfies Record<string, FilterId>;
+
+/** The paper's names of the filters: h_a, h_b, h_c. */
+export type FilterAlias = keyof typeof ALIASES;
+
+/** The paper's names of the filters (h_a, h_b, h_c), accepted as aliases. */
+export const FILTER_ALIASES: Readonly<Record<string, FilterId>> = ALIASES;
+
+/** The aliases' names, in order. */
+export const FILTER_ALIAS_NAMES = Object.keys(ALIASES) as FilterAlias[];
 
 /** Where step k of a filter cuts, and what it removes (method.md §2). */
 export interface FilterStep {

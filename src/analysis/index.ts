@@ -1,16 +1,45 @@
 export { analyze, checkAnalysisSetup } from './analyze';
 export type { AnalysisData } from './analyze';
-export { applyFilter, filterStep, filterValues, valueRange, FILTER_ALIASES } from './filters';
-export type { FilterStep } from './filters';
+export {
+  applyFilter,
+  filterStep,
+  filterValues,
+  valueRange,
+  FILTER_ALIASES,
+  FILTER_ALIAS_NAMES,
+} from './filters';
+export type { FilterStep, FilterAlias } from './filters';
 export { simpson } from './simpson';
 export { characterise, baselineValue, normaliseCurve, filteringScore, scoreSweep } from './scores';
-export { fgsm, pgd, logitsFunction, toOneHot, toClassIds } from './attacks';
+export {
+  fgsm,
+  pgd,
+  logitsFunction,
+  toOneHot,
+  toClassIds,
+  PGD_DEFAULTS,
+  PGD_DEFAULTS_TEXT,
+  defaultPgdSettings,
+} from './attacks';
 export type { AttackOptions, PgdOptions, ModelOutputKind } from './attacks';
 export { selectParameters, weightNames, DEFAULT_LAYER_CLASSES } from './parameters';
 export type { ParameterSelection, SelectedParameter } from './parameters';
-export { resolveAnalyzeOptions, ANALYZE_OPTIONS_SCHEMA, describeSchemaErrors } from './options';
-export type { AnalyzeOptions, AnalysisProgress } from './options';
-export { invariance, labelCounts } from './invariance';
+export {
+  resolveAnalyzeOptions,
+  analysisOptionProblems,
+  ANALYZE_OPTIONS_SCHEMA,
+  describeSchemaErrors,
+} from './options';
+export type {
+  AnalyzeOptions,
+  AnalysisOptionsJson,
+  AnalysisProgress,
+  OptionProblem,
+  ResolvedOptions,
+} from './options';
+export { invariance } from './invariance';
+export { countLabels, labelCounts, labelTotals, reportLabels } from './labels';
+export type { LabelCounts, LabelledCell } from './labels';
 export type {
   InvarianceOptions,
   InvarianceReport,

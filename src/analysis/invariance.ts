@@ -1,5 +1,6 @@
 import type { AnalysisReport, FilterId, Label, ParameterResult, ScoreId } from './types';
 import { FILTER_IDS, SCORE_IDS } from './types';
+import { countLabels, type LabelCounts } from './labels';
 
 /** How parameters of different reports are matched (method.md §6). */
 export type InvarianceMatch = 'name' | 'depth';
@@ -42,7 +43,7 @@ export interface InvarianceReport {
   reports: number;
   entries: InvarianceEntry[];
   /** Invariant entries per label, per filter and score: `counts[filter][score][label]`. */
-  counts: Partial<Record<FilterId, Record<ScoreId, Record<Label, number>>>>;
+  counts: LabelCounts;
 }
 
 function nearestByDepth(params: ParameterResult[], depth: number): ParameterResult {
@@ -69,7 +70,6 @@ export function invariance(
     options.filters ?? FILTER_IDS.filter((f) => first.parameters.some((p) => p.filters[f]));
   const scores = options.scores ?? [...SCORE_IDS];
   const entries: InvarianceEntry[] = [];
-  const counts: InvarianceReport['counts'] = {};
   for (const param of first.parameters) {
     const matched = reports.map((r, i) => {
       if (i === 0) return param;
@@ -102,36 +102,10 @@ export function invariance(
           invariant,
           ...(invariant ? { label: labels[0] } : {}),
         });
-        const perFilter = (counts[filter] ??= {
-          clean: { fragile: 0, robust: 0, antifragile: 0 },
-          adversarial: { fragile: 0, robust: 0, antifragile: 0 },
-          difference: { fragile: 0, robust: 0, antifragile: 0 },
-        });
-        if (invariant) perFilter[score][labels[0]]++;
       }
     }
   }
+  const invariant = entries.flatMap((e) => (e.label ? [{ ...e, label: e.label }] : []));
+  const counts = countLabels(invariant, first.parameters.length > 0 ? filters : []);
   return { match, reports: reports.length, entries, counts };
-}
-
-/** Counts of each label per filter and score in one report. */
-export function labelCounts(
-  report: AnalysisReport,
-): Partial<Record<FilterId, Record<ScoreId, Record<Label, number>>>> {
-  const counts: Partial<Record<FilterId, Record<ScoreId, Record<Label, number>>>> = {};
-  for (const p of report.parameters) {
-    for (const [filter, result] of Object.entries(p.filters) as [
-      FilterId,
-      ParameterResult['filters'][FilterId],
-    ][]) {
-      if (!result) continue;
-      const perFilter = (counts[filter] ??= {
-        clean: { fragile: 0, robust: 0, antifragile: 0 },
-        adversarial: { fragile: 0, robust: 0, antifragile: 0 },
-        difference: { fragile: 0, robust: 0, antifragile: 0 },
-      });
-      for (const score of SCORE_IDS) perFilter[score][result.labels[score]]++;
-    }
-  }
-  return counts;
 }

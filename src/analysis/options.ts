@@ -1,14 +1,14 @@
+/**
+ * The options of {@link analyze}, defined once: {@link ANALYZE_OPTIONS_SCHEMA} holds every
+ * option's name, type, default and description. The TypeScript types below are derived from it,
+ * and the recipe format's `analysis` section is this schema plus a few recipe-only fields.
+ */
 import Ajv, { type ErrorObject } from 'ajv';
-import type { ModelOutputKind } from './attacks';
-import { FILTER_ALIASES } from './filters';
+import type { FromSchema, RequiredKeys, WithDefaults } from '../util/json-schema';
+import { PGD_DEFAULTS_TEXT, defaultPgdSettings } from './attacks';
+import { FILTER_ALIASES, FILTER_ALIAS_NAMES } from './filters';
 import type { ParameterSelection } from './parameters';
-import type {
-  AnalysisMode,
-  AttackId,
-  BaselineId,
-  FilterId,
-  ResolvedAnalysisOptions,
-} from './types';
+import type { FilterId } from './types';
 import { FILTER_IDS } from './types';
 
 /** Progress of an analysis, for front ends. */
@@ -21,51 +21,11 @@ export interface AnalysisProgress {
   parameter: string;
 }
 
-/** Options of {@link analyze}. Only `epsilon` is required. */
-export interface AnalyzeOptions {
-  /** FGSM/PGD radius ε, in the units of the model's input (> 0). Required. */
-  epsilon: number;
-  /** Thresholds per filter sweep, K (≥ 3); default 25. */
-  steps?: number;
-  /** Filters to sweep; default all three. The paper's names h_a, h_b, h_c are accepted. */
-  filters?: Array<FilterId | 'h_a' | 'h_b' | 'h_c'>;
-  /** Tolerance τ of the labels; default 0.02. */
-  tolerance?: number;
-  /** Baseline of the scores; default `'remaining'` (method.md §4). */
-  baseline?: BaselineId;
-  /**
-   * Recompute the adversarial set against each filtered model (white-box, default true), or
-   * compute it once against the unfiltered model (false: cheaper, a transfer setting).
-   */
-  regenerate?: boolean;
-  /** The adversary; default `'fgsm'`. `'pgd'` is stronger (beyond the paper). */
-  attack?: AttackId;
-  /** PGD settings; default `{ steps: 10, stepSize: ε/4 }`. */
-  pgd?: { steps: number; stepSize: number };
-  /**
-   * Which weights to analyse: names or RegExps tested against weight names. Default: the
-   * kernels of convolution and dense layers (method.md §1).
-   */
-  parameters?: ParameterSelection;
-  /** Examples per forward/backward pass; default 256. */
-  batchSize?: number;
-  /** Clip adversarial inputs to `[low, high]`; default none (as the authors). */
-  clip?: [number, number];
-  /** `'layerwise'` (default): each parameter on its own; `'global'`: all selected at once. */
-  mode?: AnalysisMode;
-  /** How to read the model's output (see `ModelOutputKind`); default `'auto'`. */
-  output?: ModelOutputKind;
-  /**
-   * `'fast'` (default) caches activations, skips steps whose removed set repeats, and reads
-   * clean accuracy off the attack's forward pass; `'naive'` evaluates every step from scratch.
-   * Both give the same results; `'naive'` exists to prove it and to benchmark.
-   */
-  strategy?: 'fast' | 'naive';
-  /** Called after each evaluated step. */
-  onProgress?: (progress: AnalysisProgress) => void;
-}
-
-/** The JSON schema of the JSON-representable analysis options (used by recipes too). */
+/**
+ * The JSON schema of the analysis options: the one definition of their names, types, defaults
+ * and descriptions (docs/method.md §1–§5). From code, `parameters` also takes RegExps and
+ * `onProgress` a callback; neither has a JSON form.
+ */
 export const ANALYZE_OPTIONS_SCHEMA = {
   $id: 'tfjs-antifragile/analyze-options',
   type: 'object',
@@ -75,54 +35,137 @@ export const ANALYZE_OPTIONS_SCHEMA = {
     epsilon: {
       type: 'number',
       exclusiveMinimum: 0,
-      description: 'Attack radius ε in input units.',
+      description:
+        'FGSM/PGD radius ε in the units of the model input (after any normalisation). ' +
+        'Required: the authors tuned it per model and dataset, e.g. 0.015–0.035 for CIFAR-10 scaled to [−1, 1].',
     },
     steps: {
       type: 'integer',
       minimum: 3,
       maximum: 10000,
       default: 25,
-      description: 'Thresholds K.',
+      description: 'Thresholds K per filter sweep (≥ 3).',
     },
     filters: {
       type: 'array',
       minItems: 1,
       uniqueItems: true,
-      items: { enum: [...FILTER_IDS, 'h_a', 'h_b', 'h_c'] },
+      items: { enum: [...FILTER_IDS, ...FILTER_ALIAS_NAMES] },
       default: [...FILTER_IDS],
+      description: 'Synaptic filters to sweep (h_a, h_b, h_c are the paper’s names).',
     },
-    tolerance: { type: 'number', minimum: 0, default: 0.02 },
-    baseline: { enum: ['remaining', 'constant', 'removed'], default: 'remaining' },
-    regenerate: { type: 'boolean', default: true },
-    attack: { enum: ['fgsm', 'pgd'], default: 'fgsm' },
+    tolerance: {
+      type: 'number',
+      minimum: 0,
+      default: 0.02,
+      description: 'Tolerance τ: a score below −τ is fragile, above τ antifragile, else robust.',
+    },
+    baseline: {
+      enum: ['remaining', 'constant', 'removed'],
+      default: 'remaining',
+      description:
+        'Baseline b(u) of the filtering scores: remaining = fraction of the tensor still present (docs/method.md §4).',
+    },
+    regenerate: {
+      type: 'boolean',
+      default: true,
+      description:
+        'Recompute the adversarial set against each filtered model (white-box) rather than once against the unfiltered model (a cheaper transfer setting).',
+    },
+    attack: {
+      enum: ['fgsm', 'pgd'],
+      default: 'fgsm',
+      description: 'Adversary: FGSM (the paper) or PGD (stronger; beyond the paper).',
+    },
     pgd: {
       type: 'object',
       additionalProperties: false,
       required: ['steps', 'stepSize'],
+      description: `PGD steps and step size (attack: pgd only); default ${PGD_DEFAULTS_TEXT}.`,
       properties: {
-        steps: { type: 'integer', minimum: 1 },
-        stepSize: { type: 'number', exclusiveMinimum: 0 },
+        steps: { type: 'integer', minimum: 1, description: 'Gradient steps.' },
+        stepSize: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          description: 'Size of each signed-gradient step, in input units.',
+        },
       },
     },
     parameters: {
-      description: 'Weight names, or (from code) RegExps; default: convolution and dense kernels.',
+      description:
+        'Weight names to analyse (exact tfjs names such as conv1/kernel; from code, RegExps too); default: every convolution and dense kernel (docs/method.md §1).',
+      anyOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+      ],
     },
-    batchSize: { type: 'integer', minimum: 1, default: 256 },
+    batchSize: {
+      type: 'integer',
+      minimum: 1,
+      default: 256,
+      description: 'Examples per forward/backward pass of the analysis.',
+    },
     clip: {
       type: 'array',
       items: { type: 'number' },
       minItems: 2,
       maxItems: 2,
+      description: 'Clip adversarial inputs to [low, high]; default none (as the authors).',
     },
-    mode: { enum: ['layerwise', 'global'], default: 'layerwise' },
-    output: { enum: ['auto', 'logits', 'probabilities'], default: 'auto' },
-    strategy: { enum: ['fast', 'naive'], default: 'fast' },
-    onProgress: {},
+    mode: {
+      enum: ['layerwise', 'global'],
+      default: 'layerwise',
+      description: 'layerwise: each parameter on its own; global: all selected parameters at once.',
+    },
+    output: {
+      enum: ['auto', 'logits', 'probabilities'],
+      default: 'auto',
+      description: 'How to read the model output; auto takes the logits before a final softmax.',
+    },
+    strategy: {
+      enum: ['fast', 'naive'],
+      default: 'fast',
+      description:
+        'fast (cached activations, repeated removed sets skipped) or naive (every step from scratch); same results.',
+    },
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true });
+type Properties = typeof ANALYZE_OPTIONS_SCHEMA.properties;
+
+/** The analysis options as JSON, as a recipe's `analysis` section holds them. */
+export type AnalysisOptionsJson = FromSchema<typeof ANALYZE_OPTIONS_SCHEMA>;
+
+/** Options of {@link analyze} (see {@link ANALYZE_OPTIONS_SCHEMA}). Only `epsilon` is required. */
+export interface AnalyzeOptions extends Omit<AnalysisOptionsJson, 'parameters'> {
+  /** Weight names or RegExps tested against weight names; default: conv and dense kernels. */
+  parameters?: ParameterSelection;
+  /** Called after each evaluated step. */
+  onProgress?: (progress: AnalysisProgress) => void;
+}
+
+type Filled = WithDefaults<Properties, RequiredKeys<typeof ANALYZE_OPTIONS_SCHEMA>>;
+
+/** Everything {@link analyze} needs, validated and with defaults filled in (frozen). */
+export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'parameters'>> {
+  /** The filters, aliases resolved. */
+  readonly filters: FilterId[];
+  /** The selection as given (default: conv and dense kernels). */
+  readonly parameters?: ParameterSelection;
+  readonly onProgress?: (progress: AnalysisProgress) => void;
+}
+
+/** Resolved options recorded in a report (the selection becomes the analysed weight names). */
+export type ResolvedAnalysisOptions = Omit<
+  Filled,
+  'filters' | 'parameters' | 'output' | 'strategy'
+> & { filters: FilterId[]; parameters: string[] };
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true });
 const validate = ajv.compile(ANALYZE_OPTIONS_SCHEMA);
+
+/** Options objects made by {@link resolveAnalyzeOptions}: passing one again skips validation. */
+const resolved = new WeakSet<object>();
 
 function valueAt(data: unknown, pointer: string): unknown {
   let value: unknown = data;
@@ -145,7 +188,8 @@ export function describeSchemaErrors(
   where: string,
   label = 'option',
 ): string[] {
-  return errors.map((e) => {
+  const anyOf = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const lines = errors.map((e) => {
     const path = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
     if (e.keyword === 'additionalProperties') {
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
@@ -156,85 +200,133 @@ export function describeSchemaErrors(
       const missing = (e.params as { missingProperty: string }).missingProperty;
       return `${where}: ${label} '${path ? `${path}.` : ''}${missing}' is required`;
     }
+    const value = show(valueAt(data, e.instancePath));
+    if (e.keyword === 'anyOf') {
+      const description = (e.parentSchema as { description?: string } | undefined)?.description;
+      return `${where}: ${label} '${path}' does not match any allowed form${description ? ` (${description})` : ''}; got ${value}`;
+    }
+    // The failed branches of an anyOf say less than its summary line.
+    if ([...anyOf].some((p) => e.instancePath.startsWith(p)) && e.schemaPath.includes('anyOf')) {
+      return undefined;
+    }
     const allowed =
       e.keyword === 'enum'
         ? `: one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map(show).join(', ')}`
         : '';
-    return `${where}: ${label} '${path}' ${e.message}${allowed}; got ${show(valueAt(data, e.instancePath))}`;
+    return `${where}: ${label} '${path}' ${e.message}${allowed}; got ${value}`;
   });
+  return [...new Set(lines.filter((l): l is string => l !== undefined))];
 }
 
-/** Everything {@link analyze} needs, validated and with defaults filled in. */
-export interface ResolvedOptions extends ResolvedAnalysisOptions {
-  output: ModelOutputKind;
-  strategy: 'fast' | 'naive';
-  selection?: ParameterSelection;
-  onProgress?: (progress: AnalysisProgress) => void;
+/** A problem with one option that the schema cannot see: which option, and what is wrong. */
+export interface OptionProblem {
+  /** The option's name (`pgd`, `clip`, `filters`). */
+  option: string;
+  /** What is wrong, with the value received, e.g. `must be [low, high] with low < high; got [1,0]`. */
+  problem: string;
 }
 
-/** Validates analysis options and fills in defaults; throws one error listing every problem. */
+/**
+ * Rules across analysis options that the schema cannot say (PGD settings need attack 'pgd',
+ * `clip` is ordered, no filter twice counting aliases). Used by {@link analyze} and by the
+ * recipe validator, each formatting the option's place its own way.
+ */
+export function analysisOptionProblems(
+  options: Pick<AnalysisOptionsJson, 'attack' | 'pgd' | 'clip' | 'filters'>,
+): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  if (options.pgd && options.attack !== 'pgd') {
+    problems.push({
+      option: 'pgd',
+      problem: `is only used with attack "pgd"; got attack ${show(options.attack ?? 'fgsm')}`,
+    });
+  }
+  if (options.clip && !(options.clip[0] < options.clip[1])) {
+    problems.push({
+      option: 'clip',
+      problem: `must be [low, high] with low < high; got ${show(options.clip)}`,
+    });
+  }
+  const filters = (options.filters ?? []).map((f) => FILTER_ALIASES[f] ?? f);
+  if (new Set(filters).size !== filters.length) {
+    problems.push({
+      option: 'filters',
+      problem: `names the same filter twice (h_a = highpass, h_b = lowpass, h_c = pulse); got ${show(options.filters)}`,
+    });
+  }
+  return problems;
+}
+
+/** The options as the schema sees them: RegExps as their source text, no callback. */
+function jsonView(options: AnalyzeOptions): Record<string, unknown> {
+  const { onProgress: _onProgress, ...rest } = options;
+  const sel = options.parameters;
+  const asText = (s: unknown) => (s instanceof RegExp ? String(s) : s);
+  const view: Record<string, unknown> = { ...rest };
+  if (sel !== undefined) view.parameters = Array.isArray(sel) ? sel.map(asText) : asText(sel);
+  return view;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !(value instanceof RegExp)) {
+    Object.values(value).forEach(deepFreeze);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Validates analysis options and fills in the defaults of {@link ANALYZE_OPTIONS_SCHEMA};
+ * throws one error listing every problem (the option, the value, what is allowed). The result
+ * is frozen; passing it again (to {@link analyze}, say) returns it without validating again.
+ */
 export function resolveAnalyzeOptions(options: AnalyzeOptions): ResolvedOptions {
   if (options === null || typeof options !== 'object') {
     throw new Error(
       `analyze: options must be an object with at least { epsilon }; got ${show(options)}`,
     );
   }
-  const problems: string[] = [];
-  if (!validate(options))
-    problems.push(...describeSchemaErrors(validate.errors ?? [], options, 'analyze'));
-  const sel = options.parameters;
-  if (sel !== undefined) {
-    const items = Array.isArray(sel) ? sel : [sel];
-    if (items.length === 0 || items.some((s) => typeof s !== 'string' && !(s instanceof RegExp))) {
-      problems.push(
-        `analyze: option 'parameters' must be a weight name, a RegExp, or a non-empty array of them; got ${show(sel)}`,
-      );
-    }
-  }
+  if (resolved.has(options)) return options as ResolvedOptions;
+  const view = jsonView(options);
+  const problems = validate(view)
+    ? analysisOptionProblems(view as AnalysisOptionsJson).map(
+        (p) => `analyze: option '${p.option}' ${p.problem}`,
+      )
+    : describeSchemaErrors(validate.errors ?? [], view, 'analyze');
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
     problems.push(
       `analyze: option 'onProgress' must be a function; got ${show(options.onProgress)}`,
     );
   }
-  if (options.clip && !(options.clip[0] < options.clip[1])) {
-    problems.push(
-      `analyze: option 'clip' must be [low, high] with low < high; got ${show(options.clip)}`,
-    );
-  }
-  if (options.pgd && options.attack !== 'pgd') {
-    problems.push(
-      `analyze: option 'pgd' is only used with attack: 'pgd'; got attack ${show(options.attack ?? 'fgsm')}`,
-    );
-  }
   if (problems.length > 0) throw new Error(problems.join('\n'));
 
-  const attack = options.attack ?? 'fgsm';
-  const filters = (options.filters ?? [...FILTER_IDS]).map(
-    (f) => FILTER_ALIASES[f] ?? f,
-  ) as FilterId[];
-  if (new Set(filters).size !== filters.length) {
-    throw new Error(
-      `analyze: option 'filters' names the same filter twice (aliases included); got ${show(options.filters)}`,
-    );
+  // The view now holds every default; keep the schema's order, whatever the caller's.
+  const filled = view as unknown as Filled;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(ANALYZE_OPTIONS_SCHEMA.properties) as Array<keyof Properties>) {
+    if (filled[key] !== undefined) out[key] = filled[key];
   }
-  return {
-    epsilon: options.epsilon,
-    steps: options.steps ?? 25,
-    filters,
-    tolerance: options.tolerance ?? 0.02,
-    baseline: options.baseline ?? 'remaining',
-    regenerate: options.regenerate ?? true,
-    attack,
-    ...(attack === 'pgd'
-      ? { pgd: options.pgd ?? { steps: 10, stepSize: options.epsilon / 4 } }
-      : {}),
-    parameters: [],
-    batchSize: options.batchSize ?? 256,
-    ...(options.clip ? { clip: [options.clip[0], options.clip[1]] as [number, number] } : {}),
-    mode: options.mode ?? 'layerwise',
-    output: options.output ?? 'auto',
-    strategy: options.strategy ?? 'fast',
-    selection: options.parameters,
-    onProgress: options.onProgress,
-  };
+  out.filters = filled.filters.map((f) => FILTER_ALIASES[f] ?? f);
+  if (filled.attack === 'pgd') out.pgd = filled.pgd ?? defaultPgdSettings(filled.epsilon);
+  const sel = options.parameters;
+  if (sel !== undefined) out.parameters = Array.isArray(sel) ? [...sel] : sel;
+  if (options.onProgress) out.onProgress = options.onProgress;
+  const result = deepFreeze(out) as unknown as ResolvedOptions;
+  resolved.add(result);
+  return result;
+}
+
+/** The options a report records: the resolved options, with the weights actually analysed. */
+export function reportOptions(
+  options: ResolvedOptions,
+  parameters: string[],
+): ResolvedAnalysisOptions {
+  const {
+    parameters: _selection,
+    onProgress: _onProgress,
+    output: _output,
+    strategy: _strategy,
+    ...recorded
+  } = options;
+  return structuredClone({ ...recorded, parameters }) as ResolvedAnalysisOptions;
 }

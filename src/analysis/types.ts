@@ -1,6 +1,7 @@
 /**
  * The analysis report and its parts: plain, JSON-serialisable data (method.md §3–§5).
  */
+import type { ResolvedAnalysisOptions } from './options';
 
 /** Synaptic filter ids (method.md §2). `h_a`, `h_b`, `h_c` are the paper's names. */
 export type FilterId = 'highpass' | 'lowpass' | 'pulse';
@@ -9,9 +10,11 @@ export type ScoreId = 'clean' | 'adversarial' | 'difference';
 /** The label a score gets against the tolerance τ (method.md §5). */
 export type Label = 'fragile' | 'robust' | 'antifragile';
 /** Baseline b(u) that a normalised curve is compared against (method.md §4). */
-export type BaselineId = 'remaining' | 'constant' | 'removed';
-export type AttackId = 'fgsm' | 'pgd';
-export type AnalysisMode = 'layerwise' | 'global';
+export type BaselineId = ResolvedAnalysisOptions['baseline'];
+/** The adversary of an analysis. */
+export type AttackId = ResolvedAnalysisOptions['attack'];
+/** Each parameter on its own, or all selected at once. */
+export type AnalysisMode = ResolvedAnalysisOptions['mode'];
 
 export const FILTER_IDS: readonly FilterId[] = ['highpass', 'lowpass', 'pulse'];
 export const SCORE_IDS: readonly ScoreId[] = ['clean', 'adversarial', 'difference'];
@@ -74,21 +77,8 @@ export interface ParameterResult {
   evaluated: number;
 }
 
-/** Resolved options recorded in a report (RegExp selections become their source strings). */
-export interface ResolvedAnalysisOptions {
-  epsilon: number;
-  steps: number;
-  filters: FilterId[];
-  tolerance: number;
-  baseline: BaselineId;
-  regenerate: boolean;
-  attack: AttackId;
-  pgd?: { steps: number; stepSize: number };
-  parameters: string[];
-  batchSize: number;
-  clip?: [number, number];
-  mode: AnalysisMode;
-}
+/** Resolved options recorded in a report (derived from the options schema). */
+export type { ResolvedAnalysisOptions } from './options';
 
 /** The result of {@link analyze}. */
 export interface AnalysisReport {

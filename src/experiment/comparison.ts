@@ -5,7 +5,7 @@ import { gainVerdict, pairedGain, type PairedGain } from './statistics';
 export interface AccuracyPair {
   clean: number;
   fgsm: number;
-  /** PGD accuracy (10 steps of ε/4), measured at the end of each phase. */
+  /** PGD accuracy (default settings, `PGD_DEFAULTS`), measured at the end of each phase. */
   pgd?: number;
 }
 

@@ -61,9 +61,9 @@ export async function evaluateAccuracy(
 
 /** Options of {@link evaluatePgdAccuracy}. */
 export interface PgdEvaluateOptions extends EvaluateOptions {
-  /** PGD steps; default 10. */
+  /** PGD steps; default `PGD_DEFAULTS.steps` (10). */
   steps?: number;
-  /** Size of each step; default ε/4. */
+  /** Size of each step; default ε/`PGD_DEFAULTS.stepDivisor` (ε/4). */
   stepSize?: number;
 }
 
@@ -77,8 +77,8 @@ export function evaluatePgdAccuracy(
   options: PgdEvaluateOptions,
 ): number {
   const adversarial = pgd(model, set.xs, set.ys, options.epsilon, {
-    steps: options.steps ?? 10,
-    stepSize: options.stepSize ?? options.epsilon / 4,
+    steps: options.steps,
+    stepSize: options.stepSize,
     batchSize: options.batchSize,
     clip: options.clip,
     output: options.output,

@@ -4,7 +4,8 @@
  * JSON schema (published as `recipes/schema.json`) and the TypeScript types that match it.
  */
 import { ANALYZE_OPTIONS_SCHEMA } from '../analysis/options';
-import type { AnalysisMode, AttackId, BaselineId, FilterId, ScoreId } from '../analysis/types';
+import type { FilterId, ScoreId } from '../analysis/types';
+import type { RequiredKeys, WithDefaults } from '../util/json-schema';
 import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
 import { MODEL_NAMES, type ModelName } from '../models';
 import { DATASET_NAMES, type DatasetName } from '../../datasets';
@@ -26,80 +27,8 @@ export type RetrainingArm = (typeof RETRAINING_ARMS)[number];
 /** Where the published schema lives, as recipes refer to it. */
 export const RECIPE_SCHEMA_ID = 'tfjs-antifragile/recipes/schema.json';
 
-const {
-  onProgress: _onProgress,
-  parameters: _parameters,
-  ...analyzeProperties
-} = ANALYZE_OPTIONS_SCHEMA.properties;
-
-/** `analyze` options as JSON (RegExps and callbacks are for code, not recipes). */
-const ANALYSIS_PROPERTIES = {
-  ...analyzeProperties,
-  epsilon: {
-    ...analyzeProperties.epsilon,
-    description:
-      'FGSM/PGD radius ε in the units of the model input (after the dataset normalisation). ' +
-      'Required: the authors tuned it per model and dataset, e.g. 0.015–0.035 for CIFAR-10 scaled to [−1, 1].',
-  },
-  steps: { ...analyzeProperties.steps, description: 'Thresholds K per filter sweep (≥ 3).' },
-  filters: {
-    ...analyzeProperties.filters,
-    description: 'Synaptic filters to sweep (h_a, h_b, h_c are the paper’s names).',
-  },
-  tolerance: {
-    ...analyzeProperties.tolerance,
-    description: 'Tolerance τ: a score below −τ is fragile, above τ antifragile, else robust.',
-  },
-  baseline: {
-    ...analyzeProperties.baseline,
-    description:
-      'Baseline b(u) of the filtering scores: remaining = fraction of the tensor still present.',
-  },
-  regenerate: {
-    ...analyzeProperties.regenerate,
-    description:
-      'Recompute the adversarial set against each filtered model (white-box) rather than once.',
-  },
-  attack: { ...analyzeProperties.attack, description: 'Adversary: FGSM (the paper) or PGD.' },
-  pgd: {
-    ...analyzeProperties.pgd,
-    description: 'PGD steps and step size (attack: pgd only); default 10 steps of ε/4.',
-    properties: {
-      steps: { ...analyzeProperties.pgd.properties.steps, description: 'Gradient steps.' },
-      stepSize: {
-        ...analyzeProperties.pgd.properties.stepSize,
-        description: 'Size of each signed-gradient step, in input units.',
-      },
-    },
-  },
-  batchSize: {
-    ...analyzeProperties.batchSize,
-    description: 'Examples per forward/backward pass of the analysis.',
-  },
-  clip: {
-    ...analyzeProperties.clip,
-    description: 'Clip adversarial inputs to [low, high]; default none (as the authors).',
-  },
-  mode: {
-    ...analyzeProperties.mode,
-    description: 'layerwise: each parameter on its own; global: all selected parameters at once.',
-  },
-  output: {
-    ...analyzeProperties.output,
-    description: 'How to read the model output; auto takes the logits before a final softmax.',
-  },
-  strategy: {
-    ...analyzeProperties.strategy,
-    description: 'fast (cached activations) or naive (every step from scratch); same results.',
-  },
-  parameters: {
-    description:
-      'Weight names to analyse (exact tfjs names such as conv1/kernel); default: every convolution and dense kernel.',
-    anyOf: [
-      { type: 'string', minLength: 1 },
-      { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
-    ],
-  },
+/** The fields of a recipe's `analysis` section that are not options of `analyze()`. */
+const RECIPE_ANALYSIS_FIELDS = {
   enabled: {
     type: 'boolean',
     default: true,
@@ -123,6 +52,12 @@ const ANALYSIS_PROPERTIES = {
     default: false,
     description: 'Also analyse the untrained model, before the first epoch.',
   },
+} as const;
+
+/** A recipe's `analysis` section: every option of `analyze()` (as JSON), plus its own fields. */
+const ANALYSIS_PROPERTIES = {
+  ...ANALYZE_OPTIONS_SCHEMA.properties,
+  ...RECIPE_ANALYSIS_FIELDS,
 } as const;
 
 /**
@@ -272,7 +207,7 @@ export const RECIPE_SCHEMA = {
     analysis: {
       type: 'object',
       additionalProperties: false,
-      required: ['epsilon'],
+      required: ANALYZE_OPTIONS_SCHEMA.required,
       description:
         'Synaptic-filtering analysis: every option of analyze(), plus which epochs and how many examples.',
       properties: ANALYSIS_PROPERTIES,
@@ -409,27 +344,11 @@ export const RECIPE_SCHEMA = {
   },
 } as const;
 
-/** The analysis part of a recipe, defaults filled in. */
-export interface RecipeAnalysis {
-  epsilon: number;
-  steps: number;
-  filters: Array<FilterId | 'h_a' | 'h_b' | 'h_c'>;
-  tolerance: number;
-  baseline: BaselineId;
-  regenerate: boolean;
-  attack: AttackId;
-  pgd?: { steps: number; stepSize: number };
-  parameters?: string | string[];
-  batchSize: number;
-  clip?: [number, number];
-  mode: AnalysisMode;
-  output: 'auto' | 'logits' | 'probabilities';
-  strategy: 'fast' | 'naive';
-  enabled: boolean;
-  examples: number;
-  every: number;
-  atStart: boolean;
-}
+/** The analysis part of a recipe, defaults filled in (derived from the schema). */
+export type RecipeAnalysis = WithDefaults<
+  typeof ANALYSIS_PROPERTIES,
+  RequiredKeys<typeof ANALYZE_OPTIONS_SCHEMA>
+>;
 
 /** A validated recipe with every default filled in (what a run writes as `recipe.json`). */
 export interface Recipe {

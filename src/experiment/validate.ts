@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import Ajv, { type ErrorObject } from 'ajv';
 import { FILTER_ALIASES } from '../analysis/filters';
+import { analysisOptionProblems } from '../analysis/options';
 import { FILTER_IDS } from '../analysis/types';
 import { RECIPE_SCHEMA, type Recipe } from './schema';
 
@@ -134,23 +135,10 @@ function crossFieldProblems(recipe: Recipe): string[] {
         'the analysis uses the first examples of the test set',
     );
   }
-  if (analysis.pgd && analysis.attack !== 'pgd') {
-    problems.push(
-      `/analysis/pgd: is only used with attack "pgd"; got attack ${show(analysis.attack)}`,
-    );
-  }
-  if (analysis.clip && !(analysis.clip[0] < analysis.clip[1])) {
-    problems.push(
-      `/analysis/clip: must be [low, high] with low < high; got ${show(analysis.clip)}`,
-    );
+  for (const { option, problem } of analysisOptionProblems(analysis)) {
+    problems.push(`/analysis/${option}: ${problem}`);
   }
   const filters = analysis.filters.map((f) => FILTER_ALIASES[f] ?? f);
-  const swept = [...new Set(filters)];
-  if (new Set(filters).size !== filters.length) {
-    problems.push(
-      `/analysis/filters: names the same filter twice (h_a = highpass, h_b = lowpass, h_c = pulse); got ${show(analysis.filters)}`,
-    );
-  }
   if (retraining.enabled && !analysis.enabled) {
     problems.push(
       '/retraining/enabled: selective retraining needs the analysis labels; set analysis.enabled to true',
@@ -175,7 +163,7 @@ function crossFieldProblems(recipe: Recipe): string[] {
     const missing = retraining.filters.filter((f) => !filters.includes(f));
     if (missing.length) {
       problems.push(
-        `/retraining/filters: ${show(missing)} not swept by the analysis (analysis.filters); allowed: ${FILTER_IDS.filter((f) => swept.includes(f)).join(', ')}`,
+        `/retraining/filters: ${show(missing)} not swept by the analysis (analysis.filters); allowed: ${FILTER_IDS.filter((f) => filters.includes(f)).join(', ')}`,
       );
     }
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fgsm, pgd } from '../src/analysis';
+import { defaultPgdSettings, fgsm, pgd } from '../src/analysis';
 
 // A linear classifier with fixed weights: logits z = xW + b, so the cross-entropy's input
 // gradient is (softmax(z) − y) Wᵀ, computed here in plain JS.
@@ -139,6 +139,14 @@ describe('PGD', () => {
       );
     // On a linear model FGSM is already optimal in the ball, so PGD matches it (up to rounding).
     expect(loss(many)).toBeGreaterThanOrEqual(loss(f) - 1e-4);
+    // The default settings are 10 steps of ε/4 (PGD_DEFAULTS), each one overridable.
+    const byDefault = pgd(model, xs, ys, eps);
+    expect(byDefault.arraySync()).toEqual(many.arraySync());
+    expect(defaultPgdSettings(eps)).toEqual({ steps: 10, stepSize: eps / 4 });
+    const oneSmall = pgd(model, xs, ys, eps, { steps: 1 });
+    const reach = tf.tidy(() => oneSmall.sub(xs).abs().max().dataSync()[0]);
+    expect(reach).toBeCloseTo(eps / 4, 6);
+    tf.dispose([byDefault, oneSmall]);
     expect(() => pgd(model, xs, ys, eps, { steps: 0, stepSize: 0.1 })).toThrow(
       /steps must be an integer ≥ 1/,
     );

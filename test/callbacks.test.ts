@@ -372,6 +372,12 @@ describe('SelectiveRetrainCallback', () => {
     expect(() => new SelectiveRetrainCallback({ analysis, filters: ['lowpass'] })).toThrow(
       /'lowpass' is not swept/,
     );
+    // The paper's filter names count as the filters they stand for.
+    const byAlias = new SynapticFilterCallback({ data: d, ...analysisOptions, filters: ['h_b'] });
+    expect(byAlias.analysisOptions.filters).toEqual(['lowpass']);
+    expect(
+      () => new SelectiveRetrainCallback({ analysis: byAlias, filters: ['lowpass'] }),
+    ).not.toThrow();
     expect(() => new SelectiveRetrainCallback({ analysis: {} as never })).toThrow(
       /'analysis' must be the SynapticFilterCallback/,
     );

@@ -161,7 +161,7 @@ export type ResolvedAnalysisOptions = Omit<
   'filters' | 'parameters' | 'output' | 'strategy'
 > & { filters: FilterId[]; parameters: string[] };
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
 const validate = ajv.compile(ANALYZE_OPTIONS_SCHEMA);
 
 /** Options objects made by {@link resolveAnalyzeOptions}: passing one again skips validation. */

@@ -11,7 +11,7 @@ export type FragileRule = 'any' | 'all' | FilterId[];
 export interface SelectiveRetrainOptions {
   /** The analysis whose labels decide; it must come before this callback in the list. Required. */
   analysis: SynapticFilterCallback;
-  /** The score whose labels are used; default `'adversarial'` (method.md §7). */
+  /** The score whose labels are used; default `'adversarial'` (docs/method.md §7). */
   score?: ScoreId;
   /**
    * `'any'` (default): fragile if any analysed filter labels it fragile; `'all'`: only if every
@@ -40,7 +40,7 @@ export interface FreezeRecord {
 }
 
 /**
- * Selective retraining (method.md §7): after each analysis, freezes the layers (or weights) whose
+ * Selective retraining (docs/method.md §7): after each analysis, freezes the layers (or weights) whose
  * parameter is labelled fragile and keeps training the robust and antifragile ones, with the
  * same optimiser and data. Labels are refreshed at each new analysis, so a layer may be
  * unfrozen again.

@@ -150,7 +150,7 @@ export class SynapticFilterCallback extends tf.Callback {
     return params !== undefined && this.trainParams === params;
   }
 
-  /** Invariance of the labels across the epochs analysed so far (method.md §6). */
+  /** Invariance of the labels across the epochs analysed so far (docs/method.md §6). */
   invariance(options: InvarianceOptions = {}): InvarianceReport {
     if (this.stored.length === 0) {
       throw new Error('SynapticFilterCallback: no analysis has run yet');

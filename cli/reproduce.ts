@@ -1,5 +1,5 @@
 /**
- * `npm run reproduce`: does selective retraining raise adversarial accuracy (method.md §7)?
+ * `npm run reproduce`: does selective retraining raise adversarial accuracy (docs/method.md §7)?
  *
  * Runs the product as a user would, through the library the CLI uses: for each system (a recipe
  * of `recipes/reproduce/`, or any recipe given with `--recipes`) and each seed, the run that
@@ -56,7 +56,7 @@ const QUICK = [
 
 const HELP = `Usage: npm run reproduce -- [options]
 
-Normal vs selective retraining from the same checkpoint (method.md §7): the run of
+Normal vs selective retraining from the same checkpoint (docs/method.md §7): the run of
 'tfjs-antifragile run' per system and seed, then the page of 'tfjs-antifragile compare'. Writes
 runs/reproduce-<time>/ (run folders, compare.html, results.json, results.md). With
 MLFLOW_TRACKING_URI set: a parent MLflow run, a child per system and seed, a grandchild per arm.

@@ -120,7 +120,7 @@ function readClassNames(folder: string): string[] {
 
 /**
  * CIFAR-10 as a tfjs-data dataset, from the official binary version in `dir`. Images are
- * 32×32×3, scaled to [−1, 1] (method.md §8); labels one-hot over 10 classes, named from
+ * 32×32×3, scaled to [−1, 1] (docs/method.md §8); labels one-hot over 10 classes, named from
  * `batches.meta.txt`. Splits: `train` (the five data batches, 50,000 images), `validation` (a
  * seeded part of them, see `validationFraction`), `test` (`test_batch.bin`, 10,000).
  * Truncated files and labels outside 0–9 are {@link DatasetFormatError}s naming the file; a

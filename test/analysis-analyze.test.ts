@@ -46,7 +46,7 @@ function accuracy(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor): number {
 
 const options: AnalyzeOptions = { epsilon: 0.15, steps: 7, batchSize: 64 };
 
-describe('analyze (method.md §1–§6)', () => {
+describe('analyze (docs/method.md §1–§6)', () => {
   let model: tf.LayersModel;
   let data: { xs: tf.Tensor; ys: tf.Tensor };
   let report: AnalysisReport;

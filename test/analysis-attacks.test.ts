@@ -39,7 +39,7 @@ function expectedGradientSigns(scale = 1): number[][] {
   });
 }
 
-describe('FGSM (method.md §3)', () => {
+describe('FGSM (docs/method.md §3)', () => {
   const eps = 0.1;
   const expected = expectedGradientSigns().map((signs, n) =>
     signs.map((s, i) => X[n][i] + eps * s),

@@ -19,7 +19,7 @@ function expectKept(out: number[], removedValues: (v: number) => boolean) {
   VALUES.forEach((v, i) => expect(out[i]).toBe(removedValues(v) ? 0 : v));
 }
 
-describe('synaptic filters (method.md §2)', () => {
+describe('synaptic filters (docs/method.md §2)', () => {
   it('highpass removes θ ≤ α: the minimum first, ties at the threshold included, all at the end', () => {
     const first = run('highpass', 0);
     expect(first.alpha).toBe(-1);

@@ -76,7 +76,7 @@ describe('simpson (composite, scipy ≥ 1.11 semantics)', () => {
   });
 });
 
-describe('filtering scores and labels (method.md §4–§5)', () => {
+describe('filtering scores and labels (docs/method.md §4–§5)', () => {
   // K = 3, N = 10; clean accuracy 0.8 → 0.4 → 0; adversarial 0.5 → 0.5 → 0.25
   const steps: StepResult[] = [
     { progress: 0, alpha: -1, removed: 1, clean: 0.8, adversarial: 0.5 },

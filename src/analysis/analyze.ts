@@ -156,7 +156,7 @@ export function checkAnalysisSetup(
 }
 
 /**
- * The analysis of method.md §1–§5: for each selected parameter and filter, a sweep of K
+ * The analysis of docs/method.md §1–§5: for each selected parameter and filter, a sweep of K
  * filtering steps, each evaluated on the clean and the adversarial set; filtering scores and
  * labels. The model's weights after the analysis are bit-identical to those before it, and no
  * tensor is left behind. Options are validated first: a bad option, bad data or non-finite

@@ -16,7 +16,7 @@ export const FILTER_ALIASES: Readonly<Record<string, FilterId>> = ALIASES;
 /** The aliases' names, in order. */
 export const FILTER_ALIAS_NAMES = Object.keys(ALIASES) as FilterAlias[];
 
-/** Where step k of a filter cuts, and what it removes (method.md §2). */
+/** Where step k of a filter cuts, and what it removes (docs/method.md §2). */
 export interface FilterStep {
   /** Threshold α_k. */
   alpha: number;
@@ -117,7 +117,7 @@ export function filterValues(
 }
 
 /**
- * Synaptic filter step `step` (k) of `steps` (K) applied to a tensor (method.md §2): removed
+ * Synaptic filter step `step` (k) of `steps` (K) applied to a tensor (docs/method.md §2): removed
  * elements become exactly 0, the others are untouched. m and M are taken from the tensor.
  * The caller owns (and disposes) `filtered`.
  */

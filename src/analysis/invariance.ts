@@ -2,7 +2,7 @@ import type { AnalysisReport, FilterId, Label, ParameterResult, ScoreId } from '
 import { FILTER_IDS, SCORE_IDS } from './types';
 import { countLabels, type LabelCounts } from './labels';
 
-/** How parameters of different reports are matched (method.md §6). */
+/** How parameters of different reports are matched (docs/method.md §6). */
 export type InvarianceMatch = 'name' | 'depth';
 
 /** Options of {@link invariance}. */
@@ -53,7 +53,7 @@ function nearestByDepth(params: ParameterResult[], depth: number): ParameterResu
 }
 
 /**
- * Which parameters keep their label across reports (method.md §6): across the epochs of one
+ * Which parameters keep their label across reports (docs/method.md §6): across the epochs of one
  * run or across datasets (matched by name), or across architectures (matched by depth).
  */
 export function invariance(

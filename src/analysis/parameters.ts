@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
-/** Layer classes whose kernels are analysed by default (method.md §1). */
+/** Layer classes whose kernels are analysed by default (docs/method.md §1). */
 export const DEFAULT_LAYER_CLASSES: readonly string[] = [
   'Conv1D',
   'Conv2D',

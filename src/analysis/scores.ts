@@ -2,7 +2,7 @@ import { simpson } from './simpson';
 import type { BaselineId, Label, LabelTriple, ScoreTriple, StepResult } from './types';
 
 /**
- * The label of a filtering score against the tolerance τ (method.md §5):
+ * The label of a filtering score against the tolerance τ (docs/method.md §5):
  * s < −τ fragile, |s| ≤ τ robust, s > τ antifragile.
  */
 export function characterise(score: number, tolerance: number): Label {
@@ -13,7 +13,7 @@ export function characterise(score: number, tolerance: number): Label {
   return 'robust';
 }
 
-/** The baseline b_k of step k (method.md §4). */
+/** The baseline b_k of step k (docs/method.md §4). */
 export function baselineValue(baseline: BaselineId, removed: number, size: number): number {
   switch (baseline) {
     case 'remaining':

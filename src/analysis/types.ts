@@ -1,15 +1,15 @@
 /**
- * The analysis report and its parts: plain, JSON-serialisable data (method.md §3–§5).
+ * The analysis report and its parts: plain, JSON-serialisable data (docs/method.md §3–§5).
  */
 import type { ResolvedAnalysisOptions } from './options';
 
-/** Synaptic filter ids (method.md §2). `h_a`, `h_b`, `h_c` are the paper's names. */
+/** Synaptic filter ids (docs/method.md §2). `h_a`, `h_b`, `h_c` are the paper's names. */
 export type FilterId = 'highpass' | 'lowpass' | 'pulse';
 /** The three filtering scores of a (parameter, filter). */
 export type ScoreId = 'clean' | 'adversarial' | 'difference';
-/** The label a score gets against the tolerance τ (method.md §5). */
+/** The label a score gets against the tolerance τ (docs/method.md §5). */
 export type Label = 'fragile' | 'robust' | 'antifragile';
-/** Baseline b(u) that a normalised curve is compared against (method.md §4). */
+/** Baseline b(u) that a normalised curve is compared against (docs/method.md §4). */
 export type BaselineId = ResolvedAnalysisOptions['baseline'];
 /** The adversary of an analysis. */
 export type AttackId = ResolvedAnalysisOptions['attack'];
@@ -53,7 +53,7 @@ export interface FilterResult {
   labels: LabelTriple;
   /**
    * Curves that could not be normalised because the accuracy at step 0 was 0
-   * (method.md §4): their score is computed on the raw curve and flagged here.
+   * (docs/method.md §4): their score is computed on the raw curve and flagged here.
    */
   unnormalised: { clean: boolean; adversarial: boolean };
 }

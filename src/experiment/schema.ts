@@ -124,7 +124,7 @@ export const RECIPE_SCHEMA = {
       additionalProperties: false,
       default: {},
       description:
-        'The data. Pixels are normalised as method.md §8 says (MNIST mean/std, CIFAR-10 and Tiny ImageNet to [−1, 1]).',
+        'The data. Pixels are normalised as docs/method.md §8 says (MNIST mean/std, CIFAR-10 and Tiny ImageNet to [−1, 1]).',
       properties: {
         name: {
           enum: [...DATASET_NAMES],

@@ -15,7 +15,7 @@ export interface AdversarialBatchesOptions {
   ratio?: number;
   /** Clip attack examples to this input range; default none. */
   clip?: [number, number];
-  /** PGD's settings (with `attack: 'pgd'`); defaults `steps` 10, `stepSize` ε/4, no random start. */
+  /** PGD's settings (with `attack: 'pgd'`); defaults `PGD_DEFAULTS` (10 steps of ε/4), no random start. */
   pgd?: { steps?: number; stepSize?: number; randomStart?: boolean };
   /** How to read the model's output for the attack's loss; default `'auto'`. */
   output?: ModelOutputKind;
@@ -98,8 +98,8 @@ export function adversarialBatches(
     if (attack === 'fgsm') return fgsm(model, xs, ys, options.epsilon, settings);
     return pgd(model, xs, ys, options.epsilon, {
       ...settings,
-      steps: options.pgd?.steps ?? 10,
-      stepSize: options.pgd?.stepSize ?? options.epsilon / 4,
+      steps: options.pgd?.steps,
+      stepSize: options.pgd?.stepSize,
       randomStart: options.pgd?.randomStart ?? false,
       seed,
     });

@@ -97,7 +97,7 @@ export class EpochRecorder extends tf.Callback {
     const model = this.trainedModel();
     const started = Date.now();
     const evaluation = await evaluateAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe));
-    // A phase's last epoch also gets the stronger PGD check (10 steps of ε/4).
+    // A phase's last epoch also gets the stronger PGD check (default settings, PGD_DEFAULTS).
     const pgdAccuracy =
       epoch === plan.epochs - 1
         ? evaluatePgdAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe))

@@ -79,6 +79,11 @@ describe('analysis options, defined once (ANALYZE_OPTIONS_SCHEMA)', () => {
     expect(Object.isFrozen(resolved)).toBe(true);
     expect(Object.isFrozen(resolved.filters)).toBe(true);
     expect(resolveAnalyzeOptions(resolved)).toBe(resolved);
+    // The caller's own objects are not frozen.
+    const given = { epsilon: 0.1, attack: 'pgd' as const, pgd: { steps: 2, stepSize: 0.05 } };
+    const own = resolveAnalyzeOptions({ ...given, clip: [0, 1] as [number, number] });
+    expect(Object.isFrozen(own.pgd)).toBe(true);
+    expect(Object.isFrozen(given.pgd)).toBe(false);
     expect(resolved.parameters).toEqual([/conv/]);
     expect(resolved.onProgress).toBe(onProgress);
     // A copy is a new object: validated again.

@@ -257,12 +257,25 @@ export function analysisOptionProblems(
   return problems;
 }
 
-/** The options as the schema sees them: RegExps as their source text, no callback. */
+/** A copy of arrays and plain objects (so that freezing the result leaves the caller's alone). */
+function copyPlain(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(copyPlain);
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    Object.getPrototypeOf(value) === Object.prototype
+  ) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, copyPlain(v)]));
+  }
+  return value;
+}
+
+/** The options as the schema sees them (a copy): RegExps as their source text, no callback. */
 function jsonView(options: AnalyzeOptions): Record<string, unknown> {
   const { onProgress: _onProgress, ...rest } = options;
   const sel = options.parameters;
   const asText = (s: unknown) => (s instanceof RegExp ? String(s) : s);
-  const view: Record<string, unknown> = { ...rest };
+  const view = copyPlain(rest) as Record<string, unknown>;
   if (sel !== undefined) view.parameters = Array.isArray(sel) ? sel.map(asText) : asText(sel);
   return view;
 }

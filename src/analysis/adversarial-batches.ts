@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation } from '../util/random';
 import { fgsm, pgd, type ModelOutputKind } from './attacks';
+import type { AttackId } from './types';
 
 /** Options of {@link adversarialBatches}. */
 export interface AdversarialBatchesOptions {
   /** The attack that makes the replacement examples; default `'fgsm'`. */
-  attack?: 'fgsm' | 'pgd';
+  attack?: AttackId;
   /** Radius of the attack in input units (required). */
   epsilon: number;
   /**

@@ -3,8 +3,9 @@
  * analyse it and whether to compare normal with selective retraining. This module holds the
  * JSON schema (published as `recipes/schema.json`) and the TypeScript types that match it.
  */
+import { PGD_DEFAULTS_TEXT } from '../analysis/attacks';
 import { ANALYZE_OPTIONS_SCHEMA } from '../analysis/options';
-import type { FilterId, ScoreId } from '../analysis/types';
+import type { AttackId, FilterId, ScoreId } from '../analysis/types';
 import type { RequiredKeys, WithDefaults } from '../util/json-schema';
 import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
 import { MODEL_NAMES, type ModelName } from '../models';
@@ -280,10 +281,9 @@ export const RECIPE_SCHEMA = {
           description: 'How the adversarial arms make their training batches (adversarialBatches).',
           properties: {
             attack: {
-              enum: ['fgsm', 'pgd'],
+              enum: [...ANALYZE_OPTIONS_SCHEMA.properties.attack.enum],
               default: 'fgsm',
-              description:
-                'fgsm (Goodfellow et al. 2015) or pgd (Madry et al. 2018; 10 steps of ε/4).',
+              description: `fgsm (Goodfellow et al. 2015) or pgd (Madry et al. 2018; ${PGD_DEFAULTS_TEXT}).`,
             },
             ratio: {
               type: 'number',
@@ -386,7 +386,7 @@ export interface Recipe {
     granularity: 'layer' | 'parameter';
     every: number;
     arms: RetrainingArm[];
-    adversarial: { attack: 'fgsm' | 'pgd'; ratio: number; epsilon?: number };
+    adversarial: { attack: AttackId; ratio: number; epsilon?: number };
   };
   tracking: {
     checkpoints: 'last' | 'all';

@@ -29,11 +29,18 @@ import { PGD_DEFAULTS_TEXT } from '../src/analysis/attacks';
 import {
   summarizeSweep,
   sweepMarkdownTable,
+  sweepGainSentences,
   type SweepEntry,
   type SystemSummary,
 } from '../src/experiment/summary';
 import type { Recipe } from '../src/experiment/schema';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
+
+/** Systems run when neither --systems nor --recipes is given (the default recipe's and ResNet-18). */
+const DEFAULT_SYSTEMS = ['small_cnn', 'resnet18'];
+
+/** Seeds when --seeds is not given: enough for a t-based interval to mean something. */
+const DEFAULT_SEEDS = 5;
 
 /** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
 export const SYSTEMS: Record<string, string> = {
@@ -51,6 +58,7 @@ const QUICK = [
   'analysis.examples=100',
   'analysis.steps=5',
   'training.epochs=1',
+  'analysis.every=1',
   'retraining.epochs=1',
 ];
 
@@ -62,9 +70,10 @@ runs/reproduce-<time>/ (run folders, compare.html, results.json, results.md). Wi
 MLFLOW_TRACKING_URI set: a parent MLflow run, a child per system and seed, a grandchild per arm.
 
 Options:
-  --systems <a,b>    systems of recipes/reproduce/: ${Object.keys(SYSTEMS).join(', ')} (default: all)
+  --systems <a,b>    systems of recipes/reproduce/: ${Object.keys(SYSTEMS).join(', ')}
+                     (default: ${DEFAULT_SYSTEMS.join(', ')})
   --recipes <a,b>    recipe files instead (e.g. recipes/resnet18-cifar10.json for CIFAR-10)
-  --seeds <n>        seeds 0..n-1 (default 3; 1 with --quick); each seed sets training.seed,
+  --seeds <n>        seeds 0..n-1 (default ${DEFAULT_SEEDS}; 1 with --quick); each seed sets training.seed,
                      dataset.seed and retraining.seeds
   --quick            small sizes and 1 + 1 epochs: a smoke run of the protocol
   --score <s>        selective arm: labels from adversarial (default), clean or difference
@@ -207,6 +216,7 @@ function writeResults(options: ReproduceOptions, sweep: Sweep, summaries: System
     '',
     sweepMarkdownTable(summaries),
     '',
+    ...sweepGainSentences(summaries).flatMap((line) => [line, '']),
     `Side by side: \`compare.html\`; each run: its folder's \`report.html\`.`,
     '',
   ].join('\n');
@@ -305,6 +315,14 @@ async function endParent(
         if (!value) continue;
         metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
         metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
+      }
+    }
+    for (const [arm, gains] of Object.entries(s.gains)) {
+      for (const [metric, gain] of Object.entries(gains)) {
+        const key = `${s.system}/${arm}/gain_${metric}`;
+        metrics[key] = gain.mean;
+        metrics[`${key}_ci95_lo`] = gain.ci95[0];
+        metrics[`${key}_ci95_hi`] = gain.ci95[1];
       }
     }
     parent.logMetrics(metrics, 0);
@@ -457,7 +475,7 @@ export async function reproduceMain(argv: string[]): Promise<number> {
   if (values.recipes) {
     recipes = String(values.recipes).split(',').filter(Boolean);
   } else {
-    const names = String(values.systems ?? Object.keys(SYSTEMS).join(','))
+    const names = String(values.systems ?? DEFAULT_SYSTEMS.join(','))
       .split(',')
       .filter(Boolean);
     const unknown = names.filter((n) => !SYSTEMS[n]);
@@ -474,7 +492,7 @@ export async function reproduceMain(argv: string[]): Promise<number> {
     if (!folder) return usage(`recipes/reproduce/ not found from ${__dirname}`);
     recipes = names.map((n) => path.relative(process.cwd(), path.join(folder, SYSTEMS[n])));
   }
-  const count = Number(values.seeds ?? (values.quick ? 1 : 3));
+  const count = Number(values.seeds ?? (values.quick ? 1 : DEFAULT_SEEDS));
   if (!Number.isInteger(count) || count < 1) {
     return usage(`--seeds must be a positive integer; got ${values.seeds}`);
   }

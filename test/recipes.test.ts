@@ -14,6 +14,7 @@ import {
   meanStd,
   summarizeSweep,
   sweepMarkdownTable,
+  sweepGainSentences,
   type Comparison,
   RecipeError,
   recipeSchemaJson,
@@ -251,9 +252,19 @@ describe('sweep summary', () => {
     const table = sweepMarkdownTable([a, b]);
     expect(table).toContain('| a | normal | 2 | 90.0 ± 0.0 | 40.0 ± 14.1 | 10.0 ± 0.0 | 0 |');
     expect(table).toContain('| a | selective | 2 | 80.0 ± 0.0 | 40.0 ± 0.0 | 20.0 ± 0.0 | 2 |');
+    // paired gains in points with t-based 95% intervals: FGSM +10 and −10 → 0 ± 12.706 · 14.1 / √2
     expect(table).toContain(
-      '| a | selective − normal | 2 | -10.0 ± 0.0 | +0.0 ± 14.1 | +10.0 ± 0.0 |  |',
+      '| a | selective − normal (points, 95% CI) | 2 | -10.0 (95% CI [-10.0, -10.0], n = 2) | +0.0 (95% CI [-127.1, +127.1], n = 2) | +10.0 (95% CI [+10.0, +10.0], n = 2) | |',
     );
+    expect(a.gains.selective.fgsm.ci95[1]).toBeCloseTo(
+      (12.7062 * Math.SQRT2 * 0.1) / Math.SQRT2,
+      3,
+    );
+    expect(sweepGainSentences([a])).toEqual([
+      expect.stringMatching(
+        /^a: selective − normal: FGSM \+0\.0 points .*no detectable difference at n = 2\.$/,
+      ),
+    ]);
   });
 });
 

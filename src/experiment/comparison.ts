@@ -189,14 +189,17 @@ export function formatGain(gain: PairedGain): string {
 }
 
 /**
- * One line per arm: its FGSM, clean and PGD gain over normal with the interval, and what the FGSM
- * interval allows us to say ("raises" only when it excludes 0).
+ * One arm's gains over normal in words: FGSM, clean and PGD with their intervals, and what the
+ * FGSM interval allows us to say ("raises" only when it excludes 0).
  */
+export function armGainLine(arm: string, gains: ArmGains): string {
+  const parts = [`FGSM ${formatGain(gains.fgsm)}`, `clean ${formatGain(gains.clean)}`];
+  if (gains.pgd) parts.push(`PGD ${formatGain(gains.pgd)}`);
+  const verdict = gainVerdict(gains.fgsm, arm).replace(' it ', ' FGSM accuracy ');
+  return `${arm} − normal: ${parts.join('; ')}: ${verdict}`;
+}
+
+/** {@link armGainLine} for every arm of a comparison. */
 export function gainLines(comparison: Comparison): string[] {
-  return Object.entries(comparison.gains ?? {}).map(([arm, gains]) => {
-    const parts = [`FGSM ${formatGain(gains.fgsm)}`, `clean ${formatGain(gains.clean)}`];
-    if (gains.pgd) parts.push(`PGD ${formatGain(gains.pgd)}`);
-    const verdict = gainVerdict(gains.fgsm, arm).replace(' it ', ' FGSM accuracy ');
-    return `${arm} − normal: ${parts.join('; ')}: ${verdict}`;
-  });
+  return Object.entries(comparison.gains ?? {}).map(([arm, gains]) => armGainLine(arm, gains));
 }

@@ -26,7 +26,7 @@ export { planPhases } from './phases';
 export type { PhasePlan } from './phases';
 export { startMlflowTracker, recipeParams } from './tracking';
 export type { RunTracker, MlflowTrackerOptions } from './tracking';
-export { meanStd, summarizeSweep, sweepMarkdownTable } from './summary';
+export { meanStd, summarizeSweep, sweepMarkdownTable, sweepGainSentences } from './summary';
 export type { MeanStd, SweepEntry, ArmSummary, SystemSummary } from './summary';
 export { pairedGain, gainVerdict, studentTQuantile, studentTCdf } from './statistics';
 export type { PairedGain } from './statistics';

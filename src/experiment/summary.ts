@@ -1,4 +1,12 @@
-import type { AccuracyPair, Comparison } from './comparison';
+import {
+  armGainLine,
+  formatGain,
+  type AccuracyPair,
+  type ArmGains,
+  type ArmResult,
+  type Comparison,
+} from './comparison';
+import { pairedGain } from './statistics';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) of some numbers. */
 export interface MeanStd {
@@ -46,6 +54,10 @@ export interface SystemSummary {
   frozenAtEnd?: number;
   /** Wall-clock seconds of the system's runs together. */
   seconds: number;
+  /** Every arm (normal first) over the seeds that ran it; with `frozenAtEnd` for arms that freeze. */
+  arms: Record<string, ArmSummary & { frozenAtEnd?: number }>;
+  /** Every arm but normal: arm − normal paired over seeds, with t-based 95% intervals. */
+  gains: Record<string, ArmGains>;
 }
 
 function arm(pairs: AccuracyPair[]): ArmSummary {
@@ -75,18 +87,64 @@ export function summarizeSweep(entries: readonly SweepEntry[]): SystemSummary[] 
   return systems.map((system) => {
     const own = entries.filter((e) => e.system === system);
     const seeds = own.flatMap((e) => e.comparison.seeds);
+    const withSelective = seeds.filter((s) => s.selective !== undefined);
     const frozen = seeds.map((s) => s.frozenAtEnd).filter((v): v is number => v !== undefined);
+    const names = [...new Set(own.flatMap((e) => e.comparison.arms ?? ['normal', 'selective']))];
     return {
       system,
       seeds: own.map((e) => e.seed),
       start: arm(seeds.map((s) => s.start)),
       normal: arm(seeds.map((s) => s.normal)),
-      selective: arm(seeds.map((s) => s.selective)),
-      gain: arm(seeds.map((s) => difference(s.selective, s.normal))),
+      selective: arm(withSelective.map((s) => s.selective)),
+      gain: arm(withSelective.map((s) => difference(s.selective, s.normal))),
       ...(frozen.length ? { frozenAtEnd: frozen.reduce((a, b) => a + b, 0) / frozen.length } : {}),
       seconds: own.reduce((s, e) => s + (e.seconds ?? 0), 0),
+      arms: Object.fromEntries(names.map((name) => [name, armOverSeeds(seeds, name)])),
+      gains: Object.fromEntries(
+        names
+          .filter((name) => name !== 'normal')
+          .map((name) => [name, gainsOverSeeds(seeds, name)]),
+      ),
     };
   });
+}
+
+function armOverSeeds(
+  seeds: Comparison['seeds'],
+  name: string,
+): ArmSummary & { frozenAtEnd?: number } {
+  const own = seeds.filter((s) => s[name] !== undefined);
+  const results = own.map((s) => s[name] as ArmResult);
+  // Comparisons recorded before arms kept the selective arm's count on the seed only.
+  const frozen = own
+    .map(
+      (s) =>
+        (s[name] as ArmResult).frozenAtEnd ?? (name === 'selective' ? s.frozenAtEnd : undefined),
+    )
+    .filter((v): v is number => v !== undefined);
+  return {
+    ...arm(results),
+    ...(frozen.length ? { frozenAtEnd: frozen.reduce((a, b) => a + b, 0) / frozen.length } : {}),
+  };
+}
+
+function gainsOverSeeds(seeds: Comparison['seeds'], name: string): ArmGains {
+  const paired = seeds.filter((s) => s[name] !== undefined);
+  const values = (key: keyof AccuracyPair, of: (s: (typeof seeds)[number]) => AccuracyPair) =>
+    paired.map((s) => of(s)[key] as number);
+  const gain = (key: keyof AccuracyPair) =>
+    pairedGain(
+      values(key, (s) => s[name] as AccuracyPair),
+      values(key, (s) => s.normal),
+    );
+  const withPgd = paired.every(
+    (s) => (s[name] as AccuracyPair).pgd !== undefined && s.normal.pgd !== undefined,
+  );
+  return {
+    clean: gain('clean'),
+    fgsm: gain('fgsm'),
+    ...(withPgd && paired.length ? { pgd: gain('pgd') } : {}),
+  };
 }
 
 const pct = (m: MeanStd | undefined, signed = false) => {
@@ -95,10 +153,13 @@ const pct = (m: MeanStd | undefined, signed = false) => {
   return `${signed && m.mean >= 0 ? '+' : ''}${mean} ± ${(m.std * 100).toFixed(1)}`;
 };
 
+const gainCell = (gain: ArmGains[keyof ArmGains] | undefined) =>
+  gain ? formatGain(gain).replace(' points', '') : '–';
+
 /**
- * A markdown table of a sweep: per system, the normal and selective arms (clean, FGSM, PGD in %,
- * mean ± std over seeds; layers frozen at the selective arm's end, mean over seeds), then
- * selective − normal.
+ * A markdown table of a sweep: per system, every arm (clean, FGSM, PGD in %, mean ± std over
+ * seeds; layers frozen at the arm's end, mean over seeds), then each arm − normal as the mean
+ * paired gain in points with its 95% interval.
  */
 export function sweepMarkdownTable(summaries: readonly SystemSummary[]): string {
   const lines = [
@@ -106,17 +167,24 @@ export function sweepMarkdownTable(summaries: readonly SystemSummary[]): string 
     '| :-- | :-- | --: | --: | --: | --: | --: |',
   ];
   for (const s of summaries) {
-    const n = s.normal.clean.n;
-    const frozen = s.frozenAtEnd === undefined ? '–' : String(Number(s.frozenAtEnd.toFixed(1)));
-    for (const [name, a, signed, f] of [
-      ['normal', s.normal, false, '0'],
-      ['selective', s.selective, false, frozen],
-      ['selective − normal', s.gain, true, ''],
-    ] as const) {
+    for (const [name, a] of Object.entries(s.arms)) {
+      const frozen = a.frozenAtEnd === undefined ? '0' : String(Number(a.frozenAtEnd.toFixed(1)));
       lines.push(
-        `| ${s.system} | ${name} | ${n} | ${pct(a.clean, signed)} | ${pct(a.fgsm, signed)} | ${pct(a.pgd, signed)} | ${f} |`,
+        `| ${s.system} | ${name} | ${a.clean.n} | ${pct(a.clean)} | ${pct(a.fgsm)} | ${pct(a.pgd)} | ${frozen} |`,
+      );
+    }
+    for (const [name, g] of Object.entries(s.gains)) {
+      lines.push(
+        `| ${s.system} | ${name} − normal (points, 95% CI) | ${g.fgsm.n} | ${gainCell(g.clean)} | ${gainCell(g.fgsm)} | ${gainCell(g.pgd)} | |`,
       );
     }
   }
   return lines.join('\n');
+}
+
+/** One sentence per system and arm: its gains over normal and what the intervals allow. */
+export function sweepGainSentences(summaries: readonly SystemSummary[]): string[] {
+  return summaries.flatMap((s) =>
+    Object.entries(s.gains).map(([name, g]) => `${s.system}: ${armGainLine(name, g)}.`),
+  );
 }

@@ -101,7 +101,7 @@ function schemaProblems(errors: ErrorObject[], data: unknown): string[] {
 /** Rules that span fields, which the schema cannot say. */
 function crossFieldProblems(recipe: Recipe): string[] {
   const problems: string[] = [];
-  const { model, dataset, analysis, retraining } = recipe;
+  const { model, dataset, training, analysis, retraining } = recipe;
   if (model.architecture === 'small_cnn' && model.width !== 1) {
     problems.push(`/model/width: small_cnn has no width option; use 1 (got ${model.width})`);
   }
@@ -147,6 +147,11 @@ function crossFieldProblems(recipe: Recipe): string[] {
   if (retraining.enabled && dataset.validationSize === undefined) {
     problems.push(
       '/dataset/validationSize: retraining needs a validation split, so that the labels that decide freezing never see the test set on which the arms are scored; set dataset.validationSize (≥ analysis.examples)',
+    );
+  }
+  if (retraining.enabled && training.epochs % analysis.every !== 0) {
+    problems.push(
+      `/analysis/every: the retraining arms start from the labels of training's last epoch, so it must be analysed: training.epochs (${training.epochs}) must be a multiple of analysis.every (${analysis.every})`,
     );
   }
   if (!retraining.arms.includes('normal')) {

@@ -118,7 +118,13 @@ async function collect(
     const err = await collect(test.dataset).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DatasetFormatError);
     expect((err as DatasetFormatError).file).toBe(broken);
-    expect((err as Error).message).toMatch(/val_3\.JPEG: cannot be decoded as a JPEG/);
+    expect((err as Error).message).toMatch(
+      /val_3\.JPEG: cannot be decoded as a JPEG: it is truncated \(200 bytes and no end-of-image marker FF D9\)/,
+    );
+    fs.writeFileSync(broken, 'not an image');
+    await expect(collect(test.dataset)).rejects.toThrow(
+      /val_3\.JPEG: cannot be decoded as a JPEG: it is not a JPEG \(expected the start marker FF D8 FF; the 12 bytes start with 6E 6F 74 20\)/,
+    );
     fs.writeFileSync(broken, await jpeg([1, 2, 3], 32));
     await expect(collect(test.dataset)).rejects.toThrow(
       /val_3\.JPEG: is 32×32 pixels, expected 64×64/,

@@ -16,13 +16,7 @@ import {
   MNIST_STD,
 } from '../datasets';
 import { smallCnn } from '../src/models/small-cnn';
-import {
-  CLASS_NAMES,
-  cifarBatch,
-  idx,
-  writeCifar,
-  writeMnist,
-} from './support/dataset-files';
+import { CLASS_NAMES, cifarBatch, idx, writeCifar, writeMnist } from './support/dataset-files';
 
 let root: string;
 beforeAll(() => {

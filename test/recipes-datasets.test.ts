@@ -18,6 +18,7 @@ interface ShippedRecipe {
   name: string;
   model: { architecture: ModelName };
   dataset: { name: string; dir?: string; validationSize?: number };
+  retraining?: { enabled?: boolean; arms?: string[] };
 }
 
 const shipped = [
@@ -114,10 +115,12 @@ describe('every shipped recipe runs end to end, tiny, on real-format files', () 
       const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
       expect(info.status).toBe('finished');
       const rows = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics.json'), 'utf8'));
+      const arms = recipe.retraining?.enabled
+        ? (recipe.retraining.arms ?? ['normal', 'selective'])
+        : [];
       expect(rows.map((r: { phase: string }) => r.phase)).toEqual([
         'train',
-        'normal-s0',
-        'selective-s0',
+        ...arms.map((arm) => `${arm}-s0`),
       ]);
       for (const row of rows) expect(Number.isFinite(row.test_acc)).toBe(true);
       const report = JSON.parse(

@@ -55,7 +55,9 @@ export interface FreezeRecord {
  * user made non-trainable are never touched. BatchNorm layers are not analysed and so never
  * frozen: their γ, β and moving statistics keep training. Freezing never leaves the model with no
  * trainable weight (tfjs would throw at the next batch): such a refresh is skipped and recorded.
- * At the end of training every flag this callback changed is restored.
+ * At the end of training every flag this callback changed is restored, also when the fit throws
+ * from this callback or its analysis (tfjs then skips `onTrainEnd`); for errors from elsewhere,
+ * wrap the fit: `await retrain.track(model.fit(...))`.
  *
  * Events: `onTrainBegin` checks the setup (the analysis must be placed before this callback),
  * then freezes the set restored by {@link setState}, or else the set decided by the analysis'
@@ -77,6 +79,8 @@ export class SelectiveRetrainCallback extends tf.Callback {
   private touched = new Map<tf.LayerVariable, string>();
   /** Variables trainable when training began (ours to toggle). */
   private toggleable = new Set<tf.LayerVariable>();
+  /** Unsubscribes from the analysis' failures (set during a fit). */
+  private unsubscribe?: () => void;
   /** State handed to {@link setState}, applied at the next `onTrainBegin`. */
   private restored?: SelectiveRetrainState;
 
@@ -224,6 +228,14 @@ export class SelectiveRetrainCallback extends tf.Callback {
     if (!model.optimizer) {
       throw new Error('SelectiveRetrainCallback: the model must be compiled with an optimizer');
     }
+    // An analysis error ends the fit without onTrainEnd: put the flags back before it leaves.
+    this.unsubscribe?.();
+    this.unsubscribe = this.analysis.onFailure(() => this.restore());
+    await this.restoring(async () => this.freezeAtStart(model));
+  }
+
+  /** Freezes the restored set, or the one the start report (epoch −1) decides. */
+  private freezeAtStart(model: tf.LayersModel): void {
     if (this.restored) {
       // The restored set already reflects every report up to the checkpoint, the start one too.
       this.applyRestored(model, this.restored);
@@ -235,14 +247,52 @@ export class SelectiveRetrainCallback extends tf.Callback {
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
-    const report = this.analysis.latest;
-    if (report && report.epoch === epoch && epoch >= this.startEpoch) this.refresh(report, epoch);
-    if (logs) logs.frozen_layers = this.frozenNow.length;
+    await this.restoring(async () => {
+      const report = this.analysis.latest;
+      if (report && report.epoch === epoch && epoch >= this.startEpoch) {
+        this.refresh(report, epoch);
+      }
+      if (logs) logs.frozen_layers = this.frozenNow.length;
+    });
   }
 
   override async onTrainEnd(): Promise<void> {
+    this.restore();
+  }
+
+  /**
+   * Makes every weight this callback froze trainable again (as `onTrainEnd` does). tfjs skips
+   * `onTrainEnd` when `fit` throws; this callback restores the flags itself when the error comes
+   * from it or from its analysis, and {@link track} covers any other error.
+   */
+  restore(): void {
     for (const v of this.touched.keys()) v.trainable = true;
     this.touched.clear();
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+
+  /**
+   * Awaits a training promise (`model.fit(...)`); if it rejects, restores the trainable flags
+   * (see {@link restore}) and rethrows: `await retrain.track(model.fit(...))`.
+   */
+  async track<T>(training: Promise<T>): Promise<T> {
+    try {
+      return await training;
+    } catch (err) {
+      this.restore();
+      throw err;
+    }
+  }
+
+  /** Runs one of this callback's hooks; if it throws, restores the flags before rethrowing. */
+  private async restoring(hook: () => Promise<void>): Promise<void> {
+    try {
+      await hook();
+    } catch (err) {
+      this.restore();
+      throw err;
+    }
   }
 
   private refresh(report: AnalysisReport, epoch: number): void {

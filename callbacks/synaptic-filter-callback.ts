@@ -83,6 +83,7 @@ export class SynapticFilterCallback extends tf.Callback {
   readonly lastEpoch: number;
   private readonly onAnalysis?: (report: AnalysisReport) => void | Promise<void>;
   private readonly stored: AnalysisReport[] = [];
+  private readonly failureListeners = new Set<() => void>();
   /** The `params` object of the fit whose `onTrainBegin` this callback last ran. */
   private trainParams?: tf.CustomCallbackArgs | object;
 
@@ -143,6 +144,16 @@ export class SynapticFilterCallback extends tf.Callback {
   /** The newest report, if any. */
   get latest(): AnalysisReport | undefined {
     return this.stored[this.stored.length - 1];
+  }
+
+  /**
+   * Calls `listener` when an analysis throws, before the error leaves this callback (tfjs then
+   * skips every `onTrainEnd`): a callback that changed the model, such as
+   * {@link SelectiveRetrainCallback}, undoes it there. Returns the function that unsubscribes.
+   */
+  onFailure(listener: () => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
   }
 
   /** Whether this callback's `onTrainBegin` ran in the fit that set `params` (placement checks). */
@@ -218,6 +229,7 @@ export class SynapticFilterCallback extends tf.Callback {
         (w as unknown as { val: tf.Variable }).val.assign(snapshot[i]),
       );
       model.stopTraining = true;
+      for (const listener of [...this.failureListeners]) listener();
       throw err;
     } finally {
       tf.dispose(snapshot);

@@ -66,6 +66,7 @@ MLFLOW_TRACKING_URI is set.
 
 Ctrl-C stops cleanly after the current epoch (press it twice to quit at once): the run folder
 keeps everything up to the last finished epoch, the MLflow run is marked KILLED, exit code 130.
+A folder is locked (run.lock) while a process runs it: a second --resume of it is refused.
 
 Options:
   --out <dir>        parent folder of the run folder (default: runs)

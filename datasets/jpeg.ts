@@ -36,6 +36,27 @@ export function nativeJpegDecoder(user: string): DecodeJpeg {
   return decoder;
 }
 
+const hex = (bytes: Uint8Array) =>
+  Array.from(bytes, (b) => b.toString(16).toUpperCase().padStart(2, '0')).join(' ');
+
+/**
+ * What keeps `bytes` from being a whole JPEG, checked before the native decoder sees them (which
+ * answers a bare status code and prints libjpeg's warnings): the start-of-image marker FF D8 FF
+ * and an end-of-image marker FF D9. Undefined when both are there.
+ */
+export function jpegStructureProblem(bytes: Uint8Array): string | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) {
+    return (
+      `it is not a JPEG (expected the start marker FF D8 FF; the ${bytes.length} bytes start ` +
+      `with ${bytes.length ? hex(bytes.subarray(0, 4)) : 'nothing'})`
+    );
+  }
+  for (let i = bytes.length - 2; i >= 2; i--) {
+    if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return undefined;
+  }
+  return `it is truncated (${bytes.length} bytes and no end-of-image marker FF D9)`;
+}
+
 /**
  * Decodes `bytes` (the contents of `file`) to RGB with `decode` and checks its size; an
  * undecodable file or one of another size is a {@link DatasetFormatError} naming the file.
@@ -49,12 +70,18 @@ export function decodeInto(
   target: Float32Array,
   offset: number,
 ): void {
+  const problem = jpegStructureProblem(bytes);
+  if (problem) throw new DatasetFormatError(file, `cannot be decoded as a JPEG: ${problem}`);
   let image: tf.Tensor3D;
   try {
     image = decode(bytes, 3);
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new DatasetFormatError(file, `cannot be decoded as a JPEG (${reason})`);
+    throw new DatasetFormatError(
+      file,
+      `cannot be decoded as a JPEG: its ${bytes.length} bytes start and end like one, but ` +
+        `TensorFlow's decoder rejected the data (${reason}); the file is corrupt`,
+    );
   }
   try {
     const [h, w] = image.shape;

@@ -275,5 +275,91 @@ describe('analyze (docs/method.md §1–§6)', () => {
       head.setWeights([kernel, bias]);
       brokenKernel.dispose();
     });
+
+    it('a NaN in a weight that is not analysed', async () => {
+      const bn = model.getLayer('bn');
+      const saved = bn.getWeights();
+      const gamma = saved[0].dataSync().slice() as Float32Array;
+      gamma[2] = NaN;
+      const broken = tf.tensor(gamma);
+      bn.setWeights([broken, ...saved.slice(1)]);
+      const snapshot = weightBytes(model);
+      await expect(
+        analyze(model, data, { ...options, parameters: ['head/kernel'] } as AnalyzeOptions),
+      ).rejects.toThrow(/weight 'bn\/gamma\S*' has a non-finite value \(NaN\) at flat index 2/);
+      weightBytes(model).forEach((b, i) =>
+        expect(Buffer.compare(Buffer.from(b), Buffer.from(snapshot[i]))).toBe(0),
+      );
+      bn.setWeights(saved);
+      broken.dispose();
+    });
+
+    const n = 120;
+    const dataCases: Array<[string, () => { xs: tf.Tensor; ys: tf.Tensor }, RegExp]> = [
+      ...[12, -1, 99, 2.7].map((id): [string, () => { xs: tf.Tensor; ys: tf.Tensor }, RegExp] => [
+        `class id ${id}`,
+        () => {
+          const ids = new Float32Array(n).fill(1);
+          ids[7] = id;
+          return { xs: data.xs, ys: tf.tensor1d(ids) };
+        },
+        new RegExp(`the id of example 7 is ${id}; expected an integer in 0–9`),
+      ]),
+      [
+        'an all-zero one-hot row',
+        () => ({
+          xs: data.xs,
+          ys: tf.tidy(() => data.ys.mul(tf.scalar(1).sub(tf.oneHot(5, n).toFloat().expandDims(1)))),
+        }),
+        /data.ys row 5 is not one-hot .*got \[0, 0, 0, 0, 0, 0, 0, 0, 0, 0\]/,
+      ],
+      [
+        'a uniform row',
+        () => ({
+          xs: data.xs,
+          ys: tf.tidy(() =>
+            data.ys
+              .slice(0, 3)
+              .concat(tf.fill([1, 10], 0.1))
+              .concat(data.ys.slice(4)),
+          ),
+        }),
+        /data.ys row 3 is not one-hot/,
+      ],
+      [
+        'NaN in xs',
+        () => {
+          const values = data.xs.dataSync().slice() as Float32Array;
+          values[2 * 196 + 5] = NaN;
+          return { xs: tf.tensor(values, data.xs.shape), ys: data.ys };
+        },
+        /data.xs holds a non-finite value \(NaN\) in example 2/,
+      ],
+      [
+        'int32 xs',
+        () => ({ xs: data.xs.toInt(), ys: data.ys }),
+        /data.xs must be float32.*got int32/,
+      ],
+    ];
+    it.each(dataCases)('%s', async (_, make, message) => {
+      const bad = make();
+      const tensors = tf.memory().numTensors;
+      const snapshot = weightBytes(model);
+      await expect(analyze(model, bad, options)).rejects.toThrow(message);
+      expect(tf.memory().numTensors).toBe(tensors);
+      weightBytes(model).forEach((b, i) =>
+        expect(Buffer.compare(Buffer.from(b), Buffer.from(snapshot[i]))).toBe(0),
+      );
+      tf.dispose([bad.xs, bad.ys].filter((t) => t !== data.xs && t !== data.ys));
+    });
+
+    it('arguments that are not a model or data', async () => {
+      await expect(analyze(null as never, data, options)).rejects.toThrow(
+        /argument 'model' must be a tf.LayersModel .*got null/,
+      );
+      await expect(analyze(model, { xs: data.xs } as never, options)).rejects.toThrow(
+        /argument 'data' must be \{ xs: tf.Tensor, ys: tf.Tensor \}; got Object with xs: a float32 tensor, ys: undefined/,
+      );
+    });
   });
 });

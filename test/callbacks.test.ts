@@ -493,6 +493,46 @@ describe('SelectiveRetrainCallback', () => {
     second.dispose();
   });
 
+  it('restores every trainable flag when fit throws (analysis error; any error through track)', async () => {
+    const d = data();
+    const trainable = (m: tf.LayersModel) =>
+      Object.fromEntries(m.trainableWeights.map((w) => [w.originalName, w.trainable]));
+    const fit = async (failIn: 'analysis' | 'other', tracked: boolean) => {
+      const m = model();
+      m.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
+      const before = trainable(m);
+      const analysis = new SynapticFilterCallback({
+        data: d,
+        ...analysisOptions,
+        onAnalysis: (r) => {
+          if (r.epoch === 1 && failIn === 'analysis') throw new Error('analysis failed');
+          setLabels(r, ['conv1', 'conv2']);
+        },
+      });
+      const retrain = new SelectiveRetrainCallback({ analysis });
+      let frozenAtEpoch0: string[] = [];
+      const other = new (class extends tf.Callback {
+        override async onEpochEnd(epoch: number) {
+          if (epoch === 0) frozenAtEpoch0 = retrain.frozenLayers;
+          if (epoch === 1 && failIn === 'other') throw new Error('other failed');
+        }
+      })();
+      const training = m.fit(d.xs, d.ys, {
+        epochs: 3,
+        batchSize: 32,
+        verbose: 0,
+        callbacks: [analysis, retrain, other],
+      });
+      await expect(tracked ? retrain.track(training) : training).rejects.toThrow(/failed/);
+      expect(frozenAtEpoch0).toEqual(['conv1', 'conv2']);
+      expect(trainable(m)).toEqual(before);
+      m.dispose();
+    };
+    await fit('analysis', false);
+    await fit('other', true);
+    tf.dispose([d.xs, d.ys]);
+  });
+
   it('works in fitDataset too', async () => {
     const d = data();
     const m = model();

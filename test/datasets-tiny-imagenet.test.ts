@@ -9,73 +9,12 @@ import {
   Example,
   loadTinyImageNet,
 } from '../datasets';
+import { COLOURS, jpeg, WNIDS, writeTinyImageNet } from './support/dataset-files';
 
 // JPEGs are encoded here and decoded by the loader with TensorFlow's native library.
 const native = !process.env.TFJS_BACKEND || process.env.TFJS_BACKEND.startsWith('tensorflow');
 
-interface NodeImage {
-  node: {
-    encodeJpeg(
-      image: tf.Tensor3D,
-      format?: '' | 'grayscale' | 'rgb',
-      quality?: number,
-    ): Promise<Uint8Array>;
-  };
-}
-
-const WNIDS = ['n01443537', 'n01629819', 'n01641577'];
-/** Each class has its own colour (class 0 red, 1 green, 2 blue), so labels can be checked from pixels. */
-const COLOURS: [number, number, number][] = [
-  [230, 20, 20],
-  [20, 230, 20],
-  [20, 20, 230],
-];
-
 let root: string;
-let encodeJpeg: NodeImage['node']['encodeJpeg'];
-
-async function jpeg(
-  colour: [number, number, number],
-  size = 64,
-  grey = false,
-): Promise<Uint8Array> {
-  const image = tf.tidy(() =>
-    grey
-      ? tf.fill([size, size, 1], colour[0], 'int32')
-      : (tf.tensor1d(colour, 'int32').reshape([1, 1, 3]).tile([size, size, 1]) as tf.Tensor3D),
-  ) as tf.Tensor3D;
-  const bytes = await encodeJpeg(image, grey ? 'grayscale' : 'rgb', 95);
-  image.dispose();
-  return bytes;
-}
-
-/** A small Tiny ImageNet folder: 3 classes × 4 training images, 5 validation images. */
-async function writeTinyImageNet(dir: string): Promise<void> {
-  fs.mkdirSync(path.join(dir, 'val', 'images'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'wnids.txt'), `${WNIDS.join('\n')}\n`);
-  fs.writeFileSync(
-    path.join(dir, 'words.txt'),
-    'n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\nn99999999\tunused\n',
-  );
-  for (const [label, wnid] of WNIDS.entries()) {
-    const images = path.join(dir, 'train', wnid, 'images');
-    fs.mkdirSync(images, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'train', wnid, `${wnid}_boxes.txt`), '');
-    for (let i = 0; i < 4; i++)
-      fs.writeFileSync(path.join(images, `${wnid}_${i}.JPEG`), await jpeg(COLOURS[label]));
-  }
-  const val = [2, 0, 1, 1, 0];
-  const lines = await Promise.all(
-    val.map(async (label, i) => {
-      fs.writeFileSync(
-        path.join(dir, 'val', 'images', `val_${i}.JPEG`),
-        await jpeg(COLOURS[label]),
-      );
-      return `val_${i}.JPEG\t${WNIDS[label]}\t0\t0\t63\t63`;
-    }),
-  );
-  fs.writeFileSync(path.join(dir, 'val', 'val_annotations.txt'), `${lines.join('\n')}\n`);
-}
 
 /** Labels and each image's mean colour, in [0, 255]. */
 async function collect(
@@ -95,8 +34,6 @@ async function collect(
 (native ? describe : describe.skip)('Tiny ImageNet', () => {
   let dir: string;
   beforeAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    encodeJpeg = (require('@tensorflow/tfjs-node') as NodeImage).node.encodeJpeg;
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-imagenet-test-'));
     dir = path.join(root, 'tiny-imagenet-200');
     await writeTinyImageNet(dir);
@@ -181,7 +118,13 @@ async function collect(
     const err = await collect(test.dataset).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DatasetFormatError);
     expect((err as DatasetFormatError).file).toBe(broken);
-    expect((err as Error).message).toMatch(/val_3\.JPEG: cannot be decoded as a JPEG/);
+    expect((err as Error).message).toMatch(
+      /val_3\.JPEG: cannot be decoded as a JPEG: it is truncated \(200 bytes and no end-of-image marker FF D9\)/,
+    );
+    fs.writeFileSync(broken, 'not an image');
+    await expect(collect(test.dataset)).rejects.toThrow(
+      /val_3\.JPEG: cannot be decoded as a JPEG: it is not a JPEG \(expected the start marker FF D8 FF; the 12 bytes start with 6E 6F 74 20\)/,
+    );
     fs.writeFileSync(broken, await jpeg([1, 2, 3], 32));
     await expect(collect(test.dataset)).rejects.toThrow(
       /val_3\.JPEG: is 32×32 pixels, expected 64×64/,

@@ -1,7 +1,6 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as zlib from 'zlib';
 import * as tf from '@tensorflow/tfjs';
 import {
   DatasetFormatError,
@@ -17,6 +16,7 @@ import {
   MNIST_STD,
 } from '../datasets';
 import { smallCnn } from '../src/models/small-cnn';
+import { CLASS_NAMES, cifarBatch, idx, writeCifar, writeMnist } from './support/dataset-files';
 
 let root: string;
 beforeAll(() => {
@@ -45,41 +45,6 @@ async function collect(
 }
 
 // ------------------------------------------------------------------------------------ MNIST IDX
-
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = 0x08;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(data)]);
-}
-
-/** `n` 28×28 images whose pixels all equal the example's index (so examples can be told apart). */
-function mnistFiles(n: number, labels: (i: number) => number) {
-  const images = new Uint8Array(n * 784);
-  for (let i = 0; i < n; i++) images.fill(i, i * 784, (i + 1) * 784);
-  return {
-    images: idx([n, 28, 28], images),
-    labels: idx(
-      [n],
-      Uint8Array.from({ length: n }, (_, i) => labels(i)),
-    ),
-  };
-}
-
-function writeMnist(dir: string, gzip = false, train = 12, test = 5): void {
-  const t = mnistFiles(train, (i) => i % 10);
-  const v = mnistFiles(test, (i) => (i * 3) % 10);
-  const write = (name: string, bytes: Buffer) =>
-    fs.writeFileSync(
-      path.join(dir, gzip ? `${name}.gz` : name),
-      gzip ? zlib.gzipSync(bytes) : bytes,
-    );
-  write('train-images-idx3-ubyte', t.images);
-  write('train-labels-idx1-ubyte', t.labels);
-  write('t10k-images-idx3-ubyte', v.images);
-  write('t10k-labels-idx1-ubyte', v.labels);
-}
 
 /** The example index encoded in a normalised MNIST image (all pixels equal it). */
 const mnistIndex = (image: Float32Array) =>
@@ -280,48 +245,6 @@ describe('MNIST built in (no download)', () => {
 });
 
 // ------------------------------------------------------------------------------------ CIFAR-10
-
-const CLASS_NAMES = [
-  'airplane',
-  'automobile',
-  'bird',
-  'cat',
-  'deer',
-  'dog',
-  'frog',
-  'horse',
-  'ship',
-  'truck',
-];
-
-/** `n` records: label `label(i)`; red = example index, green = pixel index mod 256, blue = 255. */
-function cifarBatch(n: number, start: number, label: (i: number) => number): Buffer {
-  const out = Buffer.alloc(n * 3073);
-  for (let i = 0; i < n; i++) {
-    const at = i * 3073;
-    out[at] = label(start + i);
-    for (let p = 0; p < 1024; p++) {
-      out[at + 1 + p] = start + i;
-      out[at + 1 + 1024 + p] = p % 256;
-      out[at + 1 + 2048 + p] = 255;
-    }
-  }
-  return out;
-}
-
-function writeCifar(dir: string, perBatch = 4): void {
-  for (let b = 1; b <= 5; b++) {
-    fs.writeFileSync(
-      path.join(dir, `data_batch_${b}.bin`),
-      cifarBatch(perBatch, (b - 1) * perBatch, (i) => i % 10),
-    );
-  }
-  fs.writeFileSync(
-    path.join(dir, 'test_batch.bin'),
-    cifarBatch(3, 100, (i) => 9 - (i % 10)),
-  );
-  fs.writeFileSync(path.join(dir, 'batches.meta.txt'), `${CLASS_NAMES.join('\n')}\n\n`);
-}
 
 describe('CIFAR-10 binary version', () => {
   it('reads all five training batches and the test batch, HWC, scaled to [-1, 1]', async () => {

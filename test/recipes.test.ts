@@ -151,6 +151,11 @@ describe('recipe schema and validation', () => {
     expect(() => applyOverrides(base, ['training.seed', 'model.architecture.x=1'])).toThrow(
       /--set training\.seed: expected <field\.path>=<value>[\s\S]*--set model\.architecture\.x=1: \/model\/architecture is "small_cnn", not an object/,
     );
+    // Path segments that reach a prototype are refused, and nothing is polluted.
+    for (const bad of ['__proto__.polluted=1', 'training.constructor.prototype.polluted=1']) {
+      expect(() => applyOverrides(base, [bad])).toThrow(/cannot be a field path segment/);
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     const dir = tempRuns('overrides');
     const file = path.join(dir, 'r.json');
     fs.writeFileSync(file, JSON.stringify(base));

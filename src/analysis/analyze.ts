@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { fgsmBatch, logitsFunction, pgd, toClassIds, toOneHot } from './attacks';
 import { filterStep, valueRange } from './filters';
+import {
+  checkDataArgument,
+  checkInputsFinite,
+  checkLabels,
+  checkModel,
+  checkWeightsFinite,
+} from './input-checks';
 import { GraphRunner, type GraphSplit } from './graph';
 import {
   reportOptions,
@@ -94,9 +101,8 @@ function filtered(values: Float32Array, removes: (v: number) => boolean): Float3
 }
 
 function checkData(model: tf.LayersModel, data: AnalysisData): { n: number; classes: number } {
-  if (!data || !(data.xs instanceof tf.Tensor) || !(data.ys instanceof tf.Tensor)) {
-    throw new Error('analyze: data must be { xs: tf.Tensor, ys: tf.Tensor }');
-  }
+  checkModel(model);
+  checkDataArgument(data);
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new Error(
       `analyze: the model must have one input and one output; got ${model.inputs.length} and ${model.outputs.length}`,
@@ -131,6 +137,9 @@ function checkData(model: tf.LayersModel, data: AnalysisData): { n: number; clas
       `analyze: data.ys must be class ids [n] or one-hot [n, ${classes}]; got [${data.ys.shape.join(', ')}]`,
     );
   }
+  checkLabels(data.ys, classes);
+  checkInputsFinite(data.xs);
+  checkWeightsFinite(model);
   return { n, classes };
 }
 

@@ -2,6 +2,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { serializeModel } from '../models/model-files';
+import { killPoint } from './kill-points';
+import { readJsonFile, type RunFolder, type RunManifest } from './run-folder';
 
 /** Files of a checkpoint folder. */
 export const CHECKPOINT_FILES = {
@@ -43,10 +45,19 @@ function writeAtomically(dir: string, write: (tmp: string) => Promise<void>): Pr
   return write(tmp).then(() => {
     const old = `${dir}.old`;
     fs.rmSync(old, { recursive: true, force: true });
-    if (fs.existsSync(dir)) fs.renameSync(dir, old);
+    if (fs.existsSync(dir)) {
+      fs.renameSync(dir, old);
+      killPoint(`${dir}: the previous copy moved aside`);
+    }
     fs.renameSync(tmp, dir);
+    killPoint(`${dir}: in place`);
     fs.rmSync(old, { recursive: true, force: true });
   });
+}
+
+function writeFile(tmp: string, name: string, data: string | Uint8Array): void {
+  fs.writeFileSync(path.join(tmp, name), data);
+  killPoint(`${tmp}: ${name} written`);
 }
 
 /**
@@ -64,8 +75,8 @@ export async function saveCheckpoint(
     // A checkpoint keeps no training config: the optimiser is restored from its own file.
     delete modelJson.trainingConfig;
     delete modelJson.userDefinedMetadata;
-    fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.model), JSON.stringify(modelJson));
-    fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.weights), Buffer.from(weights));
+    writeFile(tmp, CHECKPOINT_FILES.model, JSON.stringify(modelJson));
+    writeFile(tmp, CHECKPOINT_FILES.weights, Buffer.from(weights));
     const optimizer = model.optimizer;
     if (optimizer) {
       const named = await optimizer.getWeights();
@@ -82,18 +93,35 @@ export async function saveCheckpoint(
         specs: encoded.specs,
         scalars,
       };
-      fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.optimizer), JSON.stringify(json));
-      fs.writeFileSync(
-        path.join(tmp, CHECKPOINT_FILES.optimizerWeights),
-        Buffer.from(encoded.data),
-      );
+      writeFile(tmp, CHECKPOINT_FILES.optimizer, JSON.stringify(json));
+      writeFile(tmp, CHECKPOINT_FILES.optimizerWeights, Buffer.from(encoded.data));
     }
-    fs.writeFileSync(path.join(tmp, CHECKPOINT_FILES.state), JSON.stringify(state));
+    writeFile(tmp, CHECKPOINT_FILES.state, JSON.stringify(state));
   });
 }
 
-function readBuffer(file: string): ArrayBuffer {
+/**
+ * The bytes of a checkpoint's weights file, checked against its manifest: a truncated or
+ * padded file is an error naming the file and both sizes.
+ */
+const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
+function readWeights(file: string, specs: tf.io.WeightsManifestEntry[]): ArrayBuffer {
   const bytes = fs.readFileSync(file);
+  const sizes = specs.map((s) =>
+    s.quantization || !(s.dtype in BYTES_PER_ELEMENT)
+      ? undefined
+      : s.shape.reduce((n, d) => n * d, 1) * BYTES_PER_ELEMENT[s.dtype],
+  );
+  const expected = sizes.every((n) => n !== undefined)
+    ? sizes.reduce((sum: number, n) => sum + (n as number), 0)
+    : bytes.byteLength;
+  if (bytes.byteLength !== expected) {
+    throw new Error(
+      `${file} holds ${bytes.byteLength} bytes; its manifest describes ${specs.length} weights ` +
+        `of ${expected} bytes. The file is truncated or corrupt`,
+    );
+  }
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
@@ -105,11 +133,21 @@ function readBuffer(file: string): ArrayBuffer {
  * @throws Error naming the checkpoint and the weight or optimiser that does not fit
  */
 export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel): Promise<S> {
-  const modelJson = JSON.parse(fs.readFileSync(path.join(dir, CHECKPOINT_FILES.model), 'utf8')) as {
-    weightsManifest: tf.io.WeightsManifestConfig;
-  };
+  const modelFile = path.join(dir, CHECKPOINT_FILES.model);
+  const modelJson = readJsonFile<{ weightsManifest?: tf.io.WeightsManifestConfig }>(
+    modelFile,
+    "a tfjs layers-model file with a 'weightsManifest'",
+  );
+  if (!Array.isArray(modelJson.weightsManifest)) {
+    throw new Error(
+      `${modelFile} has no 'weightsManifest' list; expected a tfjs layers-model file`,
+    );
+  }
   const specs = modelJson.weightsManifest.flatMap((group) => group.weights);
-  const values = tf.io.decodeWeights(readBuffer(path.join(dir, CHECKPOINT_FILES.weights)), specs);
+  const values = tf.io.decodeWeights(
+    readWeights(path.join(dir, CHECKPOINT_FILES.weights), specs),
+    specs,
+  );
   try {
     const missing = model.weights.filter((w) => !(w.originalName in values));
     if (missing.length) {
@@ -136,14 +174,14 @@ export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel): Pro
   const optimizerFile = path.join(dir, CHECKPOINT_FILES.optimizer);
   const optimizer = model.optimizer;
   if (optimizer && fs.existsSync(optimizerFile)) {
-    const json = JSON.parse(fs.readFileSync(optimizerFile, 'utf8')) as OptimizerJson;
+    const json = readJsonFile<OptimizerJson>(optimizerFile, 'the optimiser state of a checkpoint');
     if (json.className !== optimizer.getClassName()) {
       throw new Error(
         `checkpoint ${dir} holds a ${json.className} optimiser; the model is compiled with ${optimizer.getClassName()}`,
       );
     }
     const decoded = tf.io.decodeWeights(
-      readBuffer(path.join(dir, CHECKPOINT_FILES.optimizerWeights)),
+      readWeights(path.join(dir, CHECKPOINT_FILES.optimizerWeights), json.specs),
       json.specs,
     );
     const named = json.specs.map((s) => ({ name: s.name, tensor: decoded[s.name] }));
@@ -155,5 +193,28 @@ export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel): Pro
       if (saved) tf.tidy(() => variable.assign(tf.tensor(saved, variable.shape, variable.dtype)));
     }
   }
-  return JSON.parse(fs.readFileSync(path.join(dir, CHECKPOINT_FILES.state), 'utf8')) as S;
+  return readJsonFile<S>(
+    path.join(dir, CHECKPOINT_FILES.state),
+    'the training state of a checkpoint',
+  );
+}
+
+/**
+ * Makes a new checkpoint the run's newest, in the order that keeps every instant on disk
+ * resumable: write it (atomically) → point `run.json` at it → only then remove older ones of its
+ * phase (`prune`). A crash at any point leaves `run.json` naming a complete checkpoint.
+ */
+export async function commitCheckpoint(
+  folder: RunFolder,
+  info: RunManifest,
+  checkpoint: { phase: string; epoch: number },
+  model: tf.LayersModel,
+  state: unknown,
+  prune: boolean,
+): Promise<void> {
+  const dir = folder.checkpointDir(checkpoint.phase, checkpoint.epoch);
+  await saveCheckpoint(folder.file(dir), model, state);
+  info.checkpoint = { ...checkpoint, dir };
+  folder.writeInfo(info);
+  if (prune) folder.pruneCheckpoints(checkpoint.phase, dir);
 }

@@ -19,19 +19,31 @@ export interface RecipeData {
   source: string;
 }
 
+/**
+ * Every example of a loaded dataset, concatenated. The batches are taken from the dataset's
+ * iterator and stay ours until concatenated (`forEachAsync` disposes each batch after its
+ * callback, so it cannot be used to keep them).
+ */
 async function toTensors(loaded: LoadedDataset): Promise<TensorSet> {
   const xs: tf.Tensor[] = [];
   const ys: tf.Tensor[] = [];
-  await loaded.dataset.forEachAsync((batch) => {
-    xs.push(batch.xs);
-    ys.push(batch.ys);
-  });
-  const set = {
-    xs: tf.concat(xs, 0) as tf.Tensor4D,
-    ys: tf.concat(ys, 0) as tf.Tensor2D,
-  };
-  tf.dispose([...xs, ...ys]);
-  return set;
+  try {
+    const iterator = await loaded.dataset.iterator();
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      xs.push(next.value.xs);
+      ys.push(next.value.ys);
+    }
+    if (xs.length === 0)
+      throw new Error(
+        `${loaded.source}: the ${loaded.split} split of ${loaded.name} holds no examples`,
+      );
+    return {
+      xs: tf.concat(xs, 0) as tf.Tensor4D,
+      ys: tf.concat(ys, 0) as tf.Tensor2D,
+    };
+  } finally {
+    tf.dispose([...xs, ...ys]);
+  }
 }
 
 /**

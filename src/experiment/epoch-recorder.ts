@@ -3,7 +3,7 @@ import type { AnalysisReport } from '../analysis/types';
 import { resolveLogs, type NumericLogs } from '../../callbacks/logs';
 import { summaryLogs, type SynapticFilterCallback } from '../../callbacks/synaptic-filter-callback';
 import type { SelectiveRetrainCallback } from '../../callbacks/selective-retrain-callback';
-import { saveCheckpoint } from './checkpoint';
+import { commitCheckpoint } from './checkpoint';
 import { evaluateAccuracy, evaluatePgdAccuracy, type EvaluateOptions } from './evaluate';
 import { renameReport, type WeightNames } from './names';
 import type { PhasePlan } from './phases';
@@ -135,8 +135,6 @@ export class EpochRecorder extends tf.Callback {
   /** Saves the epoch's checkpoint with the callbacks' states and records it in the manifest. */
   private async checkpoint(epoch: number): Promise<void> {
     const { ctx, plan, analysis, selective, names } = this.options;
-    const { folder } = ctx;
-    const dir = folder.checkpointDir(plan.id, epoch);
     const state: CheckpointState = {
       phase: plan.id,
       epoch,
@@ -145,9 +143,8 @@ export class EpochRecorder extends tf.Callback {
         : [],
       ...(selective ? { selective: selective.getState() } : {}),
     };
-    await saveCheckpoint(folder.file(dir), this.trainedModel(), state);
-    if (ctx.recipe.tracking.checkpoints === 'last') folder.pruneCheckpoints(plan.id, dir);
-    ctx.info.checkpoint = { phase: plan.id, epoch, dir };
-    ctx.saveInfo();
+    const prune = ctx.recipe.tracking.checkpoints === 'last';
+    const model = this.trainedModel();
+    await commitCheckpoint(ctx.folder, ctx.info, { phase: plan.id, epoch }, model, state, prune);
   }
 }

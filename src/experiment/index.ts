@@ -13,11 +13,15 @@ export type { Recipe, RecipeAnalysis, OptimizerName, RetrainingArm } from './sch
 export { validateRecipe, loadRecipe, applyOverrides, RecipeError } from './validate';
 export { runRecipe } from './runner';
 export type { RunRecipeOptions, RunResult, RunReporter } from './runner';
-export { RunFolder, RUN_FILES, labelGrid, rowsToCsv } from './run-folder';
+export { RunFolder, RUN_FILES, labelGrid, rowsToCsv, readJsonFile } from './run-folder';
 export type { MetricRow, FrozenRecord, RunManifest, RunOutcome, LabelGrid } from './run-folder';
 export { compareBranches } from './comparison';
 export type { Comparison, ComparisonSeed, AccuracyPair } from './comparison';
-export { saveCheckpoint, loadCheckpoint, CHECKPOINT_FILES } from './checkpoint';
+export { saveCheckpoint, loadCheckpoint, commitCheckpoint, CHECKPOINT_FILES } from './checkpoint';
+export { lockRunFolder, lockHolder, effectiveInfo } from './run-lock';
+export type { RunLock, RunLockOwner } from './run-lock';
+export { setKillPointHook } from './kill-points';
+export type { KillPointHook } from './kill-points';
 export { loadRecipeData, disposeRecipeData, epochOrder } from './data';
 export type { RecipeData } from './data';
 export { evaluateAccuracy } from './evaluate';

@@ -28,12 +28,16 @@ export function weightNames(model: tf.LayersModel): WeightNames {
   };
 }
 
-/** A copy of `report` whose parameter names went through `rename`. */
+/** A copy of `report` whose parameter names (results and `options.parameters`) went through `rename`. */
 export function renameReport(
   report: AnalysisReport,
   rename: (name: string) => string,
 ): AnalysisReport {
   const copy = JSON.parse(JSON.stringify(report)) as AnalysisReport;
   for (const p of copy.parameters) p.name = rename(p.name);
+  // The options record the analysed weights too.
+  if (Array.isArray(copy.options?.parameters)) {
+    copy.options.parameters = copy.options.parameters.map(rename);
+  }
   return copy;
 }

@@ -3,6 +3,7 @@ import * as path from 'path';
 import type { AnalysisReport, FilterId, Label, ScoreId } from '../analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
 import { analysisCsv } from '../../callbacks/mlflow-records';
+import { killPoint } from './kill-points';
 import type { Recipe } from './schema';
 
 /** Status of a run, as `run.json` records it. */
@@ -57,10 +58,27 @@ export interface LabelGrid {
   scores: Partial<Record<FilterId, Record<ScoreId, number[][]>>>;
 }
 
+/**
+ * Parses a JSON file; a file that cannot be read or parsed (truncated, corrupt) is an error
+ * naming the file, what it should hold and what is wrong.
+ */
+export function readJsonFile<T>(file: string, expected: string): T {
+  const text = fs.readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(
+      `${file} is not valid JSON (${(err as Error).message}; ${text.length} characters); ` +
+        `expected ${expected}. The file is truncated or corrupt`,
+    );
+  }
+}
+
 /** The file layout of a run folder. */
 export const RUN_FILES = {
   recipe: 'recipe.json',
   info: 'run.json',
+  lock: 'run.lock',
   metricsJson: 'metrics.json',
   metricsCsv: 'metrics.csv',
   labels: 'labels.json',
@@ -170,7 +188,9 @@ export class RunFolder {
     const target = this.file(relative);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     const tmp = `${target}.tmp`;
+    killPoint(`${relative}: about to write`);
     fs.writeFileSync(tmp, data);
+    killPoint(`${relative}: temporary file written`);
     fs.renameSync(tmp, target);
   }
 
@@ -178,8 +198,9 @@ export class RunFolder {
     this.write(relative, JSON.stringify(data, null, 2) + '\n');
   }
 
+  /** Reads a JSON file of the folder; a corrupt one is an error naming the file. */
   readJson<T>(relative: string): T {
-    return JSON.parse(fs.readFileSync(this.file(relative), 'utf8')) as T;
+    return readJsonFile<T>(this.file(relative), `a ${relative} file of a run folder`);
   }
 
   exists(relative: string): boolean {
@@ -228,7 +249,7 @@ export class RunFolder {
     return fs
       .readdirSync(dir)
       .filter((f) => f.endsWith('.json'))
-      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as AnalysisReport)
+      .map((f) => readJsonFile<AnalysisReport>(path.join(dir, f), 'an analysis report'))
       .sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0));
   }
 
@@ -278,7 +299,9 @@ export class RunFolder {
     if (!fs.existsSync(dir)) return;
     for (const entry of fs.readdirSync(dir)) {
       const rel = path.join(RUN_FILES.checkpoints, phase, entry);
-      if (rel !== keep) fs.rmSync(this.file(rel), { recursive: true, force: true });
+      if (rel === keep) continue;
+      fs.rmSync(this.file(rel), { recursive: true, force: true });
+      killPoint(`${rel}: removed`);
     }
   }
 }

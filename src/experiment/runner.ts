@@ -6,6 +6,7 @@ import { compareBranches, type Comparison } from './comparison';
 import { disposeRecipeData, loadRecipeData, type RecipeData } from './data';
 import { runPhase } from './phase';
 import { planPhases, type PhasePlan } from './phases';
+import { lockRunFolder, type RunLock } from './run-lock';
 import { numericRow, RunContext, type EpochHooks } from './run-context';
 import {
   RUN_FILES,
@@ -99,6 +100,8 @@ const shown = (dir: string) => path.relative(process.cwd(), dir) || dir;
 /** The run folder and manifest of one invocation. */
 interface OpenRun {
   folder: RunFolder;
+  /** Held from opening to the end of {@link runRecipe}. */
+  lock: RunLock;
   info: RunManifest;
   invocation: RunManifest['invocations'][number];
 }
@@ -113,16 +116,31 @@ interface Session {
 
 /** Opens the run folder (a new one, or `options.resume`) and records this invocation in it. */
 function openRun(recipe: Recipe, options: RunRecipeOptions, progress: Progress): OpenRun {
-  let folder: RunFolder;
+  const folder = options.resume
+    ? RunFolder.open(options.resume)
+    : RunFolder.create(options.outDir ?? 'runs', recipe.name);
+  const lock = lockRunFolder(folder);
+  try {
+    return { folder, lock, ...recordInvocation(folder, recipe, options, progress) };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+function recordInvocation(
+  folder: RunFolder,
+  recipe: Recipe,
+  options: RunRecipeOptions,
+  progress: Progress,
+): Omit<OpenRun, 'folder' | 'lock'> {
   let info: RunManifest;
   if (options.resume) {
-    folder = RunFolder.open(options.resume);
     info = folder.readInfo();
     if (info.status === 'finished') {
       progress.log(`${folder.dir} has already finished; nothing to resume`);
     }
   } else {
-    folder = RunFolder.create(options.outDir ?? 'runs', recipe.name);
     folder.writeJson(RUN_FILES.recipe, recipe);
     info = newInfo(folder, recipe);
   }
@@ -132,7 +150,7 @@ function openRun(recipe: Recipe, options: RunRecipeOptions, progress: Progress):
   delete info.error;
   folder.writeInfo(info);
   progress.log(`run folder: ${shown(folder.dir)}`);
-  return { folder, info, invocation };
+  return { info, invocation };
 }
 
 /** Throws when the recipe's `model.inputShape` or `model.classes` contradict the dataset. */
@@ -242,7 +260,12 @@ async function closeRun(
   invocation.ended = new Date().toISOString();
   invocation.status = status;
   if (failure !== undefined) info.error = String((failure as Error).message ?? failure);
-  folder.writeInfo(info);
+  try {
+    folder.writeInfo(info);
+  } catch (err) {
+    // A full disk must not hide the run's own outcome; readers see the released lock.
+    progress.log(`${RUN_FILES.info} could not record '${status}': ${(err as Error).message}`);
+  }
   await writeReport(folder, options, progress, tracker);
   if (tracker) {
     for (const file of [RUN_FILES.recipe, RUN_FILES.metricsCsv, RUN_FILES.labels]) {
@@ -270,13 +293,13 @@ export async function runRecipe(
 ): Promise<RunResult> {
   const progress = options.progress ?? createProgress();
   const run = openRun(recipe, options, progress);
-  const backend = await initBackend({
-    backend: options.backend,
-    log: (m) => progress.log(m),
-  });
-  run.info.backend = backend.id;
   const session: Session = { status: 'failed' };
   try {
+    const backend = await initBackend({
+      backend: options.backend,
+      log: (m) => progress.log(m),
+    });
+    run.info.backend = backend.id;
     return await executeRun(recipe, run, session, options, progress);
   } catch (err) {
     session.status = 'failed';
@@ -284,6 +307,10 @@ export async function runRecipe(
     throw err;
   } finally {
     if (session.data) disposeRecipeData(session.data);
-    await closeRun(run, session, options, progress);
+    try {
+      await closeRun(run, session, options, progress);
+    } finally {
+      run.lock.release();
+    }
   }
 }

@@ -196,11 +196,15 @@ export function validateRecipe(data: unknown, source = 'recipe'): Recipe {
   return recipe;
 }
 
+/** Path segments that would reach an object's prototype instead of a recipe field. */
+const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
+
 /**
  * Applies `path=value` overrides (the CLI's `--set`) to a parsed recipe: `path` is a dotted field
  * path (`training.seed`, `retraining.seeds`), `value` is read as JSON when it parses (`3`,
  * `[0,1]`, `true`, `"x"`) and as a string otherwise. Returns a new object; validation comes after.
- * @throws RecipeError for an override without `=`, an empty path, or a path through a non-object
+ * @throws RecipeError for an override without `=`, an empty path, a path through a non-object, or
+ *   a path segment `__proto__`, `constructor` or `prototype`
  */
 export function applyOverrides(
   data: unknown,
@@ -214,6 +218,13 @@ export function applyOverrides(
     const keys = eq < 0 ? [] : override.slice(0, eq).split('.');
     if (eq < 0 || keys.some((k) => k === '')) {
       problems.push(`--set ${override}: expected <field.path>=<value>, e.g. training.seed=1`);
+      continue;
+    }
+    const forbidden = keys.find((k) => FORBIDDEN_KEYS.includes(k));
+    if (forbidden !== undefined) {
+      problems.push(
+        `--set ${override}: '${forbidden}' cannot be a field path segment (recipe fields are plain names such as training.seed)`,
+      );
       continue;
     }
     const text = override.slice(eq + 1);

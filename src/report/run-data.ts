@@ -9,6 +9,7 @@ import {
   type MetricRow,
   type RunManifest,
 } from '../experiment/run-folder';
+import { effectiveInfo } from '../experiment/run-lock';
 import type { Recipe } from '../experiment/schema';
 
 /** Everything a report shows of one run, read from its folder. */
@@ -37,7 +38,7 @@ export function readRunData(dir: string): RunData {
     dir: folder.dir,
     id: folder.id,
     recipe: folder.readRecipe(),
-    info: folder.readInfo(),
+    info: effectiveInfo(folder, folder.readInfo()),
     rows: folder.readMetrics(),
     analyses,
     grids,

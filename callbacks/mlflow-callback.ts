@@ -57,11 +57,18 @@ export interface MlflowCallbackOptions extends MlflowConnectionOptions {
   localDir?: string;
   /** How long the run end waits for the server, in ms; default 30 000. */
   closeTimeoutMs?: number;
-  /** Retries and reconnect pauses of the run's outbox (see `MlflowRunOptions`). */
+  /** Retries, waits and reconnect pauses of the run's outbox (see `MlflowRunOptions`). */
   outbox?: {
     flushRetry?: Partial<RetryPolicy>;
     reconnectMs?: number;
     maxReconnectMs?: number;
+    /** How long the run start waits for the server, in ms; default 3000 (see `MlflowRunOptions`). */
+    startWaitMs?: number;
+    /**
+     * How long an epoch end waits for the server, in ms; default 2000. A slower server gets the
+     * rest in the background (spooled), and training goes on.
+     */
+    flushWaitMs?: number;
   };
   /**
    * Throw logging errors (and so stop training) instead of only warning. Default: true when the
@@ -223,6 +230,12 @@ export class MlflowCallback extends tf.Callback {
       Number.isFinite(options.closeTimeoutMs) && options.closeTimeoutMs! >= 0,
       'a number of ms ≥ 0',
     );
+    const flushWaitMs = options.outbox?.flushWaitMs;
+    if (flushWaitMs !== undefined && !(Number.isFinite(flushWaitMs) && flushWaitMs >= 0)) {
+      throw new MlflowError(
+        `MlflowCallback: option 'outbox.flushWaitMs' must be a number of ms ≥ 0; got ${JSON.stringify(flushWaitMs)}`,
+      );
+    }
     check(
       'analysis',
       Array.isArray(options.analysis?.reports),
@@ -242,6 +255,10 @@ export class MlflowCallback extends tf.Callback {
     this.strict =
       options.strict ?? (process.env.CI !== undefined || process.env.JEST_WORKER_ID !== undefined);
     this.warnFn = options.warn ?? ((message) => console.warn(message));
+  }
+
+  private get flushWaitMs(): number {
+    return this.options.outbox?.flushWaitMs ?? 2000;
   }
 
   /** The run of the current (or last) fit, once started. */
@@ -326,7 +343,11 @@ export class MlflowCallback extends tf.Callback {
       userId: user,
       localDir: this.options.localDir,
       closeTimeoutMs: this.options.closeTimeoutMs,
-      ...this.options.outbox,
+      flushRetry: this.options.outbox?.flushRetry,
+      reconnectMs: this.options.outbox?.reconnectMs,
+      maxReconnectMs: this.options.outbox?.maxReconnectMs,
+      startWaitMs: this.options.outbox?.startWaitMs,
+      onStatus: (message) => this.warnFn(`[MlflowCallback] ${message}`),
     };
     try {
       this.current = await MlflowRun.start(this.client, runOptions);
@@ -349,7 +370,7 @@ export class MlflowCallback extends tf.Callback {
     }
     this.logNewAnalyses(run);
     this.installSigint();
-    this.checkFlush(await run.flush(), 'logging the run start');
+    this.checkFlush(await run.flush({ waitMs: this.flushWaitMs }), 'logging the run start');
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
@@ -359,7 +380,7 @@ export class MlflowCallback extends tf.Callback {
     this.guard(`epoch ${epoch} metrics`, () => run.logMetrics(sanitizeRecord(values), epoch));
     this.logNewAnalyses(run);
     this.logNewRetrainRecords(run);
-    this.checkFlush(await run.flush(), `epoch ${epoch}`);
+    this.checkFlush(await run.flush({ waitMs: this.flushWaitMs }), `epoch ${epoch}`);
   }
 
   override async onTrainEnd(): Promise<void> {
@@ -495,7 +516,8 @@ export class MlflowCallback extends tf.Callback {
       this.warnFn(
         `[MlflowCallback] the MLflow server did not take everything before the run end: ` +
           `${result.pending} operation(s) wait in ${result.spoolPath ?? 'memory'}; ` +
-          `call flush() when the server is back, or MlflowRun.resume() on the spool`,
+          `call flush() when the server is back, or send the spool later with ` +
+          `\`tfjs-antifragile sync ${path.dirname(result.spoolPath ?? '.')}\``,
       );
     }
     this.checkFlush(result, `ending the run ${status}`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The command line: `tfjs-antifragile run | report | compare | mlflow | schema | setup`, with `--help`
- * on each. `main(argv)` returns the exit code, so tests call it in-process.
+ * The command line: `tfjs-antifragile run | report | compare | sync | mlflow | schema | setup`,
+ * with `--help` on each. `main(argv)` returns the exit code, so tests call it in-process.
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -13,6 +13,7 @@ import { recipeSchemaJson } from '../src/experiment/schema';
 import { RunFolder, RUN_FILES } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { gainLines } from '../src/experiment/comparison';
+import { syncSpools } from '../src/mlflow/sync';
 import { writeRunReport } from '../src/report/run-report';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 import { findProjectRoot, setupBackend } from './setup';
@@ -46,6 +47,7 @@ Usage:
   tfjs-antifragile run --resume <run-dir>              continue an interrupted run
   tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
+  tfjs-antifragile sync <run-dir> [--timeout 60]       send what MLflow did not get (spools)
   tfjs-antifragile mlflow [--port 5000]                start a local MLflow server and UI
   tfjs-antifragile schema [--out recipes/schema.json]  write the recipe JSON schema
   tfjs-antifragile setup [--native | --wasm]           install a fast backend into your project
@@ -95,6 +97,19 @@ accuracy per run, label counts, invariance across runs and each run's retraining
 
 Options:
   --out <file>       the HTML page (default: <parent of the first run>/compare-<timestamp>.html)
+  -h, --help         this help`,
+  sync: `Usage: tfjs-antifragile sync <run-dir> [--timeout <seconds>]
+
+Sends to MLflow what a run could not send while the server was down, slow or failing: the
+spools (mlflow-spool.jsonl) under <run-dir>/mlflow/ (or any folder given), parents before their
+child runs, and ends each run (KILLED when the process that wrote it died before ending it), so
+that no MLflow run stays RUNNING. Spools still in use by a running process are left alone.
+Sends to MLFLOW_TRACKING_URI when set, else to the server each spool names.
+Exit code: 0 everything sent (or nothing to send), 1 something was not sent, 2 bad usage.
+
+Options:
+  --timeout <s>      how long to keep trying each spool while the server does not answer
+                     (default 60)
   -h, --help         this help`,
   mlflow: `Usage: tfjs-antifragile mlflow [--port 5000] [--host 127.0.0.1] [--store runs/mlflow]
 
@@ -354,6 +369,37 @@ async function mlflowCommand(args: string[], io: CliIo): Promise<number> {
   });
 }
 
+async function syncCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { timeout: { type: 'string' } });
+  if (values.help) {
+    io.out(HELP.sync);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(`sync needs one run folder; got ${positionals.length}`);
+  }
+  const dir = positionals[0];
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new UsageError(`${dir} is not a folder`);
+  }
+  const timeout = Number(values.timeout ?? 60);
+  if (!Number.isFinite(timeout) || timeout < 0) {
+    throw new UsageError(`--timeout must be a number of seconds ≥ 0; got ${values.timeout}`);
+  }
+  const results = await syncSpools(dir, { timeoutMs: timeout * 1000, log: (l) => io.out(l) });
+  if (results.length === 0) {
+    io.out(`nothing to send: no MLflow spool under ${dir}`);
+    return EXIT.ok;
+  }
+  const failed = results.filter((r) => !r.done);
+  io.out(
+    failed.length === 0
+      ? `sent: ${results.length} spool(s), every run ended`
+      : `${failed.length} of ${results.length} spool(s) NOT sent; run sync again when the server answers`,
+  );
+  return failed.length === 0 ? EXIT.ok : EXIT.failed;
+}
+
 async function schemaCommand(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, { out: { type: 'string' } });
   if (values.help) {
@@ -390,6 +436,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   run: runCommand,
   report: reportCommand,
   compare: compareCommand,
+  sync: syncCommand,
   mlflow: mlflowCommand,
   schema: schemaCommand,
   setup: setupCommand,

@@ -417,6 +417,7 @@ describe('MlflowRun', () => {
     const info = await client.createRun({ experimentId: exp.experimentId, runName: 'crashed' });
     const spool = new Spool(path.join(workDir, 'crashed'));
     spool.open({
+      localId: 'local-' + '0'.repeat(32),
       runId: info.runId,
       experimentId: info.experimentId,
       artifactUri: info.artifactUri,

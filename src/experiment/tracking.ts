@@ -2,7 +2,14 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport } from '../analysis/types';
 import { analysisCsv, analysisMetrics } from '../../callbacks/mlflow-records';
-import { MlflowClient, MlflowRun, sanitizeKey, type ParamValue, type RunStatus } from '../mlflow';
+import {
+  findSpools,
+  MlflowClient,
+  MlflowRun,
+  sanitizeKey,
+  type ParamValue,
+  type RunStatus,
+} from '../mlflow';
 import type { Comparison } from './comparison';
 import type { PhasePlan } from './phases';
 import type { Recipe } from './schema';
@@ -79,10 +86,19 @@ export interface MlflowTrackerOptions {
   warn: (message: string) => void;
 }
 
+/** How long an epoch end waits for MLflow before training goes on (the rest is sent later). */
+const EPOCH_WAIT_MS = 1000;
+/** How long the end of a run waits for MLflow, in ms (what is left stays spooled). */
+const END_WAIT_MS = 15_000;
+
 /**
  * Starts an MLflow run for a recipe run when `MLFLOW_TRACKING_URI` is set and the recipe does not
- * turn tracking off; returns undefined otherwise, or when the server cannot be reached at the
- * start (then a warning says so and the run goes on with its folder only).
+ * turn tracking off; returns undefined otherwise, or when the configuration is unusable or the
+ * server refuses the run (a warning says why). A server that is down, hung, failing or
+ * rate-limiting does not stop tracking: the run's operations, its creation and its child runs'
+ * included, are spooled under `<runDir>/mlflow/` and sent when it answers, and what a run left
+ * behind (a crash, an outage at its end) is sent, and its runs ended, by the next invocation
+ * (`--resume`) or `tfjs-antifragile sync <runDir>`.
  */
 export async function startMlflowTracker(
   options: MlflowTrackerOptions,
@@ -90,11 +106,8 @@ export async function startMlflowTracker(
   const settings = options.recipe.tracking.mlflow;
   if (!settings.enabled || !process.env.MLFLOW_TRACKING_URI) return undefined;
   const runName = path.basename(options.runDir);
-  const localRoot = path.join(
-    options.runDir,
-    'mlflow',
-    new Date().toISOString().replace(/[:.]/g, '-'),
-  );
+  const mlflowDir = path.join(options.runDir, 'mlflow');
+  const localRoot = path.join(mlflowDir, new Date().toISOString().replace(/[:.]/g, '-'));
   const params = recipeParams(options.recipe);
   const commonTags: Record<string, string> = {
     'mlflow.source.name': 'tfjs-antifragile run',
@@ -105,10 +118,13 @@ export async function startMlflowTracker(
     'tfjs_antifragile.run_dir': options.runDir,
     ...settings.tags,
   };
+  const onStatus = (line: string) => options.warn(line);
   let client: MlflowClient;
   let run: MlflowRun;
+  let leftovers: MlflowRun[];
   try {
     client = new MlflowClient({ experimentName: settings.experimentName });
+    leftovers = takeUpLeftovers(client, mlflowDir, options.warn);
     run = await MlflowRun.start(client, {
       experimentName: settings.experimentName,
       runName,
@@ -119,10 +135,11 @@ export async function startMlflowTracker(
         ...(options.parentRunId ? { 'mlflow.parentRunId': options.parentRunId } : {}),
       },
       localDir: localRoot,
+      onStatus,
     });
   } catch (err) {
     options.warn(
-      `MLflow: could not start a run at ${process.env.MLFLOW_TRACKING_URI} (${(err as Error).message}); ` +
+      `MLflow: could not start a run (${(err as Error).message}); ` +
         'the run goes on and writes its folder only',
     );
     return undefined;
@@ -132,14 +149,16 @@ export async function startMlflowTracker(
   };
   const children = new Map<string, MlflowRun>();
   const childRuns: Record<string, string> = {};
+  // Ids are local until the server confirms a creation; the record follows.
+  const refreshIds = () => {
+    for (const [phase, child] of children) childRuns[phase] = child.runId;
+  };
   const endRun = async (target: MlflowRun, status: RunStatus, context: string) => {
-    const result = await target.end(status, { timeoutMs: 15_000 });
+    const result = target.ended
+      ? await target.flush({ force: true, timeoutMs: END_WAIT_MS })
+      : await target.end(status, { timeoutMs: END_WAIT_MS });
     report(context, result);
-    if (result.pending > 0) {
-      options.warn(
-        `MLflow: ${result.pending} operation(s) did not reach the server; they wait in ${result.spoolPath ?? 'memory'}`,
-      );
-    }
+    return result.pending;
   };
   const prefixed = (phase: string, values: Record<string, number>) => {
     const out: Record<string, number> = {};
@@ -148,9 +167,12 @@ export async function startMlflowTracker(
   };
   const analysisName = (epoch: number) =>
     epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
+  for (const old of leftovers) void old.flush({ waitMs: 0 });
 
   return {
-    runId: run.runId,
+    get runId() {
+      return run.runId;
+    },
     childRuns,
     async startPhase(plan) {
       if (plan.kind === 'train' || children.has(plan.id)) return;
@@ -161,15 +183,16 @@ export async function startMlflowTracker(
           params: { ...params, arm: plan.kind, seed: plan.seed, phase: plan.id },
           tags: {
             ...commonTags,
-            'mlflow.parentRunId': run.runId,
             'tfjs_antifragile.phase': plan.id,
             'tfjs_antifragile.arm': plan.kind,
             'tfjs_antifragile.seed': String(plan.seed),
           },
+          parent: run,
           localDir: path.join(localRoot, plan.id),
+          onStatus,
         });
         children.set(plan.id, child);
-        childRuns[plan.id] = child.runId;
+        refreshIds();
       } catch (err) {
         options.warn(
           `MLflow: could not start the child run of ${plan.id} (${(err as Error).message}); ` +
@@ -180,13 +203,15 @@ export async function startMlflowTracker(
     async logEpoch(phase, epoch, metrics) {
       run.logMetrics(prefixed(phase, metrics), epoch);
       const child = children.get(phase);
+      const flushes = [run.flush({ waitMs: EPOCH_WAIT_MS })];
       if (child) {
         const own: Record<string, number> = {};
         for (const [key, value] of Object.entries(metrics)) own[sanitizeKey(key)] = value;
         child.logMetrics(own, epoch);
-        report(`${phase} epoch ${epoch}`, await child.flush());
+        flushes.push(child.flush({ waitMs: EPOCH_WAIT_MS }));
       }
-      report(`${phase} epoch ${epoch}`, await run.flush());
+      for (const result of await Promise.all(flushes)) report(`${phase} epoch ${epoch}`, result);
+      refreshIds();
     },
     logAnalysis(phase, analysis) {
       const epoch = analysis.epoch ?? 0;
@@ -209,7 +234,13 @@ export async function startMlflowTracker(
     async endPhase(phase, status) {
       const child = children.get(phase);
       if (!child || child.ended) return;
-      await endRun(child, status, `ending ${phase} ${status}`);
+      // The run goes on: end the branch's child in the background (it stays spooled meanwhile).
+      child.end(status, { timeoutMs: 0 }).then(
+        (result) => report(`ending ${phase} ${status}`, result),
+        () => undefined,
+      );
+      await child.flush({ waitMs: EPOCH_WAIT_MS });
+      refreshIds();
     },
     logComparison(comparison) {
       const values: Record<string, number> = {};
@@ -241,10 +272,50 @@ export async function startMlflowTracker(
         const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
         run.setTags({ 'tfjs_antifragile.error': text.slice(0, 5000) });
       }
-      for (const [phase, child] of children) {
-        if (!child.ended) await endRun(child, status, `ending ${phase} ${status}`);
+      // All at once, so that a server that does not answer costs the wait once.
+      const pending = await Promise.all([
+        ...[...children].map(([phase, child]) =>
+          endRun(child, status, `ending ${phase} ${status}`),
+        ),
+        ...leftovers.map((old) => endRun(old, 'KILLED', `finishing ${old.runId}`)),
+        endRun(run, status, `ending the run ${status}`),
+      ]);
+      refreshIds();
+      const total = pending.reduce((a, b) => a + b, 0);
+      if (total > 0) {
+        options.warn(
+          `MLflow: ${total} operation(s) did not reach the server; they wait in the spools under ` +
+            `${mlflowDir}. Send them with: tfjs-antifragile sync ${options.runDir} ` +
+            '(or they go with the next --resume)',
+        );
       }
-      await endRun(run, status, `ending the run ${status}`);
     },
   };
+}
+
+/**
+ * Spools an earlier invocation of this run left behind (it crashed, or the server was down at
+ * its end): taken up so that their runs are sent and ended (KILLED if never ended).
+ */
+function takeUpLeftovers(
+  client: MlflowClient,
+  mlflowDir: string,
+  warn: (message: string) => void,
+): MlflowRun[] {
+  const runs: MlflowRun[] = [];
+  for (const file of findSpools(mlflowDir)) {
+    try {
+      const old = MlflowRun.resume(client, file, { onStatus: warn });
+      if (!old.ended) void old.end('KILLED', { timeoutMs: 0 });
+      runs.push(old);
+    } catch (err) {
+      warn(`MLflow: left ${file} alone: ${(err as Error).message}`);
+    }
+  }
+  if (runs.length > 0) {
+    warn(
+      `MLflow: ${runs.length} run(s) left behind by an earlier invocation are sent and ended now`,
+    );
+  }
+  return runs;
 }

@@ -10,7 +10,9 @@ export interface MlflowConnectionOptions {
   /**
    * The tracking server, `http(s)://host[:port][/prefix]`.
    * Default: `MLFLOW_TRACKING_URI`. Required one way or the other: this client talks to a
-   * server (start one with `mlflow server`), not to a local `mlruns` folder.
+   * server (start one with `mlflow server`), not to a local `mlruns` folder. Credentials in the
+   * URI (`http://user:pass@host`) are sent as HTTP basic auth when `username`/`password` are not
+   * set otherwise, and are never printed: messages show the URI without them.
    */
   trackingUri?: string;
   /** HTTP basic-auth user. Default: `MLFLOW_TRACKING_USERNAME`. Needs `password` too. */
@@ -73,24 +75,35 @@ export function resolveMlflowConfig(
     parsed = new URL(uri);
   } catch {
     throw new MlflowConfigError(
-      `trackingUri/${MLFLOW_ENV.trackingUri} '${uri}' is not a URL; expected http(s)://host[:port]`,
+      `trackingUri/${MLFLOW_ENV.trackingUri} '${redactUri(uri)}' is not a URL; expected http(s)://host[:port]`,
     );
   }
+  const shown = redactUri(uri);
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new MlflowConfigError(
-      `trackingUri/${MLFLOW_ENV.trackingUri} '${uri}' uses '${parsed.protocol}'; this client ` +
+      `trackingUri/${MLFLOW_ENV.trackingUri} '${shown}' uses '${parsed.protocol}'; this client ` +
         `talks to a tracking server over http: or https: (start one with \`mlflow server\`)`,
     );
   }
   if (parsed.search || parsed.hash) {
     throw new MlflowConfigError(
-      `trackingUri/${MLFLOW_ENV.trackingUri} '${uri}' must not have a query or fragment`,
+      `trackingUri/${MLFLOW_ENV.trackingUri} '${shown}' must not have a query or fragment`,
     );
   }
+  // `origin` leaves the user info out: credentials never travel in (or print with) the URI.
   const trackingUri = `${parsed.origin}${parsed.pathname}`.replace(/\/+$/, '');
+  const uriUser = parsed.username === '' ? undefined : decodeURIComponent(parsed.username);
+  const uriPassword = parsed.password === '' ? undefined : decodeURIComponent(parsed.password);
 
-  const username = pick(options.username, env, MLFLOW_ENV.username);
-  const password = pick(options.password, env, MLFLOW_ENV.password);
+  const explicitUser = pick(options.username, env, MLFLOW_ENV.username);
+  const explicitPassword = pick(options.password, env, MLFLOW_ENV.password);
+  const fromUri = explicitUser === undefined && explicitPassword === undefined;
+  const username = fromUri ? uriUser : explicitUser;
+  const password = fromUri
+    ? uriUser === undefined
+      ? undefined
+      : (uriPassword ?? '')
+    : explicitPassword;
   const token = pick(options.token, env, MLFLOW_ENV.token);
   let auth: MlflowAuth | undefined;
   if (username !== undefined || password !== undefined) {
@@ -114,6 +127,22 @@ export function resolveMlflowConfig(
     );
   }
   return { trackingUri, auth, experimentName };
+}
+
+/**
+ * A URI fit to print: user info (`user:password@`) replaced by `***@`. Text that is not a URL is
+ * returned with anything between `//` and `@` masked.
+ */
+export function redactUri(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.username === '' && url.password === '') return uri;
+    url.username = '***';
+    url.password = '';
+    return url.toString().replace(/\/$/, uri.endsWith('/') ? '/' : '');
+  } catch {
+    return uri.replace(/\/\/[^/@\s]*@/, '//***@');
+  }
 }
 
 /** The `Authorization` header for {@link MlflowAuth}, if any. */

@@ -63,6 +63,8 @@ export class MlflowUnavailableError extends MlflowError {
     readonly attempts: number,
     /** The last failure: a status line or the connection error's message. */
     readonly lastFailure: string,
+    /** The wait the server asked for with its last answer's `Retry-After`, in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(`MLflow server unavailable for ${endpoint} after ${attempts} attempt(s): ${lastFailure}`);
   }

@@ -19,6 +19,11 @@ export interface RetryPolicy {
   jitterMs: number;
   /** Time limit of one attempt, in ms. Default 30 000. */
   timeoutMs: number;
+  /**
+   * Give up at this time (ms since the epoch): no attempt starts after it and none runs past it.
+   * Default: none.
+   */
+  deadline?: number;
 }
 
 /** Defaults of {@link RetryPolicy}: about 15 s of retrying before giving up. */
@@ -119,8 +124,9 @@ export class HttpTransport {
     let lastFailure = '';
     for (let attempt = 0; ; attempt++) {
       let wait: number | undefined;
+      const left = (policy.deadline ?? Infinity) - Date.now();
       // Outside the try: a bad time limit is our error, not the network's.
-      const signal = AbortSignal.timeout(Math.max(1, Math.ceil(policy.timeoutMs)));
+      const signal = AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(policy.timeoutMs, left))));
       try {
         const response = await fetch(url, { method: request.method, headers, body, signal });
         const bytes = new Uint8Array(await response.arrayBuffer());
@@ -134,11 +140,14 @@ export class HttpTransport {
         if (err instanceof MlflowRequestError) throw err;
         lastFailure = failureText(err);
       }
-      if (attempt >= policy.maxRetries) {
-        throw new MlflowUnavailableError(endpoint, attempt + 1, lastFailure);
-      }
       const backoff = policy.backoffMs * policy.backoffFactor ** attempt;
-      await sleep(Math.min(policy.maxBackoffMs, wait ?? backoff) + Math.random() * policy.jitterMs);
+      const pause =
+        Math.min(policy.maxBackoffMs, wait ?? backoff) + Math.random() * policy.jitterMs;
+      const pastDeadline = Date.now() + pause >= (policy.deadline ?? Infinity);
+      if (attempt >= policy.maxRetries || pastDeadline) {
+        throw new MlflowUnavailableError(endpoint, attempt + 1, lastFailure, wait);
+      }
+      await sleep(pause);
     }
   }
 

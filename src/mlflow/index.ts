@@ -10,9 +10,11 @@ export type {
   CreateRunOptions,
   SearchRunsOptions,
 } from './client';
-export { MlflowRun } from './run';
+export { MlflowRun, LOCAL_ID_TAG } from './run';
+export { syncSpools, findSpools } from './sync';
+export type { SyncOptions, SpoolSync } from './sync';
 export type { MlflowRunOptions, FlushOptions, FlushResult } from './run';
-export { resolveMlflowConfig, MLFLOW_ENV, DEFAULT_EXPERIMENT_NAME } from './config';
+export { resolveMlflowConfig, redactUri, MLFLOW_ENV, DEFAULT_EXPERIMENT_NAME } from './config';
 export type { MlflowConnectionOptions, MlflowConfig, MlflowAuth } from './config';
 export { DEFAULT_RETRY_POLICY, RETRY_STATUSES } from './http';
 export type { RetryPolicy } from './http';

@@ -1,18 +1,24 @@
 /**
- * `MlflowRun`: the ergonomic layer over {@link MlflowClient} for one run. Logging calls only
- * queue (checked at once, sent later); `flush()` sends the queue in order, in server-sized
- * batches. When the server cannot be reached, the queue stays in memory and is written to a
- * spool file in the local run folder; later flushes probe the server with growing pauses and
- * send everything, in order, once it answers. Training code is never held for long: an ordinary
- * flush gives up after a short retry and returns.
+ * `MlflowRun`: the ergonomic layer over {@link MlflowClient} for one run. Everything is an
+ * operation in an ordered outbox, the run's creation included: logging calls only queue
+ * (checked at once, sent later), and `flush()` sends the queue in order, in server-sized
+ * batches. The run has a local id from the start (tag `tfjs_antifragile.local_id`) and gets
+ * the server's id when the server confirms its creation, so that nothing waits for the server:
+ * when it is slow, down, failing or rate-limiting, the queue is written to a spool file in the
+ * local run folder, later flushes probe the server with growing pauses (or as `Retry-After`
+ * says) and send everything, in order, once it answers. The spool exists from the start until
+ * the server has confirmed the run's end, so a crashed process leaves behind what
+ * `MlflowRun.resume` (or `syncSpools`) needs to finish the run.
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { randomUUID } from 'crypto';
 import { normalizeBatch, toWireMetric, type ParamValue } from './batch';
 import { checkArtifactPath, type MlflowClient } from './client';
 import { MlflowError, MlflowRequestError, MlflowUnavailableError } from './errors';
+import { MLFLOW_LIMITS } from './limits';
 import type { RetryPolicy } from './http';
-import { Spool, type RunOperation } from './spool';
+import { Spool, spoolOwnerAlive, type RunOperation, type SpoolOwnerless } from './spool';
 import type { DatasetInput, RunInfo, RunStatus } from './types';
 
 /** Options of {@link MlflowRun.start}. */
@@ -30,23 +36,43 @@ export interface MlflowRunOptions {
   /** ms since the epoch; default now. */
   startTime?: number;
   /**
-   * The local run folder, where the spool goes while the server is unreachable (created only
-   * then). Default `runs/mlflow/<run id>` under the working directory.
+   * A run to nest this one under: its id becomes this run's tag `mlflow.parentRunId` (its local
+   * id, resolved when sent), and this run is created after it.
+   */
+  parent?: MlflowRun;
+  /**
+   * The local run folder: the spool lives there from the start until the server confirms the
+   * run's end (then it is deleted, and the folder too if empty). Default
+   * `runs/mlflow/<local id>` under the working directory.
    */
   localDir?: string;
   /**
+   * How long {@link MlflowRun.start} waits for the server to create the run, in ms; a slower
+   * server gets the creation in the background (spooled, like everything else). Default 3000.
+   */
+  startWaitMs?: number;
+  /**
    * Retries of an ordinary flush while the server answers. Default
    * `{ maxRetries: 2, backoffMs: 250, maxBackoffMs: 2000, timeoutMs: 5000 }`: about 1 s when
-   * the server refuses connections (at most ~16 s when it hangs), then the run goes offline and
-   * probes it with one 3 s attempt per pause. Uploads get 1 ms per 250 bytes more.
+   * the server refuses connections, then the run goes offline and probes it with one 3 s attempt
+   * per pause. Uploads get 1 ms per 250 bytes more.
    */
   flushRetry?: Partial<RetryPolicy>;
   /** First pause between probes while offline, in ms; doubles per failed probe. Default 1000. */
   reconnectMs?: number;
-  /** Longest pause between probes while offline, in ms. Default 30 000. */
+  /**
+   * Longest pause between probes while offline, in ms (a longer `Retry-After` wins). Default
+   * 30 000.
+   */
   maxReconnectMs?: number;
   /** How long {@link MlflowRun.end} waits for the queue by default, in ms. Default 30 000. */
   closeTimeoutMs?: number;
+  /**
+   * Told when the run goes offline (what failed, what is pending, where it is kept), when it
+   * is back (what was sent), and when the server confirms a creation that came late.
+   * Default: nothing is said.
+   */
+  onStatus?: (message: string) => void;
 }
 
 /** Options of {@link MlflowRun.flush}. */
@@ -58,6 +84,11 @@ export interface FlushOptions {
   force?: boolean;
   /** Give up after this many ms (default: no limit; with `force`, set one). */
   timeoutMs?: number;
+  /**
+   * Wait at most this many ms; the flush goes on in the background after that (its errors
+   * come with a later flush's result). Default: wait until it is done.
+   */
+  waitMs?: number;
 }
 
 /** What a flush did. */
@@ -68,8 +99,12 @@ export interface FlushResult {
   pending: number;
   /** Whether the server was unreachable at the end of the flush. */
   offline: boolean;
+  /** Whether the flush was still going (in the background) when `waitMs` passed. */
+  running?: boolean;
   /** The spool file, while one exists. */
   spoolPath?: string;
+  /** Why the server was last unreachable, while it is. */
+  lastFailure?: string;
   /**
    * What went wrong, with why: operations the server refused as bad input (they cannot succeed
    * and were dropped from the queue), or a 401/403 (then nothing was dropped: the queue waits,
@@ -81,7 +116,14 @@ export interface FlushResult {
 interface Queued {
   op: RunOperation;
   spooled: boolean;
+  /** A send was tried and failed: the server may have acted on it anyway. */
+  maybeSent?: boolean;
 }
+
+/** Tag holding a run's local id, by which a creation that may have reached the server is found. */
+export const LOCAL_ID_TAG = 'tfjs_antifragile.local_id';
+const PARENT_TAG = 'mlflow.parentRunId';
+const LOCAL_ID = /^local-[0-9a-f]{32}$/;
 
 const DEFAULT_FLUSH_RETRY: Partial<RetryPolicy> = {
   maxRetries: 2,
@@ -94,6 +136,11 @@ const PROBE_RETRY: Partial<RetryPolicy> = { maxRetries: 0, timeoutMs: 3000 };
 /** Uploads get extra time per byte on top of the time limit: at least 250 kB/s is assumed. */
 const UPLOAD_MS_PER_BYTE = 1 / 250;
 const BATCH_GROUP = 5000;
+
+/** Server ids of the runs this process saw created, by local id. */
+const createdRuns = new Map<string, string>();
+/** Spools held by live runs of this process. */
+const liveSpools = new Set<string>();
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,6 +160,8 @@ function describeOp(op: RunOperation): string {
       return `dataset inputs (${op.datasets.map((d) => d.dataset.name).join(', ')})`;
     case 'end':
       return `run end (${op.status})`;
+    case 'create':
+      return `run creation${op.runName ? ` ('${op.runName}')` : ''}`;
   }
 }
 
@@ -130,35 +179,50 @@ export class MlflowRun {
   private readonly queue: Queued[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private isOffline = false;
+  private lastFailure?: string;
+  private announcedOffline = false;
   private failures = 0;
   private nextProbeAt = 0;
   private isolate = 0;
   private ending = false;
+  private endConfirmed = false;
+  private spoolStale = false;
+  private createdInfo?: RunInfo;
+  private refusal?: MlflowError;
   private readonly carried: MlflowError[] = [];
   private readonly spool: Spool;
   private readonly flushRetry: Partial<RetryPolicy>;
   private readonly reconnectMs: number;
   private readonly maxReconnectMs: number;
   private readonly closeTimeoutMs: number;
+  private readonly onStatus?: (message: string) => void;
+  private readonly parent?: MlflowRun;
+  private readonly label: string;
 
   private constructor(
     /** The client the run talks through. */
     readonly client: MlflowClient,
-    /** The run as the server created it. */
-    readonly info: RunInfo,
+    /** The id this process gave the run (tag `tfjs_antifragile.local_id`). */
+    readonly localId: string,
     options: MlflowRunOptions,
+    created?: RunInfo,
   ) {
+    this.createdInfo = created;
     this.spool = new Spool(
-      options.localDir ?? path.join(process.cwd(), 'runs', 'mlflow', info.runId),
+      path.resolve(options.localDir ?? path.join(process.cwd(), 'runs', 'mlflow', localId)),
     );
     this.flushRetry = { ...DEFAULT_FLUSH_RETRY, ...options.flushRetry };
     this.reconnectMs = options.reconnectMs ?? 1000;
     this.maxReconnectMs = options.maxReconnectMs ?? 30_000;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 30_000;
+    this.onStatus = options.onStatus;
+    this.parent = options.parent;
+    this.label = options.runName ?? localId;
     for (const [name, value] of [
       ['reconnectMs', this.reconnectMs],
       ['maxReconnectMs', this.maxReconnectMs],
       ['closeTimeoutMs', this.closeTimeoutMs],
+      ['startWaitMs', options.startWaitMs ?? 0],
     ] as const) {
       if (!(Number.isFinite(value) && value >= 0)) {
         throw new MlflowError(`${name} must be a number of ms ≥ 0, got ${value}`);
@@ -167,9 +231,12 @@ export class MlflowRun {
   }
 
   /**
-   * Creates a run (and its experiment if missing) and logs its params. Needs the server.
-   * @throws MlflowUnavailableError when the server cannot be reached; MlflowRequestError or
-   *   MlflowValidationError when it refuses what was given.
+   * Starts a run: its creation (experiment created if missing), tags and params are queued and
+   * spooled, and sent at once. Waits up to `startWaitMs` for the server; a server that is down,
+   * slow or failing gets them later, like every other operation, and the run has its local id
+   * until then.
+   * @throws MlflowValidationError when a tag, param or name breaks the server's rules;
+   *   MlflowRequestError when the server answered within `startWaitMs` and refused the run.
    */
   static async start(client: MlflowClient, options: MlflowRunOptions = {}): Promise<MlflowRun> {
     if (options.localDir !== undefined && new Spool(options.localDir).exists) {
@@ -178,53 +245,112 @@ export class MlflowRun {
           `(MlflowRun.resume(client, '${new Spool(options.localDir).path}')) or choose another localDir`,
       );
     }
-    const name = options.experimentName ?? client.config.experimentName;
-    const experiment = await client.getOrCreateExperiment(name);
-    const info = await client.createRun({
-      experimentId: experiment.experimentId,
-      runName: options.runName,
-      tags: options.tags,
-      startTime: options.startTime,
-      userId: options.userId,
-    });
-    const run = new MlflowRun(client, info, options);
-    if (options.params && Object.keys(options.params).length > 0) {
-      await client.logBatch(info.runId, { params: options.params });
+    const experimentName = options.experimentName ?? client.config.experimentName;
+    if (experimentName.length > MLFLOW_LIMITS.experimentNameLength) {
+      throw new MlflowError(
+        `experimentName '${experimentName.slice(0, 80)}…' is longer than ` +
+          `${MLFLOW_LIMITS.experimentNameLength} characters`,
+      );
     }
+    const localId = `local-${randomUUID().replace(/-/g, '')}`;
+    const tags: Record<string, string> = { ...options.tags, [LOCAL_ID_TAG]: localId };
+    if (options.parent) tags[PARENT_TAG] = options.parent.runId;
+    normalizeBatch({ tags }); // refuse bad tags now, not when sent
+    const run = new MlflowRun(client, localId, options);
+    run.queue.push({
+      op: {
+        kind: 'create',
+        experimentName,
+        runName: options.runName,
+        tags,
+        startTime: options.startTime ?? Date.now(),
+        userId: options.userId,
+      },
+      spooled: false,
+    });
+    if (options.params) run.logParams(options.params);
+    liveSpools.add(run.spool.path);
+    run.writeSpool(() => {
+      run.spool.rewrite(
+        run.spoolHeader(),
+        run.queue.map((q) => q.op),
+      );
+      for (const q of run.queue) q.spooled = true;
+    });
+    const first = await run.flush({ waitMs: options.startWaitMs ?? 3000 });
+    if (run.refusal && !first.running) throw run.refusal;
     return run;
   }
 
   /**
    * Takes up a spool left behind (by a crash, or a run that ended while the server was down):
-   * its operations are queued again, in order. Call {@link flush} with `force` to send them.
+   * its operations are queued again, in order, and this process owns the spool from now on.
+   * Call {@link flush} with `force` to send them, and {@link end} first if the run was never
+   * ended (a crashed process: end it `KILLED`).
+   * @throws MlflowError when the spool's process is still running (it may still write it).
    */
   static resume(
     client: MlflowClient,
     spoolPath: string,
-    options: Omit<MlflowRunOptions, 'localDir'> = {},
+    options: Omit<MlflowRunOptions, 'localDir' | 'parent'> = {},
   ): MlflowRun {
     const { header, operations } = Spool.read(spoolPath);
-    const info: RunInfo = {
-      runId: header.runId,
-      experimentId: header.experimentId,
-      artifactUri: header.artifactUri,
-      runName: '',
-      userId: '',
-      status: 'RUNNING',
-      startTime: 0,
-      lifecycleStage: 'active',
-    };
-    const run = new MlflowRun(client, info, { ...options, localDir: path.dirname(spoolPath) });
+    if (spoolOwnerAlive(header, spoolPath, liveSpools)) {
+      throw new MlflowError(
+        `spool '${spoolPath}' is in use by process ${header.pid} on this host; ` +
+          'let it finish (or stop it) first',
+      );
+    }
+    const created: RunInfo | undefined =
+      header.runId === undefined
+        ? undefined
+        : {
+            runId: header.runId,
+            experimentId: header.experimentId ?? '',
+            artifactUri: header.artifactUri ?? '',
+            runName: '',
+            userId: '',
+            status: 'RUNNING',
+            startTime: 0,
+            lifecycleStage: 'active',
+          };
+    const run = new MlflowRun(
+      client,
+      header.localId,
+      {
+        ...options,
+        localDir: path.dirname(spoolPath),
+      },
+      created,
+    );
+    if (created) createdRuns.set(header.localId, created.runId);
     for (const op of operations) {
-      run.queue.push({ op, spooled: true });
+      run.queue.push({ op, spooled: true, maybeSent: true });
       if (op.kind === 'end') run.ending = true;
     }
+    liveSpools.add(run.spool.path);
+    run.writeSpool(() =>
+      run.spool.rewrite(
+        run.spoolHeader(),
+        run.queue.map((q) => q.op),
+      ),
+    );
     return run;
   }
 
-  /** The run id. */
+  /** The server's run id once it confirmed the creation; the local id until then. */
   get runId(): string {
-    return this.info.runId;
+    return this.createdInfo?.runId ?? this.localId;
+  }
+
+  /** Whether the server has confirmed the run's creation. */
+  get created(): boolean {
+    return this.createdInfo !== undefined;
+  }
+
+  /** The run as the server created it, once it did. */
+  get info(): RunInfo | undefined {
+    return this.createdInfo;
   }
 
   /** Operations queued, not yet confirmed by the server. */
@@ -237,7 +363,7 @@ export class MlflowRun {
     return this.isOffline;
   }
 
-  /** Where the spool file is (it exists only while the server is or was unreachable). */
+  /** Where the spool file is (it exists from the start until the server confirmed the end). */
   get spoolPath(): string {
     return this.spool.path;
   }
@@ -292,13 +418,13 @@ export class MlflowRun {
     if (this.ending) {
       throw new MlflowError(`run ${this.runId} has ended; cannot log ${describeOp(op)}`);
     }
+    if (this.refusal) return; // the run does not exist; the refusal was reported
     this.enqueue(op);
   }
 
   private enqueue(op: RunOperation): void {
-    const entry: Queued = { op, spooled: false };
-    this.queue.push(entry);
-    if (this.spool.exists) this.spoolPending();
+    this.queue.push({ op, spooled: false });
+    if (this.isOffline) this.spoolPending();
   }
 
   // --- sending ----------------------------------------------------------------------------
@@ -310,7 +436,34 @@ export class MlflowRun {
   flush(options: FlushOptions = {}): Promise<FlushResult> {
     const result = this.chain.then(() => this.drain(options));
     this.chain = result.catch(() => undefined);
-    return result;
+    const waitMs = options.waitMs;
+    if (waitMs === undefined) return result;
+    return new Promise<FlushResult>((resolve, reject) => {
+      let late = false;
+      const timer = setTimeout(
+        () => {
+          late = true;
+          resolve({ ...this.snapshot(), running: true });
+          result.then(
+            (r) => this.carried.push(...r.errors),
+            () => undefined,
+          );
+        },
+        Math.max(0, waitMs),
+      );
+      result.then(
+        (r) => {
+          if (late) return;
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (err: unknown) => {
+          if (late) return;
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
   }
 
   /**
@@ -325,9 +478,20 @@ export class MlflowRun {
   ): Promise<FlushResult> {
     if (!this.ending) {
       this.ending = true;
-      this.enqueue({ kind: 'end', status, endTime: Date.now() });
+      if (!this.refusal) this.enqueue({ kind: 'end', status, endTime: Date.now() });
     }
     return this.flush({ force: true, timeoutMs: options.timeoutMs ?? this.closeTimeoutMs });
+  }
+
+  private snapshot(): Omit<FlushResult, 'sent' | 'errors'> & { sent: 0; errors: [] } {
+    return {
+      sent: 0,
+      pending: this.queue.length,
+      offline: this.isOffline,
+      spoolPath: this.spool.exists ? this.spool.path : undefined,
+      lastFailure: this.isOffline ? this.lastFailure : undefined,
+      errors: [],
+    };
   }
 
   private async drain(options: FlushOptions): Promise<FlushResult> {
@@ -341,24 +505,27 @@ export class MlflowRun {
       if (this.isOffline && now < this.nextProbeAt) {
         if (!options.force) break;
         await sleep(Math.min(this.nextProbeAt, deadline) - now);
+        continue;
       }
       const group = this.takeGroup();
+      const policy = this.isOffline ? PROBE_RETRY : this.flushRetry;
       try {
         await this.send(
-          group.map((q) => q.op),
-          this.isOffline ? PROBE_RETRY : this.flushRetry,
+          group,
+          {
+            ...policy,
+            deadline: Number.isFinite(deadline) ? deadline : undefined,
+          },
+          options,
         );
         this.isOffline = false;
         this.failures = 0;
         this.remove(group.length);
         sent += group.length;
       } catch (err) {
+        for (const q of group) q.maybeSent = true;
         if (err instanceof MlflowUnavailableError) {
-          this.isOffline = true;
-          this.failures++;
-          this.nextProbeAt =
-            Date.now() + Math.min(this.maxReconnectMs, this.reconnectMs * 2 ** (this.failures - 1));
-          this.spoolPending(errors);
+          this.goOffline(err, errors);
           continue;
         }
         if (err instanceof MlflowRequestError && (err.status === 401 || err.status === 403)) {
@@ -372,26 +539,73 @@ export class MlflowRun {
           this.isolate = group.length;
           continue;
         }
-        errors.push(
+        const refused =
           err instanceof MlflowError
             ? withContext(err, group[0].op)
-            : new MlflowError(`${describeOp(group[0].op)}: ${String(err)}`),
-        );
-        this.remove(1);
+            : new MlflowError(`${describeOp(group[0].op)}: ${String(err)}`);
+        errors.push(refused);
+        if (group[0].op.kind === 'create') this.refuse(refused);
+        else this.remove(1);
       }
     }
-    if (this.queue.length === 0) {
+    this.settleSpool(errors);
+    this.announce(sent);
+    errors.push(...this.carried.splice(0));
+    return { ...this.snapshot(), sent, errors };
+  }
+
+  private goOffline(err: MlflowUnavailableError, errors: MlflowError[]): void {
+    this.isOffline = true;
+    this.lastFailure = `${err.endpoint}: ${err.lastFailure}`;
+    this.failures++;
+    const backoff = Math.min(this.maxReconnectMs, this.reconnectMs * 2 ** (this.failures - 1));
+    this.nextProbeAt = Date.now() + Math.max(backoff, err.retryAfterMs ?? 0);
+    this.spoolPending(errors);
+  }
+
+  /** The server refused to create the run: nothing of it can be sent; drop it all. */
+  private refuse(err: MlflowError): void {
+    this.refusal = err;
+    this.queue.splice(0);
+    this.isolate = 0;
+    this.endConfirmed = true;
+  }
+
+  /** Brings the spool file up to date with the queue after a drain. */
+  private settleSpool(errors: MlflowError[]): void {
+    if (this.queue.length === 0 && this.endConfirmed) {
       if (this.spool.exists) this.spool.remove();
-    } else if (this.ending || this.isOffline) {
-      this.spoolPending(errors);
+      liveSpools.delete(this.spool.path);
+      return;
     }
-    return {
-      sent,
-      pending: this.queue.length,
-      offline: this.isOffline,
-      spoolPath: this.spool.exists ? this.spool.path : undefined,
-      errors,
-    };
+    if (this.ending || this.isOffline) this.spoolPending(errors);
+    if (this.spoolStale) {
+      this.writeSpool(() => {
+        this.spool.rewrite(
+          this.spoolHeader(),
+          this.queue.filter((q) => q.spooled).map((q) => q.op),
+        );
+        this.spoolStale = false;
+      }, errors);
+    }
+  }
+
+  private announce(sent: number): void {
+    if (!this.onStatus) return;
+    if (this.isOffline && !this.announcedOffline) {
+      this.announcedOffline = true;
+      this.onStatus(
+        `MLflow run ${this.label}: the server does not answer (${this.lastFailure}); ` +
+          `${this.queue.length} operation(s) pending, kept in ${this.spool.path}; ` +
+          'retrying in the background, training goes on',
+      );
+    } else if (!this.isOffline && this.announcedOffline && this.queue.length === 0) {
+      this.announcedOffline = false;
+      this.onStatus(
+        `MLflow run ${this.label}: the server answers again; everything pending is sent` +
+          (sent > 0 ? ` (${sent} operation(s) in the last flush)` : ''),
+      );
+    }
   }
 
   private takeGroup(): Queued[] {
@@ -403,22 +617,25 @@ export class MlflowRun {
   }
 
   private remove(count: number): void {
-    this.queue.splice(0, count);
+    const done = this.queue.splice(0, count);
+    if (done.some((q) => q.spooled)) this.spoolStale = true;
+    if (done.some((q) => q.op.kind === 'end')) this.endConfirmed = true;
     this.isolate = Math.max(0, this.isolate - count);
   }
 
-  private spoolPending(errors: MlflowError[] = this.carried): void {
-    const fresh = this.queue.filter((q) => !q.spooled);
-    if (fresh.length === 0) return;
+  private spoolHeader(): SpoolOwnerless {
+    return {
+      localId: this.localId,
+      runId: this.createdInfo?.runId,
+      experimentId: this.createdInfo?.experimentId,
+      artifactUri: this.createdInfo?.artifactUri,
+      trackingUri: this.client.config.trackingUri,
+    };
+  }
+
+  private writeSpool(write: () => void, errors: MlflowError[] = this.carried): void {
     try {
-      this.spool.open({
-        runId: this.runId,
-        experimentId: this.info.experimentId,
-        artifactUri: this.info.artifactUri,
-        trackingUri: this.client.config.trackingUri,
-      });
-      this.spool.append(fresh.map((q) => q.op));
-      for (const q of fresh) q.spooled = true;
+      write();
     } catch (err) {
       errors.push(
         new MlflowError(
@@ -428,8 +645,27 @@ export class MlflowRun {
     }
   }
 
-  private async send(ops: RunOperation[], retry: Partial<RetryPolicy>): Promise<void> {
+  private spoolPending(errors: MlflowError[] = this.carried): void {
+    const fresh = this.queue.filter((q) => !q.spooled);
+    if (fresh.length === 0) return;
+    this.writeSpool(() => {
+      this.spool.open(this.spoolHeader());
+      this.spool.append(fresh.map((q) => q.op));
+      for (const q of fresh) q.spooled = true;
+    }, errors);
+  }
+
+  private async send(
+    group: Queued[],
+    retry: Partial<RetryPolicy>,
+    options: FlushOptions,
+  ): Promise<void> {
+    const ops = group.map((q) => q.op);
     const head = ops[0];
+    if (head.kind === 'create') {
+      await this.create(head, group[0].maybeSent === true, retry, options);
+      return;
+    }
     const runId = this.runId;
     if (isBatchable(head)) {
       const metrics = [];
@@ -454,6 +690,98 @@ export class MlflowRun {
     } else if (head.kind === 'end') {
       await this.client.setTerminated(runId, head.status, head.endTime, { retry });
     }
+  }
+
+  /**
+   * Creates the run, once: a creation that may have reached the server before (a timeout, a
+   * crash) is first looked for by its local id tag.
+   */
+  private async create(
+    op: Extract<RunOperation, { kind: 'create' }>,
+    maybeSent: boolean,
+    retry: Partial<RetryPolicy>,
+    options: FlushOptions,
+  ): Promise<void> {
+    const experiment = await this.client.getOrCreateExperiment(op.experimentName, { retry });
+    const tags = { ...op.tags };
+    // Other runs named by their local id (e.g. the run a resumed one continues) get their
+    // server id when this process knows it.
+    for (const [key, value] of Object.entries(tags)) {
+      if (key !== LOCAL_ID_TAG && LOCAL_ID.test(value)) tags[key] = createdRuns.get(value) ?? value;
+    }
+    const parentId = tags[PARENT_TAG];
+    if (parentId !== undefined && LOCAL_ID.test(parentId)) {
+      tags[PARENT_TAG] = await this.resolveParent(
+        parentId,
+        experiment.experimentId,
+        retry,
+        options,
+      );
+    }
+    let info: RunInfo | undefined;
+    if (maybeSent) {
+      const found = await this.client.searchRuns(
+        {
+          experimentIds: [experiment.experimentId],
+          filter: `tags.\`${LOCAL_ID_TAG}\` = '${this.localId}'`,
+          viewType: 'ALL',
+          maxResults: 1,
+        },
+        { retry },
+      );
+      const existing = found.runs[0]?.info.runId;
+      if (existing !== undefined) info = (await this.client.getRun(existing, { retry })).info;
+    }
+    info ??= await this.client.createRun(
+      {
+        experimentId: experiment.experimentId,
+        runName: op.runName,
+        tags,
+        startTime: op.startTime,
+        userId: op.userId,
+      },
+      { retry },
+    );
+    this.createdInfo = info;
+    createdRuns.set(this.localId, info.runId);
+    this.spoolStale = true; // the header gets the server's id
+    if (maybeSent)
+      this.onStatus?.(`MLflow run ${this.label} is created on the server: ${info.runId}`);
+  }
+
+  /** The server id of a parent given by its local id; its creation is sent first if it is ours. */
+  private async resolveParent(
+    localId: string,
+    experimentId: string,
+    retry: Partial<RetryPolicy>,
+    options: FlushOptions,
+  ): Promise<string> {
+    const parent = this.parent?.localId === localId ? this.parent : undefined;
+    if (parent?.refusal) throw parent.refusal;
+    if (!createdRuns.has(localId) && parent) {
+      await parent.flush({ force: options.force, timeoutMs: options.timeoutMs });
+    }
+    const known = createdRuns.get(localId);
+    if (known !== undefined) return known;
+    const found = await this.client.searchRuns(
+      {
+        experimentIds: [experimentId],
+        filter: `tags.\`${LOCAL_ID_TAG}\` = '${localId}'`,
+        viewType: 'ALL',
+        maxResults: 1,
+      },
+      { retry },
+    );
+    const id = found.runs[0]?.info.runId;
+    if (id === undefined) {
+      throw new MlflowUnavailableError(
+        'create run',
+        1,
+        `its parent run ${localId} is not created on the server yet`,
+      );
+    }
+    createdRuns.set(localId, id);
+    return id;
   }
 }
 

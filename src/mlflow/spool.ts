@@ -1,10 +1,14 @@
 /**
- * The spool: an append-only file in the local run folder that holds, in order, every operation
- * not yet confirmed by the tracking server while it is unreachable, so that a crash loses
- * nothing. One JSON object per line; the first line says which run the operations belong to.
- * Artifact bytes lie beside it, one file per pending upload.
+ * The spool: a file in the local run folder that exists from the run's start until the server
+ * has confirmed its end, and holds, in order, every operation not yet confirmed while the
+ * server is unreachable (the run's creation included), so that neither an outage nor a crash
+ * loses anything or leaves the run RUNNING for good. One JSON object per line; the first line
+ * says which run the operations belong to and which process writes them. Appended to while in
+ * use; rewritten (atomically) when the server confirms what it holds. Artifact bytes lie beside
+ * it, one file per pending upload.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { MlflowError } from './errors';
 import type { DatasetInput, RunStatus } from './types';
@@ -25,18 +29,35 @@ export type RunOperation =
       file?: string;
     }
   | { kind: 'inputs'; datasets: DatasetInput[] }
-  | { kind: 'end'; status: RunStatus; endTime: number };
+  | { kind: 'end'; status: RunStatus; endTime: number }
+  | {
+      /** Creating the run (always the first operation of a run the server has not confirmed). */
+      kind: 'create';
+      experimentName: string;
+      runName?: string;
+      /** Values may be local ids of other runs (`mlflow.parentRunId`): resolved when sent. */
+      tags: Record<string, string>;
+      startTime: number;
+      userId?: string;
+    };
 
 /** First line of a spool file. */
 export interface SpoolHeader {
   format: typeof SPOOL_FORMAT;
-  runId: string;
-  experimentId: string;
-  artifactUri: string;
+  /** The id this process gave the run before the server did (tag `tfjs_antifragile.local_id`). */
+  localId: string;
+  /** The server's run id, once it confirmed the creation. */
+  runId?: string;
+  experimentId?: string;
+  artifactUri?: string;
   trackingUri: string;
+  /** The process that writes the spool, and its host: a live one keeps others off it. */
+  pid: number;
+  host: string;
 }
 
-export const SPOOL_FORMAT = 'tfjs-antifragile/mlflow-spool@1';
+export const SPOOL_FORMAT = 'tfjs-antifragile/mlflow-spool@2';
+const OLD_FORMAT = 'tfjs-antifragile/mlflow-spool@1';
 /** File name of the spool inside the local run folder. */
 export const SPOOL_FILE = 'mlflow-spool.jsonl';
 const ARTIFACTS_DIR = 'mlflow-spool-artifacts';
@@ -66,10 +87,22 @@ export class Spool {
   }
 
   /** Creates the spool file with its header unless it exists. */
-  open(header: Omit<SpoolHeader, 'format'>): void {
+  open(header: SpoolOwnerless): void {
     if (this.exists) return;
     fs.mkdirSync(this.dir, { recursive: true });
-    fs.writeFileSync(this.path, JSON.stringify({ format: SPOOL_FORMAT, ...header }) + '\n');
+    fs.writeFileSync(this.path, headerLine(header));
+  }
+
+  /**
+   * Replaces the spool's contents with `header` and `ops` (already spooled: artifact operations
+   * refer to their files), atomically: a crash leaves the old file or the new one.
+   */
+  rewrite(header: SpoolOwnerless, ops: RunOperation[]): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    const lines = ops.map((op) => JSON.stringify(toSpooled(op)) + '\n').join('');
+    fs.writeFileSync(tmp, headerLine(header) + lines);
+    fs.renameSync(tmp, this.path);
   }
 
   /**
@@ -115,7 +148,10 @@ export class Spool {
     } catch {
       header = {} as SpoolHeader;
     }
-    if (header.format !== SPOOL_FORMAT || typeof header.runId !== 'string') {
+    if ((header.format as string) === OLD_FORMAT && typeof header.runId === 'string') {
+      header = { ...header, format: SPOOL_FORMAT, localId: header.runId, pid: 0, host: '' };
+    }
+    if (header.format !== SPOOL_FORMAT || typeof header.localId !== 'string') {
       throw new MlflowError(`'${file}' is not a spool file (expected a ${SPOOL_FORMAT} header)`);
     }
     const operations: RunOperation[] = [];
@@ -130,6 +166,36 @@ export class Spool {
       }
     }
     return { header, operations };
+  }
+}
+
+/** A header without its owner fields: this process becomes the owner. */
+export type SpoolOwnerless = Omit<SpoolHeader, 'format' | 'pid' | 'host'>;
+
+function headerLine(header: SpoolOwnerless): string {
+  const full: SpoolHeader = {
+    format: SPOOL_FORMAT,
+    ...header,
+    pid: process.pid,
+    host: os.hostname(),
+  };
+  return JSON.stringify(full) + '\n';
+}
+
+/**
+ * Whether the process named in a spool header is still running (on this host) and so may still
+ * be writing it. A spool from another host counts as left behind (it was copied here). This
+ * process counts as alive only while `ownPaths` holds the spool (a live run of its own).
+ */
+export function spoolOwnerAlive(header: SpoolHeader, file: string, ownPaths: ReadonlySet<string>) {
+  if (!header.pid) return false;
+  if (header.host !== os.hostname()) return false;
+  if (header.pid === process.pid) return ownPaths.has(path.resolve(file));
+  try {
+    process.kill(header.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
   }
 }
 

@@ -133,6 +133,8 @@ const DEFAULT_FLUSH_RETRY: Partial<RetryPolicy> = {
 };
 /** While offline, one attempt per probe, with a short time limit. */
 const PROBE_RETRY: Partial<RetryPolicy> = { maxRetries: 0, timeoutMs: 3000 };
+/** How much longer than its timeout `end()` may take to return (a request finishing). */
+const END_GRACE_MS = 500;
 /** Uploads get extra time per byte on top of the time limit: at least 250 kB/s is assumed. */
 const UPLOAD_MS_PER_BYTE = 1 / 250;
 const BATCH_GROUP = 5000;
@@ -179,6 +181,7 @@ export class MlflowRun {
   private readonly queue: Queued[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private isOffline = false;
+  private draining = false;
   private lastFailure?: string;
   private announcedOffline = false;
   private failures = 0;
@@ -373,6 +376,14 @@ export class MlflowRun {
     return this.ending;
   }
 
+  /**
+   * Stops using the spool (what is queued stays in it), so that {@link resume} may take it up,
+   * in this process too. For a run given up on; nothing should be logged to it after.
+   */
+  release(): void {
+    liveSpools.delete(this.spool.path);
+  }
+
   // --- logging (queues; never waits for the network) -------------------------------------
 
   /** Queues one metric value. NaN and ±Infinity are allowed. */
@@ -434,15 +445,23 @@ export class MlflowRun {
    * the result says what is still pending and what the server refused.
    */
   flush(options: FlushOptions = {}): Promise<FlushResult> {
-    const result = this.chain.then(() => this.drain(options));
-    this.chain = result.catch(() => undefined);
     const waitMs = options.waitMs;
+    // A drain in flight takes up what is queued meanwhile: a bounded wait need not queue another.
+    if (waitMs !== undefined && !options.force && this.draining) {
+      return Promise.resolve({ ...this.snapshot(), running: true });
+    }
+    const deadline =
+      options.timeoutMs === undefined ? Infinity : Date.now() + Math.max(0, options.timeoutMs);
+    const result = this.chain.then(() => this.drain(options.force === true, deadline));
+    this.chain = result.catch(() => undefined);
     if (waitMs === undefined) return result;
     return new Promise<FlushResult>((resolve, reject) => {
       let late = false;
       const timer = setTimeout(
         () => {
           late = true;
+          // The server is slow: what is pending goes to disk before the caller goes on.
+          this.spoolPending();
           resolve({ ...this.snapshot(), running: true });
           result.then(
             (r) => this.carried.push(...r.errors),
@@ -470,7 +489,8 @@ export class MlflowRun {
    * Ends the run with `status` (default FINISHED) after everything queued before it, waiting
    * for the server up to `timeoutMs` (default `closeTimeoutMs`). What is still pending then
    * stays in the spool (see {@link MlflowRun.resume}); a later {@link flush} sends it too.
-   * A second call only flushes.
+   * Returns within about `timeoutMs` even when a request in flight hangs. A second call only
+   * flushes.
    */
   async end(
     status: RunStatus = 'FINISHED',
@@ -480,7 +500,9 @@ export class MlflowRun {
       this.ending = true;
       if (!this.refusal) this.enqueue({ kind: 'end', status, endTime: Date.now() });
     }
-    return this.flush({ force: true, timeoutMs: options.timeoutMs ?? this.closeTimeoutMs });
+    const timeoutMs = options.timeoutMs ?? this.closeTimeoutMs;
+    // Bounded even when a request in flight hangs: then the rest waits in the spool.
+    return this.flush({ force: true, timeoutMs, waitMs: timeoutMs + END_GRACE_MS });
   }
 
   private snapshot(): Omit<FlushResult, 'sent' | 'errors'> & { sent: 0; errors: [] } {
@@ -494,16 +516,23 @@ export class MlflowRun {
     };
   }
 
-  private async drain(options: FlushOptions): Promise<FlushResult> {
-    const deadline =
-      options.timeoutMs === undefined ? Infinity : Date.now() + Math.max(0, options.timeoutMs);
+  private async drain(force: boolean, deadline: number): Promise<FlushResult> {
+    this.draining = true;
+    try {
+      return await this.drainQueue(force, deadline);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async drainQueue(force: boolean, deadline: number): Promise<FlushResult> {
     const errors = this.carried.splice(0);
     let sent = 0;
     while (this.queue.length > 0) {
       const now = Date.now();
       if (now >= deadline) break;
       if (this.isOffline && now < this.nextProbeAt) {
-        if (!options.force) break;
+        if (!force) break;
         await sleep(Math.min(this.nextProbeAt, deadline) - now);
         continue;
       }
@@ -512,11 +541,9 @@ export class MlflowRun {
       try {
         await this.send(
           group,
-          {
-            ...policy,
-            deadline: Number.isFinite(deadline) ? deadline : undefined,
-          },
-          options,
+          { ...policy, deadline: Number.isFinite(deadline) ? deadline : undefined },
+          force,
+          deadline,
         );
         this.isOffline = false;
         this.failures = 0;
@@ -658,12 +685,13 @@ export class MlflowRun {
   private async send(
     group: Queued[],
     retry: Partial<RetryPolicy>,
-    options: FlushOptions,
+    force: boolean,
+    deadline: number,
   ): Promise<void> {
     const ops = group.map((q) => q.op);
     const head = ops[0];
     if (head.kind === 'create') {
-      await this.create(head, group[0].maybeSent === true, retry, options);
+      await this.create(head, group[0].maybeSent === true, retry, force, deadline);
       return;
     }
     const runId = this.runId;
@@ -700,7 +728,8 @@ export class MlflowRun {
     op: Extract<RunOperation, { kind: 'create' }>,
     maybeSent: boolean,
     retry: Partial<RetryPolicy>,
-    options: FlushOptions,
+    force: boolean,
+    deadline: number,
   ): Promise<void> {
     const experiment = await this.client.getOrCreateExperiment(op.experimentName, { retry });
     const tags = { ...op.tags };
@@ -715,7 +744,8 @@ export class MlflowRun {
         parentId,
         experiment.experimentId,
         retry,
-        options,
+        force,
+        deadline,
       );
     }
     let info: RunInfo | undefined;
@@ -754,12 +784,14 @@ export class MlflowRun {
     localId: string,
     experimentId: string,
     retry: Partial<RetryPolicy>,
-    options: FlushOptions,
+    force: boolean,
+    deadline: number,
   ): Promise<string> {
     const parent = this.parent?.localId === localId ? this.parent : undefined;
     if (parent?.refusal) throw parent.refusal;
     if (!createdRuns.has(localId) && parent) {
-      await parent.flush({ force: options.force, timeoutMs: options.timeoutMs });
+      const timeoutMs = Number.isFinite(deadline) ? Math.max(0, deadline - Date.now()) : undefined;
+      await parent.flush({ force, timeoutMs });
     }
     const known = createdRuns.get(localId);
     if (known !== undefined) return known;

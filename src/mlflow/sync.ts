@@ -101,6 +101,7 @@ async function syncOne(
     ? await run.flush({ force: true, timeoutMs })
     : await run.end('KILLED', { timeoutMs });
   const done = result.pending === 0 && result.errors.length === 0;
+  if (!done) run.release(); // a later sync may take the spool up again
   const problem = done
     ? undefined
     : result.errors.length > 0

@@ -19,8 +19,10 @@ export type FaultMode =
       retryAfter?: string;
       /** Only requests whose path matches; others pass. Default: all. */
       match?: RegExp;
-      /** Only this many requests, then pass. Default: while the mode is set. */
+      /** Only this many requests, then `then`. Default: while the mode is set. */
       count?: number;
+      /** The mode once `count` requests got this one. Default: pass. */
+      then?: FaultMode;
     };
 
 /** One request seen. */
@@ -77,7 +79,10 @@ export class FaultProxy {
     if (mode.kind !== 'status') return mode;
     if (mode.match && !mode.match.test(path)) return undefined;
     if (mode.count !== undefined) {
-      if (mode.count <= 0) return undefined;
+      if (mode.count <= 0) {
+        this.mode = mode.then ?? { kind: 'pass' };
+        return this.faultFor(path);
+      }
       mode.count--;
     }
     return mode;

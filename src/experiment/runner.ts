@@ -276,6 +276,10 @@ async function closeRun(
     const mlflowStatus =
       status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED';
     await tracker.end(mlflowStatus, failure);
+    // An id the server confirmed late (it was unreachable) replaces the local one.
+    const last = info.mlflowRuns.length - 1;
+    if (info.mlflowRuns[last]?.startsWith('local-')) info.mlflowRuns[last] = tracker.runId;
+    folder.writeInfo(info);
   }
   progress.close();
 }

@@ -9,10 +9,11 @@ import * as path from 'path';
 const PYTHON = path.join(__dirname, '..', '..', '.venv', 'bin', 'python');
 
 const SCRIPT = `
-import json, math, sys
+import json, math, re, sys
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 client = MlflowClient(tracking_uri=sys.argv[1])
+wanted = re.compile(sys.argv[3])
 exp = client.get_experiment_by_name(sys.argv[2])
 runs = [] if exp is None else client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=1000)
 def num(v):
@@ -26,7 +27,7 @@ for r in runs:
         lifecycleStage=r.info.lifecycle_stage,
         tags=r.data.tags,
         params=r.data.params,
-        metrics={k: [[m.step, num(m.value), m.timestamp] for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics},
+        metrics={k: [[m.step, num(m.value), m.timestamp] for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics if wanted.search(k)},
         artifacts=sorted(f.path for f in client.list_artifacts(r.info.run_id)),
     ))
 print(json.dumps(out))
@@ -46,15 +47,20 @@ export interface ReadBackRun {
   artifacts: string[];
 }
 
-/** Every run of `experiment` on the server at `trackingUri`, read with MLflow's Python client. */
-export function readBack(trackingUri: string, experiment: string): ReadBackRun[] {
-  const r = spawnSync(PYTHON, ['-c', SCRIPT, trackingUri, experiment], {
+/**
+ * Every run of `experiment` on the server at `trackingUri`, read with MLflow's Python client;
+ * the histories of the metrics whose keys match `keys` (default: all).
+ */
+export function readBack(trackingUri: string, experiment: string, keys = /./): ReadBackRun[] {
+  const r = spawnSync(PYTHON, ['-c', SCRIPT, trackingUri, experiment, keys.source], {
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: 300_000,
+    maxBuffer: 256 * 1024 * 1024,
     env: { ...process.env, MLFLOW_TRACKING_URI: trackingUri },
   });
   if (r.status !== 0) {
-    throw new Error(`reading back with MLflow's Python client failed:\n${r.stderr}`);
+    const why = r.error?.message ?? `exit ${r.status ?? r.signal}`;
+    throw new Error(`reading back with MLflow's Python client failed (${why}):\n${r.stderr}`);
   }
   return JSON.parse(r.stdout) as ReadBackRun[];
 }

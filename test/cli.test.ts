@@ -52,6 +52,7 @@ describe('tfjs-antifragile CLI', () => {
       ['run', '--help'],
       ['report', '-h'],
       ['compare', '--help'],
+      ['sync', '--help'],
       ['mlflow', '--help'],
       ['schema', '--help'],
     ]) {
@@ -64,7 +65,7 @@ describe('tfjs-antifragile CLI', () => {
     const unknown = capture();
     expect(await main(['train'], unknown.io)).toBe(2);
     expect(unknown.err.join('\n')).toMatch(
-      /unknown command 'train'; use one of run, report, compare, mlflow, schema/,
+      /unknown command 'train'; use one of run, report, compare, sync, mlflow, schema/,
     );
     const badFlag = capture();
     expect(await main(['run', recipeFile, '--epochs', '3'], badFlag.io)).toBe(2);

@@ -76,7 +76,7 @@ function writeRecipe(dir: string, experimentName: string): string {
     JSON.stringify({
       name: 'outage',
       model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 100, testSize: 40, seed: 0 },
+      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40, seed: 0 },
       training: { batchSize: 50, epochs: 2 },
       analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
       retraining: { enabled: true, epochs: 2, seeds: [0] },

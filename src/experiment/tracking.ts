@@ -25,9 +25,12 @@ import type { Recipe } from './schema';
  * arms directly.
  */
 export interface RunTracker {
-  /** The tracking system's id of the (parent) run. */
+  /**
+   * The tracking system's id of the (parent) run; for MLflow, a local id (`local-…`, the run's
+   * tag `tfjs_antifragile.local_id`) until the server has confirmed the run's creation.
+   */
   readonly runId: string;
-  /** The child run id of each branch phase started so far, by phase id. */
+  /** The child run id of each branch phase started so far, by phase id (local ids likewise). */
   readonly childRuns: Readonly<Record<string, string>>;
   /**
    * Opens the child run of a retraining branch (`normal` or `selective` phase); the training phase

@@ -34,7 +34,7 @@ export interface RandomFreezeOptions {
  * (seeded). If selective retraining does no better than this, the analysis adds nothing over
  * freezing as such. Freezing is by `trainable` flag, as in `SelectiveRetrainCallback` (no
  * recompile, optimizer state kept); flags it changed are restored at `onTrainEnd` (tfjs skips
- * that hook when `fit` throws: call {@link RandomFreezeCallback.restore} then). A refresh that
+ * that hook when `fit` throws: wrap the fit in {@link RandomFreezeCallback.track}). A refresh that
  * would freeze every trainable weight keeps the previous set. Adds `frozen_layers` to the logs.
  */
 export class RandomFreezeCallback extends tf.Callback {
@@ -131,6 +131,19 @@ export class RandomFreezeCallback extends tf.Callback {
 
   override async onTrainEnd(): Promise<void> {
     this.restore();
+  }
+
+  /**
+   * Awaits a training promise (`model.fit(...)`); if it rejects (tfjs then skips `onTrainEnd`),
+   * restores the trainable flags and rethrows: `await control.track(model.fit(...))`.
+   */
+  async track<T>(training: Promise<T>): Promise<T> {
+    try {
+      return await training;
+    } catch (err) {
+      this.restore();
+      throw err;
+    }
   }
 
   /** Turns every flag this callback changed back on. */

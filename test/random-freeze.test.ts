@@ -97,4 +97,20 @@ describe('RandomFreezeCallback', () => {
       /the model has no layer 'nope'/,
     );
   });
+
+  it('restores the flags when the fit throws, through track()', async () => {
+    const model = mlp();
+    const control = new RandomFreezeCallback({
+      layers: LAYERS,
+      schedule: [{ epoch: -1, count: 2 }],
+    });
+    const failing = new (class extends tf.Callback {
+      override async onEpochEnd(): Promise<void> {
+        throw new Error('boom');
+      }
+    })();
+    const fit = model.fit(xs, ys, { epochs: 2, verbose: 0, callbacks: [control, failing] });
+    await expect(control.track(fit)).rejects.toThrow('boom');
+    expect(model.trainableWeights.length).toBe(8);
+  });
 });

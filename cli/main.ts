@@ -7,6 +7,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { ANALYZE_HELP, analyzeCommand } from './analyze';
 import { createProgress } from '../src/experiment/progress';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { recipeSchemaJson } from '../src/experiment/schema';
@@ -39,12 +40,17 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 class UsageError extends Error {}
 
 const HELP: Record<string, string> = {
+  get analyze() {
+    return ANALYZE_HELP;
+  },
   main: `tfjs-antifragile — fragility, robustness and antifragility of TensorFlow.js models
 
 Usage:
   tfjs-antifragile run <recipe.json> [--out runs/] [--set field=value]...
                                                        train, analyse, compare; writes runs/<run-id>/
   tfjs-antifragile run --resume <run-dir>              continue an interrupted run
+  tfjs-antifragile analyze <model> --data <spec> [--epsilon x]...
+                                                       analyse a tfjs/Keras model you already have
   tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
   tfjs-antifragile sync <run-dir> [--timeout 60]       send what MLflow did not get (spools)
@@ -434,6 +440,7 @@ async function setupCommand(args: string[], io: CliIo): Promise<number> {
 
 const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   run: runCommand,
+  analyze: (args, io) => analyzeCommand(args, io),
   report: reportCommand,
   compare: compareCommand,
   sync: syncCommand,

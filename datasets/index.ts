@@ -57,3 +57,10 @@ export function loadDataset<N extends DatasetName>(
       );
   }
 }
+
+export { DATA_KINDS, loadData } from './load-data';
+export type { LoadDataOptions, LoadedData } from './load-data';
+export { parseNpy, readNpz } from './npz';
+export type { NpyArray } from './npz';
+export { listImageFolder, readImageFolder } from './image-folder';
+export type { ImageFolderData } from './image-folder';

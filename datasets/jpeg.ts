@@ -4,7 +4,8 @@ import { DatasetError, DatasetFormatError } from './errors';
 
 type DecodeJpeg = (contents: Uint8Array, channels?: number) => tf.Tensor3D;
 
-let decoder: DecodeJpeg | undefined;
+/** tfjs-node's decoder of BMP, GIF, JPEG and PNG files. */
+export type DecodeImage = (contents: Uint8Array, channels?: number) => tf.Tensor3D | tf.Tensor4D;
 
 /**
  * TensorFlow's native JPEG decoder from `@tensorflow/tfjs-node` (or `-gpu`, whichever provides
@@ -12,6 +13,17 @@ let decoder: DecodeJpeg | undefined;
  * {@link DatasetError} naming `user` when the native backend is not the active one.
  */
 export function nativeJpegDecoder(user: string): DecodeJpeg {
+  return nativeDecoders(user).decodeJpeg;
+}
+
+/** Like {@link nativeJpegDecoder}, for PNG, JPEG, BMP and GIF files (`tf.node.decodeImage`). */
+export function nativeImageDecoder(user: string): DecodeImage {
+  return nativeDecoders(user).decodeImage;
+}
+
+let decoders: { decodeJpeg: DecodeJpeg; decodeImage: DecodeImage } | undefined;
+
+function nativeDecoders(user: string): { decodeJpeg: DecodeJpeg; decodeImage: DecodeImage } {
   if (tf.getBackend() !== 'tensorflow') {
     throw new DatasetError(
       `${user} decodes JPEGs with TensorFlow's native library, which needs the 'tensorflow' backend ` +
@@ -19,21 +31,21 @@ export function nativeJpegDecoder(user: string): DecodeJpeg {
         `the active backend is '${tf.getBackend()}'`,
     );
   }
-  if (decoder) return decoder;
+  if (decoders) return decoders;
   const pkg =
     currentBackend()?.package === '@tensorflow/tfjs-node-gpu'
       ? '@tensorflow/tfjs-node-gpu'
       : '@tensorflow/tfjs-node';
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(pkg) as { node: { decodeJpeg: DecodeJpeg } };
-    decoder = mod.node.decodeJpeg;
+    const mod = require(pkg) as { node: { decodeJpeg: DecodeJpeg; decodeImage: DecodeImage } };
+    decoders = mod.node;
   } catch (err) {
     throw new DatasetError(
       `${user} needs ${pkg} to decode JPEGs: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
     );
   }
-  return decoder;
+  return decoders;
 }
 
 const hex = (bytes: Uint8Array) =>

@@ -1,7 +1,8 @@
 'use strict';
 /**
  * The project's Python virtual environment (`.venv/`): the MLflow tracking server that the
- * tests start, and PyTorch, the speed yardstick of `npm run bench`. Idempotent: each
+ * tests start, PyTorch, the speed yardstick of `npm run bench`, and Keras 3 on PyTorch, which
+ * imports `.keras`/`.h5` models for `analyze` and makes the Keras test fixtures. Idempotent: each
  * requirement set is installed once and recorded in a stamp file.
  */
 const fs = require('fs');
@@ -12,10 +13,13 @@ const cp = require('child_process');
 const MLFLOW_VERSION = '3.17.2';
 /** A CPU wheel of this version lies on the development machines' disk. */
 const TORCH_VERSION = '2.13.0';
+/** Keras 3, run on the torch backend (no TensorFlow needed). */
+const KERAS_VERSION = '3.15.1';
 
 const REQUIREMENTS = {
   mlflow: [`mlflow==${MLFLOW_VERSION}`],
   torch: [`torch==${TORCH_VERSION}`],
+  keras: [`keras==${KERAS_VERSION}`, `torch==${TORCH_VERSION}`],
 };
 
 function log(message) {
@@ -33,7 +37,7 @@ function run(command, args) {
     throw new Error(`'${command} ${args.join(' ')}' exited with status ${r.status}`);
 }
 
-/** @param {string} root @param {'mlflow'|'torch'} set */
+/** @param {string} root @param {'mlflow'|'torch'|'keras'} set */
 function setupVenv(root, set) {
   const py = venvPython(root);
   if (!fs.existsSync(py)) {
@@ -52,4 +56,4 @@ function setupVenv(root, set) {
   return py;
 }
 
-module.exports = { setupVenv, venvPython, MLFLOW_VERSION, TORCH_VERSION };
+module.exports = { setupVenv, venvPython, MLFLOW_VERSION, TORCH_VERSION, KERAS_VERSION };

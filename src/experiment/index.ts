@@ -34,3 +34,5 @@ export { meanStd, summarizeSweep, sweepMarkdownTable, sweepGainSentences } from 
 export type { MeanStd, SweepEntry, ArmSummary, SystemSummary } from './summary';
 export { pairedGain, gainVerdict, studentTQuantile, studentTCdf } from './statistics';
 export type { PairedGain } from './statistics';
+export { loadModelFile, ModelFileError } from './model-file';
+export type { LoadModelFileOptions, LoadedModelFile } from './model-file';

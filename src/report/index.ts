@@ -24,3 +24,4 @@ export {
   runsSummaryRows,
   SUMMARY_HEADERS,
 } from './compare-report';
+export { buildAnalysisReport, writeAnalysisReport } from './analysis-report';

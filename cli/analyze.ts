@@ -325,7 +325,11 @@ async function runAnalysis(
   info.timings.total = (Date.now() - started.getTime()) / 1000;
   save();
   if (report) await writeAnalysisReport(folder.dir);
-  await trackRun(folder.dir, info.status, report, info.inputs, modelArg, io);
+  const mlflowRun = await trackRun(folder.dir, info.status, report, info.inputs, modelArg, io);
+  if (mlflowRun) {
+    Object.assign(info, { mlflowRun });
+    save();
+  }
   const where = path.relative(process.cwd(), folder.dir) || folder.dir;
   if (info.status === 'finished' && report) {
     io.out(
@@ -349,7 +353,7 @@ async function trackRun(
   inputs: Record<string, unknown>,
   modelArg: string,
   io: CliIo,
-): Promise<void> {
+): Promise<string | undefined> {
   const params: Record<string, string> = {};
   for (const [k, v] of Object.entries(inputs)) {
     if (k !== 'parameters') params[`input.${k}`] = typeof v === 'string' ? v : JSON.stringify(v);
@@ -359,7 +363,7 @@ async function trackRun(
     /^https?:/.test(modelArg) || !fs.existsSync(modelFile) || fs.statSync(modelFile).isDirectory()
       ? []
       : [modelFile];
-  await logAnalysisRun({
+  return logAnalysisRun({
     runDir: dir,
     report,
     inputs: params,

@@ -5,6 +5,7 @@
  * with nothing written, Ctrl-C is 130 with run.json `killed`, MLflow gets the run.
  */
 import * as tf from '@tensorflow/tfjs';
+import * as tfnode from '@tensorflow/tfjs-node';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -144,6 +145,69 @@ describe('analyze', () => {
     expect(fs.existsSync(path.join(run, 'analysis.json'))).toBe(false);
     expect(process.listenerCount('SIGINT')).toBe(0);
   }, 300_000);
+});
+
+describe('tfjs models and other data', () => {
+  it('a file:// model.json on an image folder (PNGs, resized, classes sorted)', async () => {
+    const images = path.join(dir, 'images');
+    for (const [k, cls] of ['b-cats', 'a-dogs'].entries()) {
+      fs.mkdirSync(path.join(images, cls), { recursive: true });
+      for (let i = 0; i < 3; i++) {
+        const img = tf.fill([12, 10, 3], 40 + 100 * k + i, 'int32') as tf.Tensor3D;
+        fs.writeFileSync(path.join(images, cls, `${i}.png`), await tfnode.node.encodePng(img));
+        img.dispose();
+      }
+    }
+    const modelDir = path.join(dir, 'tfjs-cnn');
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 2, kernelSize: 3, activation: 'relu' }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 2, activation: 'softmax' }),
+      ],
+    });
+    await model.save(`file://${modelDir}`);
+    model.dispose();
+    const out = path.join(dir, 'runs-images');
+    const c = capture();
+    const args = ['analyze', `file://${modelDir}/model.json`, '--data', `imagefolder:${images}`];
+    expect(await main([...args, '--epsilon', '0.1', '--steps', '3', '--out', out], c.io)).toBe(0);
+    const run = path.join(out, fs.readdirSync(out)[0]);
+    expect(path.basename(run)).toMatch(/^tfjs-cnn-/);
+    const info = JSON.parse(fs.readFileSync(path.join(run, 'run.json'), 'utf8'));
+    expect(info.inputs).toMatchObject({
+      modelFormat: 'tfjs',
+      classes: 2,
+      examples: 6,
+      labels: 'ids',
+    });
+    const data = await loadData(`imagefolder:${images}`, { inputShape: [8, 8, 3] });
+    expect(data.classNames).toEqual(['a-dogs', 'b-cats']);
+    expect(Array.from(data.ys.dataSync())).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(data.xs.shape).toEqual([6, 8, 8, 3]);
+    expect(data.xs.max().dataSync()[0]).toBeCloseTo(142 / 255, 5);
+    data.xs.dispose();
+    data.ys.dispose();
+  }, 120_000);
+
+  it('loadData: bundled mnist, --examples with --seed, preprocessing per channel', async () => {
+    const first = await loadData('mnist', { examples: 5 });
+    const sample = await loadData('mnist', { examples: 5, seed: 3 });
+    expect(first.xs.shape).toEqual([5, 28, 28, 1]);
+    expect(first.preprocessing).toMatch(/0\.1307/);
+    expect(Array.from(sample.ys.dataSync())).not.toEqual(Array.from(first.ys.dataSync()));
+    const scaled = await loadData(`npz:${fx('data.npz')}`, {
+      examples: 2,
+      scale: 2,
+      mean: [1],
+      std: [4],
+    });
+    const raw = await loadData(`npz:${fx('data.npz')}`, { examples: 2 });
+    const want = raw.xs.mul(2).sub(1).div(4);
+    expect(scaled.xs.sub(want).abs().max().dataSync()[0]).toBeLessThan(1e-6);
+    for (const t of [first, sample, scaled, raw].flatMap((d) => [d.xs, d.ys]).concat(want))
+      t.dispose();
+  });
 });
 
 describe('bad input: exit 2, a clear message, nothing written', () => {

@@ -440,13 +440,13 @@ async function setupCommand(args: string[], io: CliIo): Promise<number> {
 
 const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   run: runCommand,
-  analyze: (args, io) => analyzeCommand(args, io),
   report: reportCommand,
   compare: compareCommand,
   sync: syncCommand,
   mlflow: mlflowCommand,
   schema: schemaCommand,
   setup: setupCommand,
+  analyze: (args, io) => analyzeCommand(args, io),
 };
 
 /**

@@ -55,6 +55,7 @@ describe('tfjs-antifragile CLI', () => {
       ['sync', '--help'],
       ['mlflow', '--help'],
       ['schema', '--help'],
+      ['analyze', '--help'],
     ]) {
       const c = capture();
       expect(await main(argv, c.io)).toBe(0);

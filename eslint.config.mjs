@@ -11,6 +11,7 @@ export default tseslint.config(
       'runs/',
       'test-output/',
       'coverage/',
+      '.scratch/',
       'src/kernels/wasm/simd/binary.ts',
     ],
   },

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { seededPermutation } from '../src/util/random';
+import { restoreOnFailure } from './restore-on-failure';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
 /** One refresh of a {@link RandomFreezeCallback}: at the end of `epoch`, freeze `count` layers. */
@@ -137,13 +138,8 @@ export class RandomFreezeCallback extends tf.Callback {
    * Awaits a training promise (`model.fit(...)`); if it rejects (tfjs then skips `onTrainEnd`),
    * restores the trainable flags and rethrows: `await control.track(model.fit(...))`.
    */
-  async track<T>(training: Promise<T>): Promise<T> {
-    try {
-      return await training;
-    } catch (err) {
-      this.restore();
-      throw err;
-    }
+  track<T>(training: Promise<T>): Promise<T> {
+    return restoreOnFailure(training, () => this.restore());
   }
 
   /** Turns every flag this callback changed back on. */

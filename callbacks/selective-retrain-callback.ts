@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
+import { restoreOnFailure } from './restore-on-failure';
 import { SynapticFilterCallback } from './synaptic-filter-callback';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
@@ -276,23 +277,13 @@ export class SelectiveRetrainCallback extends tf.Callback {
    * Awaits a training promise (`model.fit(...)`); if it rejects, restores the trainable flags
    * (see {@link restore}) and rethrows: `await retrain.track(model.fit(...))`.
    */
-  async track<T>(training: Promise<T>): Promise<T> {
-    try {
-      return await training;
-    } catch (err) {
-      this.restore();
-      throw err;
-    }
+  track<T>(training: Promise<T>): Promise<T> {
+    return restoreOnFailure(training, () => this.restore());
   }
 
   /** Runs one of this callback's hooks; if it throws, restores the flags before rethrowing. */
-  private async restoring(hook: () => Promise<void>): Promise<void> {
-    try {
-      await hook();
-    } catch (err) {
-      this.restore();
-      throw err;
-    }
+  private restoring(hook: () => Promise<void>): Promise<void> {
+    return restoreOnFailure(hook(), () => this.restore());
   }
 
   private refresh(report: AnalysisReport, epoch: number): void {

@@ -75,7 +75,10 @@ it('runs each seed with the runner as a library, compares, summarises, and nests
   expect(results.summaries[0].normal.clean.mean).toBeCloseTo(summary.normal.clean.mean, 12);
   const md = fs.readFileSync(path.join(result.dir, 'results.md'), 'utf8');
   expect(md).toMatch(/\| tiny-system \| normal \| 2 \| [\d.]+ ± [\d.]+ \|/);
-  expect(md).toMatch(/\| tiny-system \| selective − normal \| 2 \|/);
+  expect(md).toMatch(
+    /\| tiny-system \| selective − normal \(points, 95% CI\) \| 2 \| [+-][\d.]+ \(95% CI \[[+-][\d.]+, [+-][\d.]+\], n = 2\)/,
+  );
+  expect(md).toMatch(/^tiny-system: selective − normal: FGSM .*at n = 2\.$/m);
 
   // MLflow: parent → one run per seed → one run per arm.
   const client = new MlflowClient({ trackingUri: mlflow().url });

@@ -19,7 +19,7 @@ import {
 } from '../src/mlflow';
 import { resolveLogs } from './logs';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
-import { serializeModel } from '../src/models/model-files';
+import { modelArtifacts } from './mlflow-model';
 
 /** What this callback reads of a `SynapticFilterCallback` (placed before it). */
 export interface AnalysisSource {
@@ -452,9 +452,9 @@ export class MlflowCallback extends tf.Callback {
   }
 
   private async logModel(run: MlflowRun): Promise<void> {
-    const { modelJson, weights } = await serializeModel(this.model as tf.LayersModel);
-    run.logArtifact('model/model.json', JSON.stringify(modelJson), 'application/json');
-    run.logArtifact('model/weights.bin', new Uint8Array(weights), 'application/octet-stream');
+    for (const file of await modelArtifacts(this.model as tf.LayersModel)) {
+      run.logArtifact(file.path, file.data, file.contentType);
+    }
   }
 
   /**

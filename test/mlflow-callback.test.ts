@@ -451,6 +451,7 @@ describe('MlflowCallback during a server outage', () => {
     const run = await client.getRun(runId);
     expect(run.info.status).toBe('FINISHED');
     expect((await client.listArtifacts(runId, 'model')).map((f) => f.path).sort()).toEqual([
+      'model/MLmodel',
       'model/model.json',
       'model/weights.bin',
     ]);

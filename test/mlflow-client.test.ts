@@ -164,6 +164,24 @@ describe('experiments and runs', () => {
     const b = await client.getOrCreateExperiment('exp-once');
     expect(b.experimentId).toBe(a.experimentId);
     expect(a.name).toBe('exp-once');
+    // the MLflow 3 UI opens it in the classic training view, not the GenAI one
+    expect((await client.getExperimentByName('exp-once'))?.tags['mlflow.experimentKind']).toBe(
+      'custom_model_development',
+    );
+  });
+
+  it('marks an experiment made elsewhere as model training, and leaves a chosen kind alone', async () => {
+    const plain = await client.createExperiment('made-elsewhere');
+    await client.getOrCreateExperiment('made-elsewhere');
+    const tags = (await client.getExperimentByName('made-elsewhere'))?.tags;
+    expect(tags?.['mlflow.experimentKind']).toBe('custom_model_development');
+    expect(plain).toBeTruthy();
+    await client.createExperiment('genai-one', { 'mlflow.experimentKind': 'genai_development' });
+    await client.getOrCreateExperiment('genai-one');
+    expect((await client.getExperimentByName('genai-one'))?.tags['mlflow.experimentKind']).toBe(
+      'genai_development',
+    );
+    expect(client.runUrl('7', 'abc')).toBe(`${client.config.trackingUri}/#/experiments/7/runs/abc`);
   });
 
   it('creates, updates, gets and searches runs', async () => {

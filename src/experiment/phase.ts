@@ -264,7 +264,10 @@ export async function runPhase(ctx: RunContext, plan: PhasePlan): Promise<boolea
     const start = await startPhase(ctx, plan, model, names);
     const complete =
       start.initialEpoch >= plan.epochs || (await fitPhase(ctx, plan, model, names, start));
-    if (complete) await ctx.tracker?.endPhase(plan.id, 'FINISHED');
+    if (complete && ctx.tracker) {
+      await ctx.tracker.logModel(plan.id, model);
+      await ctx.tracker.endPhase(plan.id, 'FINISHED');
+    }
     return complete;
   } finally {
     model.optimizer?.dispose();

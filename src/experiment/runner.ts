@@ -248,6 +248,23 @@ async function writeReport(
   }
 }
 
+/** The run folder's record files uploaded to the parent run (the report goes with writeReport). */
+const UPLOADED_FILES: ReadonlyArray<[string, string]> = [
+  [RUN_FILES.recipe, 'application/json'],
+  [RUN_FILES.info, 'application/json'],
+  [RUN_FILES.metricsCsv, 'text/csv'],
+  [RUN_FILES.metricsJson, 'application/json'],
+  [RUN_FILES.labels, 'application/json'],
+  [RUN_FILES.labelsCsv, 'text/csv'],
+  [RUN_FILES.frozen, 'application/json'],
+];
+
+function uploadRunFiles(folder: RunFolder, tracker: RunTracker): void {
+  for (const [file, type] of UPLOADED_FILES) {
+    if (folder.exists(file)) tracker.logArtifact(file, fs.readFileSync(folder.file(file)), type);
+  }
+}
+
 /** Ends the invocation: records its outcome, writes the report, closes the MLflow run. */
 async function closeRun(
   { folder, info, invocation }: OpenRun,
@@ -268,18 +285,19 @@ async function closeRun(
   }
   await writeReport(folder, options, progress, tracker);
   if (tracker) {
-    for (const file of [RUN_FILES.recipe, RUN_FILES.metricsCsv, RUN_FILES.labels]) {
-      if (folder.exists(file)) {
-        tracker.logArtifact(file, fs.readFileSync(folder.file(file), 'utf8'), 'text/plain');
-      }
-    }
-    const mlflowStatus =
-      status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED';
-    await tracker.end(mlflowStatus, failure);
     // An id the server confirmed late (it was unreachable) replaces the local one.
     const last = info.mlflowRuns.length - 1;
     if (info.mlflowRuns[last]?.startsWith('local-')) info.mlflowRuns[last] = tracker.runId;
     folder.writeInfo(info);
+    uploadRunFiles(folder, tracker);
+    const mlflowStatus =
+      status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED';
+    await tracker.end(mlflowStatus, failure);
+    if (info.mlflowRuns[last]?.startsWith('local-')) {
+      info.mlflowRuns[last] = tracker.runId;
+      folder.writeInfo(info);
+    }
+    if (tracker.url) progress.log(`MLflow run: ${tracker.url}`);
   }
   progress.close();
 }

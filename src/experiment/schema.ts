@@ -328,8 +328,9 @@ export const RECIPE_SCHEMA = {
             experimentName: {
               type: 'string',
               minLength: 1,
-              default: 'tfjs-antifragile',
-              description: 'Experiment the run goes to (created if missing).',
+              description:
+                'Experiment the run goes to (created if missing). Without it: the ' +
+                'environment variable MLFLOW_EXPERIMENT_NAME, else tfjs-antifragile.',
             },
             tags: {
               type: 'object',
@@ -390,7 +391,7 @@ export interface Recipe {
   };
   tracking: {
     checkpoints: 'last' | 'all';
-    mlflow: { enabled: boolean; experimentName: string; tags: Record<string, string> };
+    mlflow: { enabled: boolean; experimentName?: string; tags: Record<string, string> };
   };
 }
 

@@ -2,10 +2,13 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport } from '../analysis/types';
 import { analysisCsv, analysisMetrics } from '../../callbacks/mlflow-records';
+import { modelArtifacts } from '../../callbacks/mlflow-model';
 import {
   findSpools,
+  MLFLOW_ENV,
   MlflowClient,
   MlflowRun,
+  NOTE_TAG,
   sanitizeKey,
   type ParamValue,
   type RunStatus,
@@ -41,6 +44,13 @@ export interface RunTracker {
   logEpoch(phase: string, epoch: number, metrics: Record<string, number>): Promise<void>;
   /** An analysis report: its scores and label counts as metrics, and JSON + CSV artifacts. */
   logAnalysis(phase: string, report: AnalysisReport): void;
+  /**
+   * A phase's final model (`model/`: tfjs layers format and an `MLmodel` file with its
+   * signature): a branch's goes to its child run, the training phase's to the parent run.
+   */
+  logModel(phase: string, model: tf.LayersModel): Promise<void>;
+  /** The MLflow UI's page of the (parent) run, once the server knows the run. */
+  readonly url: string | undefined;
   /** Ends a branch's child run (FINISHED when the branch completed). */
   endPhase(phase: string, status: RunStatus): Promise<void>;
   /** The normal-vs-selective comparison, as parent metrics and `comparison.json`. */
@@ -76,6 +86,47 @@ export function recipeParams(recipe: Recipe): Record<string, ParamValue> {
   return out;
 }
 
+/** The experiment recipe runs go to when neither the recipe nor the environment names one. */
+export const DEFAULT_RECIPE_EXPERIMENT = 'tfjs-antifragile';
+
+/**
+ * The experiment of a recipe run, by MLflow's precedence: the recipe's
+ * `tracking.mlflow.experimentName`, else `MLFLOW_EXPERIMENT_NAME`, else
+ * {@link DEFAULT_RECIPE_EXPERIMENT}.
+ */
+export function recipeExperimentName(recipe: Recipe, env = process.env): string {
+  return (
+    recipe.tracking.mlflow.experimentName ||
+    env[MLFLOW_ENV.experimentName] ||
+    DEFAULT_RECIPE_EXPERIMENT
+  );
+}
+
+/** The run description (`mlflow.note.content`, Markdown) of a recipe run's parent run. */
+export function parentNote(recipe: Recipe, runName: string): string {
+  const arms = recipe.retraining.enabled
+    ? `then retrains from the trained model with the arms ${recipe.retraining.arms
+        .map((a) => `\`${a}\``)
+        .join(', ')} for the seeds ${recipe.retraining.seeds.join(', ')} ` +
+      '(one child run per arm and seed; the comparison is under `comparison/`)'
+    : 'without retraining';
+  return [
+    `tfjs-antifragile recipe run \`${runName}\` of the recipe **${recipe.name}**: trains ` +
+      `\`${recipe.model.architecture}\` on \`${recipe.dataset.name}\` for ` +
+      `${recipe.training.epochs} epoch(s), ${arms}.`,
+    ...(recipe.description ? ['', recipe.description] : []),
+  ].join('\n');
+}
+
+/** The run description of one branch's child run. */
+export function childNote(recipe: Recipe, runName: string, arm: string, seed: number): string {
+  return (
+    `Retraining arm \`${arm}\`, seed ${seed}, of the recipe run \`${runName}\` ` +
+    `(recipe **${recipe.name}**): ${recipe.retraining.epochs} epoch(s) from the trained model; ` +
+    'its final model is under `model/`.'
+  );
+}
+
 /** Options of {@link startMlflowTracker}. */
 export interface MlflowTrackerOptions {
   recipe: Recipe;
@@ -88,6 +139,9 @@ export interface MlflowTrackerOptions {
   /** Where warnings go. */
   warn: (message: string) => void;
 }
+
+/** Record fields that are MLflow steps or params, never metrics. */
+const NOT_METRICS = new Set(['epoch', 'seed']);
 
 /** How long an epoch end waits for MLflow before training goes on (the rest is sent later). */
 const EPOCH_WAIT_MS = 1000;
@@ -108,6 +162,7 @@ export async function startMlflowTracker(
 ): Promise<RunTracker | undefined> {
   const settings = options.recipe.tracking.mlflow;
   if (!settings.enabled || !process.env.MLFLOW_TRACKING_URI) return undefined;
+  const experimentName = recipeExperimentName(options.recipe);
   const runName = path.basename(options.runDir);
   const mlflowDir = path.join(options.runDir, 'mlflow');
   const localRoot = path.join(mlflowDir, new Date().toISOString().replace(/[:.]/g, '-'));
@@ -126,14 +181,15 @@ export async function startMlflowTracker(
   let run: MlflowRun;
   let leftovers: MlflowRun[];
   try {
-    client = new MlflowClient({ experimentName: settings.experimentName });
+    client = new MlflowClient({ experimentName });
     leftovers = takeUpLeftovers(client, mlflowDir, options.warn);
     run = await MlflowRun.start(client, {
-      experimentName: settings.experimentName,
+      experimentName,
       runName,
       params,
       tags: {
         ...commonTags,
+        [NOTE_TAG]: parentNote(options.recipe, runName),
         ...(options.resumedFrom ? { 'tfjs_antifragile.resumed_from': options.resumedFrom } : {}),
         ...(options.parentRunId ? { 'mlflow.parentRunId': options.parentRunId } : {}),
       },
@@ -171,6 +227,14 @@ export async function startMlflowTracker(
   const analysisName = (epoch: number) =>
     epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
   for (const old of leftovers) void old.flush({ waitMs: 0 });
+  /** Metrics of a record, less what is a step or a param (`epoch`, `seed`). */
+  const ownMetrics = (values: Record<string, number>) => {
+    const own: Record<string, number> = {};
+    for (const [key, value] of Object.entries(values)) {
+      if (!NOT_METRICS.has(key)) own[sanitizeKey(key)] = value;
+    }
+    return own;
+  };
 
   return {
     get runId() {
@@ -181,11 +245,12 @@ export async function startMlflowTracker(
       if (plan.kind === 'train' || children.has(plan.id)) return;
       try {
         const child = await MlflowRun.start(client, {
-          experimentName: settings.experimentName,
+          experimentName,
           runName: `${runName}/${plan.id}`,
           params: { ...params, arm: plan.kind, seed: plan.seed, phase: plan.id },
           tags: {
             ...commonTags,
+            [NOTE_TAG]: childNote(options.recipe, runName, plan.kind, plan.seed),
             'tfjs_antifragile.phase': plan.id,
             'tfjs_antifragile.arm': plan.kind,
             'tfjs_antifragile.seed': String(plan.seed),
@@ -203,13 +268,16 @@ export async function startMlflowTracker(
         );
       }
     },
+    get url() {
+      const info = run.info;
+      return info ? client.runUrl(info.experimentId, info.runId) : undefined;
+    },
     async logEpoch(phase, epoch, metrics) {
-      run.logMetrics(prefixed(phase, metrics), epoch);
+      const own = ownMetrics(metrics);
+      run.logMetrics(prefixed(phase, own), epoch);
       const child = children.get(phase);
       const flushes = [run.flush({ waitMs: EPOCH_WAIT_MS })];
       if (child) {
-        const own: Record<string, number> = {};
-        for (const [key, value] of Object.entries(metrics)) own[sanitizeKey(key)] = value;
         child.logMetrics(own, epoch);
         flushes.push(child.flush({ waitMs: EPOCH_WAIT_MS }));
       }
@@ -227,11 +295,16 @@ export async function startMlflowTracker(
       run.logArtifact(`${name}.csv`, csv, 'text/csv');
       const child = children.get(phase);
       if (child) {
-        const own: Record<string, number> = {};
-        for (const [key, value] of Object.entries(metrics)) own[sanitizeKey(key)] = value;
-        child.logMetrics(own, Math.max(epoch, 0));
+        child.logMetrics(ownMetrics(metrics), Math.max(epoch, 0));
         child.logArtifact(`analysis/${analysisName(epoch)}.json`, json, 'application/json');
         child.logArtifact(`analysis/${analysisName(epoch)}.csv`, csv, 'text/csv');
+      }
+    },
+    async logModel(phase, model) {
+      const target = children.get(phase) ?? run;
+      const prefix = target === run && children.size > 0 ? `models/${phase}` : 'model';
+      for (const file of await modelArtifacts(model, prefix)) {
+        target.logArtifact(file.path, file.data, file.contentType);
       }
     },
     async endPhase(phase, status) {
@@ -263,8 +336,8 @@ export async function startMlflowTracker(
           values[`${key}_ci95_hi`] = gain.ci95[1];
         }
       }
-      values['comparison/seeds'] = comparison.seeds.length;
       run.logMetrics(values, 0);
+      run.logParams({ 'comparison.seeds': JSON.stringify(comparison.seeds.map((s) => s.seed)) });
       run.logArtifact('comparison.json', JSON.stringify(comparison, null, 2), 'application/json');
     },
     logArtifact(relative, data, contentType) {

@@ -63,6 +63,16 @@ export interface SearchRunsOptions {
 export const OVERSIZED_TAG_PREFIX = 'tfjs_antifragile.oversized';
 
 const API = '/api/2.0/mlflow';
+
+/**
+ * The experiment tag from which the MLflow 3 UI picks an experiment's view; experiments without
+ * it may open in the GenAI ("Evaluations") view.
+ */
+export const EXPERIMENT_KIND_TAG = 'mlflow.experimentKind';
+/** The kind of MLflow 3's own training autologging: the classic runs / metrics / models view. */
+export const EXPERIMENT_KIND = 'custom_model_development';
+/** The tag MLflow shows as a run's (or an experiment's) description, in Markdown. */
+export const NOTE_TAG = 'mlflow.note.content';
 const ARTIFACTS_API = '/api/2.0/mlflow-artifacts/artifacts';
 
 // --- wire shapes (snake_case) -------------------------------------------------------------
@@ -290,7 +300,7 @@ export class MlflowClient {
     let experiment = await this.getExperimentByName(name, options);
     if (!experiment) {
       try {
-        await this.createExperiment(name, undefined, options);
+        await this.createExperiment(name, { [EXPERIMENT_KIND_TAG]: EXPERIMENT_KIND }, options);
       } catch (err) {
         if (!(err instanceof MlflowRequestError && err.errorCode === 'RESOURCE_ALREADY_EXISTS')) {
           throw err;
@@ -305,7 +315,41 @@ export class MlflowClient {
           `(\`mlflow experiments restore\`) or choose another experimentName`,
       );
     }
+    if (experiment.tags[EXPERIMENT_KIND_TAG] === undefined) {
+      // An experiment made elsewhere (the UI, `mlflow experiments create`) would open in the
+      // MLflow 3 UI's GenAI view; a kind someone chose is left alone.
+      await this.setExperimentTag(
+        experiment.experimentId,
+        EXPERIMENT_KIND_TAG,
+        EXPERIMENT_KIND,
+        options,
+      );
+      experiment.tags[EXPERIMENT_KIND_TAG] = EXPERIMENT_KIND;
+    }
     return experiment;
+  }
+
+  /** Sets one tag of an experiment. */
+  async setExperimentTag(
+    experimentId: string,
+    key: string,
+    value: string,
+    options?: CallOptions,
+  ): Promise<void> {
+    await this.http.json({
+      method: 'POST',
+      path: `${API}/experiments/set-experiment-tag`,
+      json: { experiment_id: experimentId, key, value },
+      retry: options?.retry,
+    });
+  }
+
+  /**
+   * The MLflow UI's page of a run: `<tracking-uri>/#/experiments/<experiment-id>/runs/<run-id>`
+   * (MLflow 3's route).
+   */
+  runUrl(experimentId: string, runId: string): string {
+    return `${this.config.trackingUri}/#/experiments/${experimentId}/runs/${runId}`;
   }
 
   // --- runs -------------------------------------------------------------------------------

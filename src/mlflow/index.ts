@@ -3,7 +3,15 @@
  * buffered, spooled outbox ({@link MlflowRun}), and the pieces they are built of.
  * Knows nothing of tfjs or callbacks.
  */
-export { MlflowClient, proxyRoot, guessContentType, OVERSIZED_TAG_PREFIX } from './client';
+export {
+  MlflowClient,
+  proxyRoot,
+  guessContentType,
+  OVERSIZED_TAG_PREFIX,
+  EXPERIMENT_KIND_TAG,
+  EXPERIMENT_KIND,
+  NOTE_TAG,
+} from './client';
 export type {
   MlflowClientOptions,
   CallOptions,

@@ -46,7 +46,7 @@ describe('retraining arms', () => {
     const analysed = fs
       .readdirSync(path.join(first.dir, RUN_FILES.analysis, 'selective-s5'))
       .filter((f) => f.endsWith('.json'));
-    expect(analysed.sort()).toEqual(['epoch-000.json', 'start.json']);
+    expect(analysed.sort()).toEqual(['epoch-001.json', 'start.json']);
 
     // the CLI summary names each arm's gain with its interval and says what it allows
     const lines = runResultLines(first).join('\n');

@@ -62,7 +62,7 @@ describe('a checkpoint write, killed at every instant, resumes to the uninterrup
     // 'running' and run.lock naming a process that is gone.
     let capturing = false;
     setKillPointHook((point) => {
-      if (point.includes(path.join('checkpoints', 'train', 'epoch-001'))) capturing = true;
+      if (point.includes(path.join('checkpoints', 'train', 'epoch-002'))) capturing = true;
       if (!capturing) return;
       const dir = path.join(root, 'snapshots', String(snapshots.length));
       fs.cpSync(reference, dir, { recursive: true });
@@ -70,7 +70,7 @@ describe('a checkpoint write, killed at every instant, resumes to the uninterrup
       const owner = JSON.parse(fs.readFileSync(lock, 'utf8'));
       fs.writeFileSync(lock, JSON.stringify({ ...owner, pid: deadPid() }));
       snapshots.push({ point, dir });
-      if (point.startsWith(path.join('checkpoints', 'train', 'epoch-000'))) capturing = false;
+      if (point.startsWith(path.join('checkpoints', 'train', 'epoch-001'))) capturing = false;
     });
     // A model built before makes tfjs name the run's variables conv1/kernel_1, ….
     buildModel('small_cnn').dispose();
@@ -87,18 +87,18 @@ describe('a checkpoint write, killed at every instant, resumes to the uninterrup
   it('passes every instant: files written, checkpoint in place, run.json, old checkpoint pruned', () => {
     const points = snapshots.map((s) => s.point.replace(/^.*checkpoints/, 'checkpoints'));
     for (const file of ['model.json', 'weights.bin', 'optimizer.json', 'state.json']) {
-      expect(points).toContain(path.join('checkpoints', 'train', `epoch-001.tmp: ${file} written`));
+      expect(points).toContain(path.join('checkpoints', 'train', `epoch-002.tmp: ${file} written`));
     }
-    expect(points).toContain(path.join('checkpoints', 'train', 'epoch-001: in place'));
+    expect(points).toContain(path.join('checkpoints', 'train', 'epoch-002: in place'));
     expect(points).toContain('run.json: temporary file written');
-    expect(points[points.length - 1]).toBe(path.join('checkpoints', 'train', 'epoch-000: removed'));
+    expect(points[points.length - 1]).toBe(path.join('checkpoints', 'train', 'epoch-001: removed'));
     // run.json moves to the new checkpoint before the old one goes.
     expect(points.indexOf('run.json: temporary file written')).toBeLessThan(points.length - 1);
   });
 
   it('resumes from each instant to the same metrics and byte-identical reports (timings apart)', async () => {
     const expected = outcome(reference);
-    expect(expected.rows.map((r) => r.epoch)).toEqual([0, 1]);
+    expect(expected.rows.map((r) => r.epoch)).toEqual([1, 2]);
     for (const { point, dir } of snapshots) {
       const result = await runRecipe(recipe, { resume: dir, progress: silent(), report: false });
       expect({ point, status: result.status }).toEqual({ point, status: 'finished' });
@@ -109,7 +109,7 @@ describe('a checkpoint write, killed at every instant, resumes to the uninterrup
   });
 
   it('stores analysed weights under stable names (conv1/kernel, not conv1/kernel_3)', () => {
-    const report = JSON.parse(outcome(reference).reports['epoch-001.json']);
+    const report = JSON.parse(outcome(reference).reports['epoch-002.json']);
     const model = buildModel('small_cnn');
     const stable = model.weights.map((w) => w.originalName);
     model.dispose();
@@ -158,7 +158,7 @@ describe('stale and concurrent runs', () => {
       progress: silent(),
       report: false,
       onEpochEnd: (_phase, epoch) => {
-        if (epoch === 0) throw new Error('stop here');
+        if (epoch === 1) throw new Error('stop here');
       },
     }).catch((err: Error) => err.message);
     expect(stopped).toBe('stop here');

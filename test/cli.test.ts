@@ -142,7 +142,7 @@ describe('tfjs-antifragile CLI', () => {
     const runDir = path.join(out, fs.readdirSync(out)[0]);
     const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
     expect(info.status).toBe('killed');
-    expect(info.checkpoint.epoch).toBe(0);
+    expect(info.checkpoint.epoch).toBe(1);
     expect(first.out.join('\n')).toContain('killed:');
     expect(process.listenerCount('SIGINT')).toBe(0);
 

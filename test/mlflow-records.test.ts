@@ -11,6 +11,8 @@ import * as path from 'path';
 import { Writable } from 'stream';
 import * as tf from '@tensorflow/tfjs';
 import { runRecipe, validateRecipe } from '../src/experiment';
+import { EPOCH_CONVENTION } from '../src/experiment/epochs';
+import { writeRunReport } from '../src/report';
 import { createProgress } from '../src/experiment/progress';
 import { recipeExperimentName } from '../src/experiment/tracking';
 import { useMlflowServer } from './support/mlflow-server';
@@ -39,8 +41,10 @@ for r in client.search_runs([exp.experiment_id]):
         local = client.download_artifacts(r.info.run_id, 'model', sys.argv[3])
         sig = Model.load(local).signature
         model = dict(dir=local, inputs=sig.inputs.to_dict(), outputs=sig.outputs.to_dict())
+    steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, 'test_acc'))
     runs.append(dict(runId=r.info.run_id, runName=r.info.run_name, tags=r.data.tags,
-                     params=r.data.params, metrics=sorted(r.data.metrics), files=files, model=model))
+                     params=r.data.params, metrics=sorted(r.data.metrics), files=files, model=model,
+                     steps=steps))
 print(json.dumps(dict(experimentId=exp.experiment_id, tags=exp.tags, runs=runs)))
 `;
 
@@ -55,6 +59,8 @@ interface Read {
     metrics: string[];
     files: string[];
     model: null | { dir: string; inputs: unknown[]; outputs: unknown[] };
+    /** Steps of `test_acc` (child runs). */
+    steps: number[];
   }[];
 }
 
@@ -92,7 +98,7 @@ describe('MLflow records of a recipe run', () => {
         ...tinyRecipe(),
         description: 'Tiny run for the MLflow records test.',
         training: { batchSize: 50, epochs: 1, seed: 3 },
-        retraining: { enabled: true, epochs: 1, seeds: [5], arms: ['normal', 'selective'] },
+        retraining: { enabled: true, epochs: 2, seeds: [5], arms: ['normal', 'selective'] },
         tracking: { mlflow: { enabled: true } },
       },
       'records recipe',
@@ -105,8 +111,35 @@ describe('MLflow records of a recipe run', () => {
       },
     });
     const progress = createProgress({ stream, tty: false });
-    const result = await runRecipe(recipe, { outDir: tempRuns('records'), progress });
+    const result = await runRecipe(recipe, {
+      outDir: tempRuns('records'),
+      progress,
+      reporter: writeRunReport,
+    });
     expect(result.status).toBe('finished');
+
+    // One epoch convention (epochs finished) in the console, CSV, JSON, checkpoints, report.
+    expect(lines.some((l) => l.startsWith('normal-s5 epoch 2/2'))).toBe(true);
+    const file = (name: string) => fs.readFileSync(path.join(result.dir, name), 'utf8');
+    const csv = file('metrics.csv').trim().split('\n').slice(1);
+    expect(csv.map((l) => l.split(',').slice(0, 2).join(':'))).toEqual([
+      'train:1',
+      'normal-s5:1',
+      'normal-s5:2',
+      'selective-s5:1',
+      'selective-s5:2',
+    ]);
+    expect(JSON.parse(file('run.json'))).toMatchObject({
+      epochs: EPOCH_CONVENTION,
+      checkpoint: { phase: 'selective-s5', epoch: 2 },
+    });
+    expect(fs.readdirSync(path.join(result.dir, 'checkpoints', 'normal-s5'))).toEqual([
+      'epoch-002',
+    ]);
+    expect(JSON.parse(file('analysis/train/epoch-001.json')).epoch).toBe(1);
+    expect(JSON.parse(file('analysis/selective-s5/start.json')).epoch).toBe(0);
+    expect(JSON.parse(file('labels.json'))[0].epochs).toEqual([0, 1]); // start, after epoch 1
+    expect(file('report.html')).toContain('<td>normal-s5</td><td>2</td>');
 
     const back = read('records-from-env');
     expect(back.tags['mlflow.experimentKind']).toBe('custom_model_development');
@@ -142,6 +175,8 @@ describe('MLflow records of a recipe run', () => {
       expect(child.tags['mlflow.parentRunId']).toBe(parent.runId);
       expect(child.tags['mlflow.note.content']).toContain(`arm \`${arm}\`, seed 5`);
       expect(child.metrics).not.toContain('epoch');
+      // one epoch convention: epochs finished, here as the MLflow step (see EPOCH_CONVENTION)
+      expect(child.steps).toEqual([1, 2]);
       expect(child.files).toEqual(
         expect.arrayContaining(['model/model.json', 'model/weights.bin']),
       );

@@ -124,7 +124,7 @@ describe('every shipped recipe runs end to end, tiny, on real-format files', () 
       ]);
       for (const row of rows) expect(Number.isFinite(row.test_acc)).toBe(true);
       const report = JSON.parse(
-        fs.readFileSync(path.join(runDir, 'analysis', 'train', 'epoch-000.json'), 'utf8'),
+        fs.readFileSync(path.join(runDir, 'analysis', 'train', 'epoch-001.json'), 'utf8'),
       );
       expect(report.parameters).toHaveLength(1);
       expect(report.examples).toBe(4);

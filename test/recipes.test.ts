@@ -352,17 +352,17 @@ describe('runRecipe', () => {
       'labels.csv',
       'frozen.json',
       'comparison.json',
-      'analysis/train/epoch-000.json',
-      'analysis/train/epoch-001.csv',
+      'analysis/train/epoch-001.json',
+      'analysis/train/epoch-002.csv',
       'analysis/selective-s5/start.json',
-      'analysis/selective-s5/epoch-000.json',
-      'checkpoints/train/epoch-001/weights.bin',
-      'checkpoints/normal-s5/epoch-001/optimizer.bin',
+      'analysis/selective-s5/epoch-001.json',
+      'checkpoints/train/epoch-002/weights.bin',
+      'checkpoints/normal-s5/epoch-002/optimizer.bin',
     ]) {
       expect(fs.existsSync(path.join(dir, file))).toBe(true);
     }
     // Only the newest checkpoint of each phase is kept by default.
-    expect(fs.readdirSync(path.join(dir, 'checkpoints', 'train'))).toEqual(['epoch-001']);
+    expect(fs.readdirSync(path.join(dir, 'checkpoints', 'train'))).toEqual(['epoch-002']);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'recipe.json'), 'utf8'))).toEqual(
       tinyRecipe(),
     );
@@ -371,12 +371,12 @@ describe('runRecipe', () => {
     expect(info.completedPhases).toEqual(['train', 'normal-s5', 'selective-s5']);
     const rows = uninterrupted.rows;
     expect(rows.map((r) => `${r.phase}:${r.epoch}`)).toEqual([
-      'train:0',
       'train:1',
-      'normal-s5:0',
+      'train:2',
       'normal-s5:1',
-      'selective-s5:0',
+      'normal-s5:2',
       'selective-s5:1',
+      'selective-s5:2',
     ]);
     for (const r of rows) {
       expect(r.test_acc).toBeGreaterThanOrEqual(0);
@@ -394,7 +394,7 @@ describe('runRecipe', () => {
     ]);
     // Reports are stored under the weights' stable names, whichever model instance made them.
     const report = JSON.parse(
-      fs.readFileSync(path.join(dir, 'analysis/selective-s5/epoch-000.json'), 'utf8'),
+      fs.readFileSync(path.join(dir, 'analysis/selective-s5/epoch-001.json'), 'utf8'),
     );
     expect(report.parameters.map((p: { name: string }) => p.name)).toEqual([
       'conv1/kernel',
@@ -404,7 +404,7 @@ describe('runRecipe', () => {
     ]);
     const labels = JSON.parse(fs.readFileSync(path.join(dir, 'labels.json'), 'utf8'));
     const train = labels.find((g: { phase: string }) => g.phase === 'train');
-    expect(train.epochs).toEqual([0, 1]);
+    expect(train.epochs).toEqual([1, 2]);
     expect(train.labels.lowpass.adversarial).toHaveLength(4);
   });
 
@@ -415,9 +415,9 @@ describe('runRecipe', () => {
     // PGD accuracy is measured once per phase, at its last epoch, and reaches the comparison.
     const withPgd = uninterrupted.rows.filter((r) => r.test_pgd_acc !== undefined);
     expect(withPgd.map((r) => [r.phase, r.epoch])).toEqual([
-      ['train', 1],
-      ['normal-s5', 1],
-      ['selective-s5', 1],
+      ['train', 2],
+      ['normal-s5', 2],
+      ['selective-s5', 2],
     ]);
     for (const arm of [comparison!.mean.normal, comparison!.mean.selective]) {
       expect(arm.pgd).toBeGreaterThanOrEqual(0);
@@ -428,17 +428,17 @@ describe('runRecipe', () => {
       12,
     );
     const frozen = JSON.parse(fs.readFileSync(path.join(uninterrupted.dir, 'frozen.json'), 'utf8'));
-    expect(frozen.map((r: { epoch: number }) => r.epoch)).toEqual([0, 1]);
+    expect(frozen.map((r: { epoch: number }) => r.epoch)).toEqual([1, 2]);
     const start = JSON.parse(
       fs.readFileSync(path.join(uninterrupted.dir, 'analysis/selective-s5/start.json'), 'utf8'),
     );
     const lastTrain = JSON.parse(
-      fs.readFileSync(path.join(uninterrupted.dir, 'analysis/train/epoch-001.json'), 'utf8'),
+      fs.readFileSync(path.join(uninterrupted.dir, 'analysis/train/epoch-002.json'), 'utf8'),
     );
     expect(start.parameters).toEqual(lastTrain.parameters);
     const rows = uninterrupted.rows;
-    const normal = rows.find((r) => r.phase === 'normal-s5' && r.epoch === 0)!;
-    const selective = rows.find((r) => r.phase === 'selective-s5' && r.epoch === 0)!;
+    const normal = rows.find((r) => r.phase === 'normal-s5' && r.epoch === 1)!;
+    const selective = rows.find((r) => r.phase === 'selective-s5' && r.epoch === 1)!;
     const fragileAtStart = start.parameters.some(
       (p: { filters: { lowpass: { labels: { adversarial: string } } } }) =>
         p.filters.lowpass.labels.adversarial === 'fragile',
@@ -448,7 +448,7 @@ describe('runRecipe', () => {
   });
 
   it('an interrupted run, resumed twice, ends exactly as the uninterrupted one', async () => {
-    const stops = new Set(['train:0', 'selective-s5:0']);
+    const stops = new Set(['train:1', 'selective-s5:1']);
     let controller = new AbortController();
     const options = () => ({
       progress: silent(),
@@ -460,19 +460,19 @@ describe('runRecipe', () => {
     });
     const first = await runRecipe(tinyRecipe(), { outDir: out, ...options() });
     expect(first.status).toBe('killed');
-    expect(first.rows.map((r) => `${r.phase}:${r.epoch}`)).toEqual(['train:0']);
+    expect(first.rows.map((r) => `${r.phase}:${r.epoch}`)).toEqual(['train:1']);
     const info = JSON.parse(fs.readFileSync(path.join(first.dir, 'run.json'), 'utf8'));
     expect(info.status).toBe('killed');
     expect(info.checkpoint).toEqual({
       phase: 'train',
-      epoch: 0,
-      dir: path.join('checkpoints', 'train', 'epoch-000'),
+      epoch: 1,
+      dir: path.join('checkpoints', 'train', 'epoch-001'),
     });
 
     controller = new AbortController();
     const second = await runRecipe(tinyRecipe(), { resume: first.dir, ...options() });
     expect(second.status).toBe('killed');
-    expect(second.rows.at(-1)).toMatchObject({ phase: 'selective-s5', epoch: 0 });
+    expect(second.rows.at(-1)).toMatchObject({ phase: 'selective-s5', epoch: 1 });
 
     controller = new AbortController();
     const third = await runRecipe(tinyRecipe(), { resume: first.dir, ...options() });
@@ -518,7 +518,7 @@ describe('runRecipe', () => {
       ...quiet,
       signal: controller.signal,
       onEpochEnd: (phase, epoch) => {
-        if (phase === 'selective-s5' && epoch === 0) controller.abort();
+        if (phase === 'selective-s5' && epoch === 1) controller.abort();
       },
     });
     expect(stopped.status).toBe('killed');
@@ -527,7 +527,7 @@ describe('runRecipe', () => {
     const frozen = (dir: string) =>
       JSON.parse(fs.readFileSync(path.join(dir, 'frozen.json'), 'utf8'));
     // The start report did freeze something (else this would test nothing).
-    expect(frozen(whole.dir)[0]).toMatchObject({ phase: 'selective-s5', epoch: 0 });
+    expect(frozen(whole.dir)[0]).toMatchObject({ phase: 'selective-s5', epoch: 1 });
     expect(frozen(whole.dir)[0].layers.length).toBeGreaterThan(0);
     expect(frozen(resumed.dir)).toEqual(frozen(whole.dir));
     expect(comparable(resumed.rows)).toEqual(comparable(whole.rows));

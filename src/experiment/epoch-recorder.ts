@@ -4,6 +4,7 @@ import { resolveLogs, type NumericLogs } from '../../callbacks/logs';
 import { summaryLogs, type SynapticFilterCallback } from '../../callbacks/synaptic-filter-callback';
 import type { SelectiveRetrainCallback } from '../../callbacks/selective-retrain-callback';
 import { commitCheckpoint } from './checkpoint';
+import { recordEpoch, recordReport } from './epochs';
 import { evaluateAccuracy, evaluatePgdAccuracy, type EvaluateOptions } from './evaluate';
 import { renameReport, type WeightNames } from './names';
 import type { PhasePlan } from './phases';
@@ -60,9 +61,11 @@ export class EpochRecorder extends tf.Callback {
     this.epoch = epoch;
   }
 
-  override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
+  override async onEpochEnd(index: number, logs?: tf.Logs): Promise<void> {
     const { ctx, plan, freezer, display } = this.options;
-    const report = this.epochReport(epoch);
+    // Records count the epochs finished (see EPOCH_CONVENTION); tfjs gives the 0-based index.
+    const epoch = recordEpoch(index);
+    const report = this.epochReport(index);
     const row = await this.measure(epoch, await resolveLogs(logs), report);
     ctx.rows.push(row);
     this.writeRecords(epoch, report);
@@ -81,10 +84,12 @@ export class EpochRecorder extends tf.Callback {
     return this.model as tf.LayersModel;
   }
 
-  /** The analysis report of this epoch, under stable names, if the analysis ran. */
-  private epochReport(epoch: number): AnalysisReport | undefined {
+  /** The analysis report of this epoch (tfjs index), as recorded, if the analysis ran. */
+  private epochReport(index: number): AnalysisReport | undefined {
     const latest = this.options.analysis?.latest;
-    return latest?.epoch === epoch ? renameReport(latest, this.options.names.toStable) : undefined;
+    return latest?.epoch === index
+      ? renameReport(recordReport(latest), this.options.names.toStable)
+      : undefined;
   }
 
   /** The epoch's metric row: training logs, test accuracies, analysis summary, frozen count. */
@@ -99,7 +104,7 @@ export class EpochRecorder extends tf.Callback {
     const evaluation = await evaluateAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe));
     // A phase's last epoch also gets the stronger PGD check (default settings, PGD_DEFAULTS).
     const pgdAccuracy =
-      epoch === plan.epochs - 1
+      epoch === plan.epochs
         ? evaluatePgdAccuracy(model, ctx.data.test, evaluationOptions(ctx.recipe))
         : undefined;
     return {

@@ -12,6 +12,7 @@ import { analysisProgress, TrainingProgressCallback } from './progress';
 import { CHECKPOINT_FILES, loadCheckpoint } from './checkpoint';
 import { epochOrder, type RecipeData } from './data';
 import { EpochRecorder } from './epoch-recorder';
+import { recordReport } from './epochs';
 import { renameReport, weightNames, type WeightNames } from './names';
 import { freezesByLabels, trainsAdversarially, type PhasePlan } from './phases';
 import { randomFreezePlan } from './random-freeze-plan';
@@ -101,7 +102,7 @@ async function resumePhase(
 ): Promise<PhaseStart> {
   const dir = ctx.folder.file(checkpoint.dir);
   const state = await loadCheckpoint<CheckpointState>(dir, model);
-  const initialEpoch = checkpoint.epoch + 1;
+  const initialEpoch = checkpoint.epoch; // epochs finished = the next 0-based index
   if (freezesByLabels(plan.kind) && initialEpoch < plan.epochs && !state.selective) {
     throw new Error(
       `${plan.id}: ${dir}/${CHECKPOINT_FILES.state} has no 'selective' state (the frozen ` +
@@ -128,7 +129,7 @@ async function branchPhase(
   names: WeightNames,
 ): Promise<PhaseStart> {
   const { folder, recipe } = ctx;
-  const source = folder.checkpointDir(plan.from, recipe.training.epochs - 1);
+  const source = folder.checkpointDir(plan.from, recipe.training.epochs);
   const state = await loadCheckpoint<CheckpointState>(folder.file(source), model);
   if (!freezesByLabels(plan.kind)) return { initialEpoch: 0, reports: [] };
   const last = state.reports[state.reports.length - 1];
@@ -136,8 +137,8 @@ async function branchPhase(
     throw new Error(`${plan.id}: the ${plan.from} phase left no analysis to decide what to freeze`);
   }
   const start = { ...last, epoch: -1 };
-  folder.writeAnalysis(plan.id, start);
-  ctx.tracker?.logAnalysis(plan.id, start);
+  folder.writeAnalysis(plan.id, recordReport(start));
+  ctx.tracker?.logAnalysis(plan.id, recordReport(start));
   return { initialEpoch: 0, reports: [renameReport(start, names.toCurrent)] };
 }
 
@@ -247,7 +248,7 @@ async function fitPhase(
   );
   analysisTask.finish();
   const last = ctx.info.checkpoint;
-  return !(last?.phase === plan.id && last.epoch < plan.epochs - 1);
+  return !(last?.phase === plan.id && last.epoch < plan.epochs);
 }
 
 /**

@@ -16,8 +16,8 @@ export function randomFreezePlan(
 ): { layers: string[]; schedule: RandomFreezeStep[] } {
   const selective = `selective-s${plan.seed}`;
   const { folder, recipe } = ctx;
-  const start = folder.readAnalyses(selective).find((r) => r.epoch === -1);
-  const dir = folder.checkpointDir(selective, recipe.retraining.epochs - 1);
+  const start = folder.readAnalyses(selective).find((r) => r.epoch === 0);
+  const dir = folder.checkpointDir(selective, recipe.retraining.epochs);
   const state = folder.readJson<CheckpointState>(path.join(dir, CHECKPOINT_FILES.state));
   const history: SelectiveRetrainState['history'] | undefined = state.selective?.history;
   if (!start || !history) {

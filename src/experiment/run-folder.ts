@@ -36,6 +36,8 @@ export interface RunManifest {
   backend?: string;
   /** Phases finished, in order. */
   completedPhases: string[];
+  /** How every `epoch` of the run's records counts (`EPOCH_CONVENTION`: epochs finished). */
+  epochs?: string;
   /** The newest checkpoint: phase, epoch and folder (relative to the run folder). */
   checkpoint?: { phase: string; epoch: number; dir: string };
   /** MLflow run ids of each invocation (a resumed run gets a new MLflow run). */
@@ -232,7 +234,7 @@ export class RunFolder {
 
   /** Relative path of a report's file (without extension). */
   static analysisName(phase: string, epoch: number): string {
-    const e = epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
+    const e = epoch <= 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
     return path.join(RUN_FILES.analysis, phase, e);
   }
 

@@ -3,6 +3,7 @@ import * as path from 'path';
 import { initBackend, type BackendId } from '../kernels/backend';
 import { createProgress, type Progress } from './progress';
 import { compareBranches, type Comparison } from './comparison';
+import { EPOCH_CONVENTION } from './epochs';
 import { disposeRecipeData, loadRecipeData, type RecipeData } from './data';
 import { runPhase } from './phase';
 import { planPhases, type PhasePlan } from './phases';
@@ -74,7 +75,7 @@ async function replayHistory(
     const epochs = new Set(own.map((row) => row.epoch));
     for (const report of ctx.folder.readAnalyses(plan.id)) {
       const epoch = report.epoch ?? 0;
-      if (epoch < 0 || epochs.has(epoch)) tracker.logAnalysis(plan.id, report);
+      if (epoch === 0 || epochs.has(epoch)) tracker.logAnalysis(plan.id, report);
     }
     for (const row of own) await tracker.logEpoch(row.phase, row.epoch, numericRow(row));
     if (ctx.info.completedPhases.includes(plan.id)) await tracker.endPhase(plan.id, 'FINISHED');
@@ -87,6 +88,7 @@ function newInfo(folder: RunFolder, recipe: Recipe): RunManifest {
     id: folder.id,
     recipe: recipe.name,
     status: 'running',
+    epochs: EPOCH_CONVENTION,
     created: now,
     updated: now,
     completedPhases: [],

@@ -225,7 +225,7 @@ export async function startMlflowTracker(
     return out;
   };
   const analysisName = (epoch: number) =>
-    epoch < 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
+    epoch <= 0 ? 'start' : `epoch-${String(epoch).padStart(3, '0')}`;
   for (const old of leftovers) void old.flush({ waitMs: 0 });
   /** Metrics of a record, less what is a step or a param (`epoch`, `seed`). */
   const ownMetrics = (values: Record<string, number>) => {

@@ -22,7 +22,7 @@ type ChartHead = Pick<Chart, 'id' | 'title' | 'caption'>;
 
 /** Epochs counted over the whole run: training epochs 1…E, then each branch's E+1…E+R. */
 export function overallEpoch(row: MetricRow, trainEpochs: number): number {
-  return row.phase === 'train' ? row.epoch + 1 : trainEpochs + row.epoch + 1;
+  return row.phase === 'train' ? row.epoch : trainEpochs + row.epoch;
 }
 
 /** A chart of `values` laid out by `layout`: the skeleton every builder here returns. */
@@ -196,7 +196,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
   return facetChart(
     {
       id,
-      title: `Response curves (epoch ${(report.epoch ?? 0) + 1})`,
+      title: `Response curves (epoch ${report.epoch ?? 0})`,
       caption:
         'Accuracy relative to the unfiltered model (clean, FGSM) and the baseline, against filtering progress u; ' +
         'Ψ is the area between a curve and the baseline.',
@@ -252,7 +252,7 @@ export function labelHeatmapChart(grid: LabelGrid): Chart {
             filter,
             score,
             parameter,
-            epoch: epoch < 0 ? 'start' : String(epoch + 1),
+            epoch: epoch <= 0 ? 'start' : String(epoch),
             label: labels[i][j],
             psi: grid.scores[filter]?.[score][i][j],
           }),
@@ -299,12 +299,12 @@ export function frozenLayersChart(frozen: FrozenRecord[], layers: string[]): Cha
   const values = frozen.flatMap((r) =>
     layers.map((layer) => ({
       phase: r.phase,
-      epoch: r.epoch + 1,
+      epoch: r.epoch,
       layer,
       state: r.layers.includes(layer) ? 'frozen' : 'training',
     })),
   );
-  const epochs = Math.max(0, ...frozen.map((r) => r.epoch)) + 1;
+  const epochs = Math.max(0, ...frozen.map((r) => r.epoch));
   return facetChart(
     {
       id: 'frozen-layers',

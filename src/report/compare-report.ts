@@ -24,7 +24,7 @@ export function runsSummaryRows(runs: RunData[]): string[][] {
       run.info.status,
       run.recipe.model.architecture,
       run.recipe.dataset.name,
-      String(train ? train.epoch + 1 : 0),
+      String(train ? train.epoch : 0),
       num(train?.test_acc),
       num(train?.test_fgsm_acc),
       String(run.recipe.analysis.epsilon),

@@ -185,7 +185,7 @@ export async function buildRunReport(data: RunData): Promise<string> {
   if (data.rows.length) {
     const finals = finalRows(data.rows).map((r) => [
       r.phase,
-      String(r.epoch + 1),
+      String(r.epoch),
       num(r.loss),
       num(r.acc),
       num(r.test_acc),
@@ -217,12 +217,12 @@ export async function buildRunReport(data: RunData): Promise<string> {
   const latest = latestTrainReport(data);
   if (latest) {
     let html =
-      `<p>Newest analysis of the training phase: epoch ${(latest.epoch ?? 0) + 1}, ${latest.examples} examples, ` +
+      `<p>Newest analysis of the training phase: epoch ${latest.epoch ?? 0}, ${latest.examples} examples, ` +
       `reference accuracy clean ${num(latest.reference.clean)}, adversarial ${num(latest.reference.adversarial)}, ` +
       `${num(latest.seconds, 1)} s on ${escapeHtml(latest.backend)}.</p>`;
     html += await figure(responseCurvesChart(latest));
     for (const grid of data.grids) html += await figure(labelHeatmapChart(grid));
-    html += `<h3>Filtering scores (epoch ${(latest.epoch ?? 0) + 1})</h3>` + scoreTable(latest);
+    html += `<h3>Filtering scores (epoch ${latest.epoch ?? 0})</h3>` + scoreTable(latest);
     html += '<h3>Invariance</h3>' + invarianceSection(data.analyses.train ?? [latest]);
     section('analysis', 'Synaptic-filtering analysis', html);
   }

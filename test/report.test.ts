@@ -51,6 +51,28 @@ async function openAndCheck(browser: Browser, file: string, screenshot: string) 
   return { errors, requests, charts };
 }
 
+/** The text drawn in each chart (axis titles, facet headers, legends, tick labels). */
+async function chartTexts(browser: Browser, file: string): Promise<Record<string, string[]>> {
+  const page = await browser.newPage();
+  await page.goto(`file://${file}`, { waitUntil: 'load' });
+  const texts = await page.$$eval('figure.chart', (figures) =>
+    Object.fromEntries(
+      figures.map((f) => [
+        f.getAttribute('data-chart') ?? '',
+        [...f.querySelectorAll('svg text')].map((t) => (t.textContent ?? '').trim()),
+      ]),
+    ),
+  );
+  // The arm comparison and the response curves alone, to look at (test-output/).
+  for (const id of ['arm-gains', 'response-curves']) {
+    await page.locator(`figure[data-chart="${id}"]`).screenshot({
+      path: path.join(OUTPUT, `${id}.png`),
+    });
+  }
+  await page.close();
+  return texts;
+}
+
 describe('report.html', () => {
   let browser: Browser;
   let runDir: string;
@@ -65,8 +87,17 @@ describe('report.html', () => {
     }
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     const progress = () => createProgress({ silent: true });
+    // Three arms and two seeds, so that the arm chart has per-seed points and intervals.
+    const arms = tinyRecipe({
+      retraining: {
+        enabled: true,
+        epochs: 2,
+        seeds: [5, 6],
+        arms: ['normal', 'selective', 'random-freeze'],
+      },
+    });
     runDir = (
-      await runRecipe(tinyRecipe(), { outDir: out, progress: progress(), reporter: writeRunReport })
+      await runRecipe(arms, { outDir: out, progress: progress(), reporter: writeRunReport })
     ).dir;
     otherDir = (
       await runRecipe(
@@ -110,7 +141,8 @@ describe('report.html', () => {
     for (const heading of [
       'Training curves',
       'Test accuracy, clean and under FGSM',
-      'Normal vs selective retraining',
+      'Retraining arms against normal retraining',
+      'Every arm against normal retraining',
       'Response curves',
       'Labels per parameter and epoch (train)',
       'Filtering scores',
@@ -122,8 +154,9 @@ describe('report.html', () => {
     const { errors, requests, charts } = await openAndCheck(browser, file, 'report.png');
     expect(errors).toEqual([]);
     expect(requests.every((u) => u.startsWith('file://'))).toBe(true);
-    expect(charts.map((c) => c.id).sort()).toEqual(
-      [
+    expect(charts.map((c) => c.id)).toEqual(
+      expect.arrayContaining([
+        'arm-gains',
         'comparison',
         'frozen-layers',
         'labels-selective-s5',
@@ -131,7 +164,7 @@ describe('report.html', () => {
         'response-curves',
         'test-accuracy',
         'training-curves',
-      ].sort(),
+      ]),
     );
     for (const chart of charts) {
       expect({
@@ -142,6 +175,16 @@ describe('report.html', () => {
         drew: true,
       });
     }
+    // Every arm but normal, per seed, in three panels (clean, FGSM, PGD) on their own scales,
+    // each mean with an interval (two seeds); the response curves say which line is which.
+    const texts = await chartTexts(browser, file);
+    expect(texts['arm-gains']).toEqual(
+      expect.arrayContaining(['clean', 'FGSM', 'PGD', 'selective', 'random-freeze', 'seed 6']),
+    );
+    expect(texts['response-curves']).toEqual(expect.arrayContaining(['curve', 'clean', 'FGSM']));
+    const gains = charts.find((c) => c.id === 'arm-gains')!;
+    // 2 arms × 3 panels × (2 seed points + 1 interval + 1 mean tick) + 3 zero lines
+    expect(gains.marks).toBeGreaterThanOrEqual(2 * 3 * 4);
     // One response-curve line per (parameter, filter, curve): 4 kernels × 1 filter × 3 curves.
     const response = charts.find((c) => c.id === 'response-curves')!;
     expect(response.marks).toBeGreaterThanOrEqual(12);

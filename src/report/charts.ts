@@ -1,15 +1,18 @@
 import type { AnalysisReport, FilterId, ScoreId } from '../analysis/types';
 import { LABELS } from '../analysis/types';
 import { baselineValue, normaliseCurve } from '../analysis/scores';
-import type { Comparison } from '../experiment/comparison';
+import type { AccuracyPair, Comparison } from '../experiment/comparison';
 import type { FrozenRecord, LabelGrid, MetricRow } from '../experiment/run-folder';
 import type { Chart, ChartSpec } from './render';
 
-/** Label colours, shared by every chart and table. */
+/**
+ * Label colours, shared by every chart and table: Okabe & Ito's colour-blind-safe palette
+ * (vermillion, grey, blue), told apart with any colour vision and in greyscale by lightness.
+ */
 export const LABEL_COLORS: Record<string, string> = {
-  fragile: '#d62728',
-  robust: '#9e9e9e',
-  antifragile: '#2ca02c',
+  fragile: '#d55e00',
+  robust: '#bbbbbb',
+  antifragile: '#0072b2',
 };
 
 const labelScale = { domain: [...LABELS], range: LABELS.map((l) => LABEL_COLORS[l]) };
@@ -182,7 +185,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
       result.steps.forEach((s, k) => {
         const base = { parameter: p.name, filter, progress: s.progress };
         values.push({ ...base, curve: 'clean', value: clean[k] });
-        values.push({ ...base, curve: 'adversarial', value: adversarial[k] });
+        values.push({ ...base, curve: 'FGSM', value: adversarial[k] });
         values.push({
           ...base,
           curve: 'baseline',
@@ -192,7 +195,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
     }
   }
   const order = report.parameters.map((p) => p.name);
-  const curves = ['clean', 'adversarial', 'baseline'];
+  const curves = ['clean', 'FGSM', 'baseline'];
   return facetChart(
     {
       id,
@@ -217,7 +220,8 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
           color: {
             field: 'curve',
             type: 'nominal',
-            scale: { domain: curves, range: ['#1f77b4', '#ff7f0e', '#7f7f7f'] },
+            scale: { domain: curves, range: ['#0072b2', '#e69f00', '#7f7f7f'] },
+            legend: { title: 'curve', orient: 'top' },
           },
           strokeDash: {
             field: 'curve',
@@ -230,7 +234,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
                 [4, 3],
               ],
             },
-            legend: null,
+            legend: { title: 'curve', orient: 'top' },
           },
         },
       },
@@ -363,6 +367,80 @@ export function comparisonChart(comparison: Comparison, id = 'comparison'): Char
       },
     },
   );
+}
+
+/** The accuracies an arm comparison reports, in panel order. */
+const GAIN_METRICS = [
+  ['clean', 'clean'],
+  ['fgsm', 'FGSM'],
+  ['pgd', 'PGD'],
+] as const;
+
+/**
+ * Each arm against normal retraining, one panel per accuracy (clean, FGSM, PGD), each on its own
+ * scale: a point per seed (the arm's accuracy minus normal's for that seed, as `comparison.json`
+ * holds them), the mean with its 95% interval from `comparison.gains`, and a zero line. Draws
+ * the comparison's numbers; nothing is re-estimated here.
+ */
+export function armGainsChart(comparison: Comparison, id = 'arm-gains'): Chart {
+  const arms = (comparison.arms ?? ['normal', 'selective']).filter((a) => a !== 'normal');
+  const values: Array<Record<string, unknown>> = [];
+  for (const arm of arms) {
+    for (const [key, metric] of GAIN_METRICS) {
+      for (const s of comparison.seeds) {
+        const a = (s[arm] as AccuracyPair | undefined)?.[key];
+        const b = s.normal?.[key];
+        if (a === undefined || b === undefined) continue;
+        values.push({ arm, metric, kind: 'seed', seed: `seed ${s.seed}`, gain: a - b });
+      }
+      const g = comparison.gains?.[arm]?.[key];
+      if (g) {
+        const [lo, hi] = Number.isFinite(g.ci95[0]) ? g.ci95 : [g.mean, g.mean];
+        values.push({ arm, metric, kind: 'mean', gain: g.mean, lo, hi, n: g.n });
+      }
+    }
+  }
+  const x = {
+    field: 'arm',
+    type: 'nominal',
+    sort: arms,
+    title: null,
+    axis: { labelAngle: 0 },
+  } as const;
+  const y = { field: 'gain', type: 'quantitative', title: 'accuracy − normal' } as const;
+  const only = (kind: string) => [{ filter: `datum.kind === '${kind}'` }];
+  const layer = [
+    { mark: { type: 'rule', color: '#888', strokeDash: [3, 3] }, encoding: { y: { datum: 0 } } },
+    {
+      transform: only('seed'),
+      mark: { type: 'point', filled: true, size: 45, opacity: 0.75 },
+      encoding: { x, y, color: { field: 'seed', type: 'nominal', title: 'seed' } },
+    },
+    {
+      transform: only('mean'),
+      mark: { type: 'rule', strokeWidth: 2, color: 'black' },
+      encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+    },
+    {
+      transform: only('mean'),
+      mark: { type: 'tick', thickness: 2, size: 18, color: 'black' },
+      encoding: { x, y, tooltip: ['gain', 'lo', 'hi', 'n'].map((field) => ({ field })) },
+    },
+  ];
+  const column = { field: 'metric', type: 'nominal', sort: GAIN_METRICS.map((m) => m[1]) };
+  return {
+    id,
+    title: 'Every arm against normal retraining',
+    caption:
+      'Accuracy of each arm minus normal retraining’s: per seed (points) and the mean over seeds with ' +
+      'its paired 95% t-interval (black; one seed has no interval). Each panel has its own scale.',
+    spec: {
+      data: { values },
+      facet: { column: { ...column, title: null } },
+      spec: { width: 60 + 45 * arms.length, height: 180, layer },
+      resolve: { scale: { y: 'independent' } },
+    } as unknown as ChartSpec,
+  };
 }
 
 /** Several runs side by side: clean and FGSM test accuracy per epoch, one line per run. */

@@ -10,6 +10,7 @@ export {
   responseCurvesChart,
   labelHeatmapChart,
   frozenLayersChart,
+  armGainsChart,
   comparisonChart,
   runsAccuracyChart,
   runsLabelCountsChart,

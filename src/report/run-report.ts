@@ -6,6 +6,7 @@ import { LABELS, SCORE_IDS } from '../analysis/types';
 import type { Comparison } from '../experiment/comparison';
 import { RUN_FILES, type MetricRow } from '../experiment/run-folder';
 import {
+  armGainsChart,
   comparisonChart,
   frozenLayersChart,
   labelHeatmapChart,
@@ -209,8 +210,10 @@ export async function buildRunReport(data: RunData): Promise<string> {
   if (data.comparison) {
     section(
       'comparison',
-      'Normal vs selective retraining',
-      comparisonTable(data.comparison) + (await figure(comparisonChart(data.comparison))),
+      'Retraining arms against normal retraining',
+      comparisonTable(data.comparison) +
+        (await figure(armGainsChart(data.comparison))) +
+        (await figure(comparisonChart(data.comparison))),
     );
   }
 

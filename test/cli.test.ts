@@ -96,6 +96,27 @@ describe('tfjs-antifragile CLI', () => {
     expect(c.progress).toEqual([]);
   });
 
+  it('a missing dataset folder exits 2 before any run folder is made', async () => {
+    const recipeFile = path.join(dir, 'no-data.json');
+    const missing = path.join(dir, 'no-such-cifar');
+    fs.writeFileSync(
+      recipeFile,
+      JSON.stringify({
+        name: 'no-data',
+        model: { architecture: 'small_cnn' },
+        dataset: { name: 'cifar10', dir: missing },
+        analysis: { epsilon: 0.1 },
+      }),
+    );
+    const out = path.join(dir, 'no-data-runs');
+    const c = capture();
+    expect(await main(['run', recipeFile, '--out', out], c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain(
+      `/dataset/dir: the cifar10 folder "${missing}" does not exist`,
+    );
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
   it('--set overrides recipe fields (validated, recorded in the run folder); not on --resume', async () => {
     const out = path.join(dir, 'set-runs');
     const bad = capture();

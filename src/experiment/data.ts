@@ -1,3 +1,6 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { RecipeError } from './validate';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type LoadedDataset } from '../../datasets';
 import { loadBuiltinMnist, type TensorSet } from '../../datasets/mnist-builtin';
@@ -52,6 +55,21 @@ async function toTensors(loaded: LoadedDataset): Promise<TensorSet> {
  * (through the `datasets/` loaders, seeded subsets of `trainSize` / `testSize`).
  * Dispose with {@link disposeRecipeData}.
  */
+/**
+ * Checks, before anything is created or trained, that the recipe's dataset folder exists.
+ * @throws RecipeError naming `/dataset/dir` and the path looked at.
+ */
+export function checkRecipeData(recipe: Recipe, source = 'recipe'): void {
+  const dir = recipe.dataset.dir;
+  if (dir === undefined) return;
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new RecipeError(source, [
+      `/dataset/dir: the ${recipe.dataset.name} folder ${JSON.stringify(dir)} does not exist ` +
+        `(resolved to ${path.resolve(dir)}); download the dataset there or set dataset.dir`,
+    ]);
+  }
+}
+
 export async function loadRecipeData(recipe: Recipe): Promise<RecipeData> {
   const { dataset, analysis } = recipe;
   const held = dataset.validationSize ?? 0;

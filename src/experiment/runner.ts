@@ -4,7 +4,7 @@ import { initBackend, type BackendId } from '../kernels/backend';
 import { createProgress, type Progress } from './progress';
 import { compareBranches, type Comparison } from './comparison';
 import { EPOCH_CONVENTION } from './epochs';
-import { disposeRecipeData, loadRecipeData, type RecipeData } from './data';
+import { checkRecipeData, disposeRecipeData, loadRecipeData, type RecipeData } from './data';
 import { runPhase } from './phase';
 import { planPhases, type PhasePlan } from './phases';
 import { lockRunFolder, type RunLock } from './run-lock';
@@ -315,6 +315,8 @@ export async function runRecipe(
   recipe: Recipe,
   options: RunRecipeOptions = {},
 ): Promise<RunResult> {
+  // A missing dataset is found before a run folder is made for it.
+  checkRecipeData(recipe);
   const progress = options.progress ?? createProgress();
   const run = openRun(recipe, options, progress);
   const session: Session = { status: 'failed' };

@@ -179,8 +179,18 @@ describe('tfjs-antifragile CLI', () => {
     const progress = second.progress.join('\n');
     expect(progress).toMatch(/train: resuming at epoch 2\/2/);
     expect(progress).toMatch(
-      /selective-s0 epoch 1\/1: 4\/4 batches in \d+s; loss [\d.]+, acc [\d.]+, test [\d.]+, FGSM [\d.]+, frozen \d+/,
+      /selective-s0 epoch 1\/1: 4\/4 batches in \d+s; loss [\d.]+, acc [\d.]+\n/,
     );
+    expect(progress).toMatch(
+      /selective-s0 epoch 1\/1 results: test [\d.]+, FGSM [\d.]+, PGD [\d.]+, frozen \d+ \(evaluated in \d+s\)/,
+    );
+    // The epoch's line times its batches only; its analysis follows it, then its results.
+    const at = (re: RegExp) => second.progress.findIndex((l) => re.test(l));
+    const epochLine = at(/^train epoch 2\/2: 4\/4 batches in \d+s; loss/);
+    const analysisLine = at(/^train analysis after epoch 2: \d+\/\d+ steps in \d+s/);
+    const resultsLine = at(/^train epoch 2\/2 results: test/);
+    expect(epochLine).toBeGreaterThanOrEqual(0);
+    expect([epochLine < analysisLine, analysisLine < resultsLine]).toEqual([true, true]);
     expect(second.out.join('\n')).toMatch(
       /normal vs selective retraining \(mean over 1 seed\(s\)\): clean/,
     );

@@ -8,7 +8,7 @@ import { recordEpoch, recordReport } from './epochs';
 import { evaluateAccuracy, evaluatePgdAccuracy, type EvaluateOptions } from './evaluate';
 import { renameReport, type WeightNames } from './names';
 import type { PhasePlan } from './phases';
-import type { TrainingProgressCallback } from './progress';
+import { formatSeconds, type TrainingProgressCallback } from './progress';
 import { RUN_FILES, type MetricRow } from './run-folder';
 import { numericRow, type CheckpointState, type RunContext } from './run-context';
 import type { Recipe } from './schema';
@@ -72,9 +72,10 @@ export class EpochRecorder extends tf.Callback {
     await ctx.tracker?.logEpoch(plan.id, epoch, numericRow(row));
     await this.checkpoint(epoch);
     display.finishEpoch(
-      `loss ${fmt(row.loss)}, acc ${fmt(row.acc)}, test ${fmt(row.test_acc)}, ` +
-        `FGSM ${fmt(row.test_fgsm_acc)}` +
-        (freezer ? `, frozen ${freezer.frozenLayers.length}` : ''),
+      `test ${fmt(row.test_acc)}, FGSM ${fmt(row.test_fgsm_acc)}` +
+        (row.test_pgd_acc !== undefined ? `, PGD ${fmt(row.test_pgd_acc)}` : '') +
+        (freezer ? `, frozen ${freezer.frozenLayers.length}` : '') +
+        ` (evaluated in ${formatSeconds(Number(row.evaluation_seconds ?? 0))})`,
     );
     ctx.hooks.onEpochEnd?.(plan.id, epoch);
     if (ctx.shouldStop()) this.trainedModel().stopTraining = true;

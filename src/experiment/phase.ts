@@ -202,9 +202,15 @@ function phaseCallbacks(ctx: RunContext, plan: PhasePlan, names: WeightNames, st
     freezer: selective ?? randomFreeze,
     initialEpoch,
   });
-  const callbacks = [analysis, selective, randomFreeze, recorder, display].filter(
-    (c): c is NonNullable<typeof c> => c !== undefined,
-  );
+  // The epoch's line ends with its batches (display.batchesEnd), before the analysis runs.
+  const callbacks = [
+    display.batchesEnd,
+    analysis,
+    selective,
+    randomFreeze,
+    recorder,
+    display,
+  ].filter((c): c is NonNullable<typeof c> => c !== undefined);
   return { callbacks, recorder, analysisTask };
 }
 

@@ -88,11 +88,11 @@ Options:
   --no-report        do not write report.html
   --plain            plain progress lines even on a terminal
   -h, --help         this help`,
-  report: `Usage: tfjs-antifragile report <run-dir> [--open]
+  report: `Usage: tfjs-antifragile report <run-dir>
 
-(Re)writes <run-dir>/report.html from the run folder: training curves, response curves, label
-heatmaps, score tables, invariance, frozen layers, the normal-vs-selective table. Works on
-unfinished runs too.
+(Re)writes <run-dir>/report.html from the run folder and prints its path (open it in a browser):
+training curves, response curves, label heatmaps, score tables, invariance, frozen layers, every
+retraining arm against normal. Works on unfinished runs too.
 
 Options:
   -h, --help         this help`,

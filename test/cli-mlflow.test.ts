@@ -76,7 +76,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
   expect(resumed.info.status).toBe('FINISHED');
   expect(resumed.data.tags['tfjs_antifragile.resumed_from']).toBe(info.mlflowRuns[0]);
   const history = await client.getMetricHistory(resumed.info.runId, 'train/test_acc');
-  expect(history.map((m) => m.step).sort()).toEqual([0, 1]);
+  expect(history.map((m) => m.step).sort()).toEqual([1, 2]);
   // The resumed parent has both arms as children, the normal one with its whole history.
   expect(Object.keys(after.mlflowChildRuns).sort()).toEqual(['normal-s0', 'selective-s0']);
   for (const [phase, id] of Object.entries(after.mlflowChildRuns as Record<string, string>)) {
@@ -85,7 +85,7 @@ it('Ctrl-C marks the MLflow run KILLED; --resume logs a new run with the whole h
     expect(child.data.tags['mlflow.parentRunId']).toBe(resumed.info.runId);
     expect(child.data.params.arm).toBe(phase.split('-')[0]);
     const steps = await client.getMetricHistory(id, 'test_fgsm_acc');
-    expect(steps.map((m) => m.step).sort()).toEqual([0, 1]);
+    expect(steps.map((m) => m.step).sort()).toEqual([1, 2]);
   }
   const comparison = JSON.parse(fs.readFileSync(path.join(runDir, 'comparison.json'), 'utf8'));
   expect(resumed.data.metrics['comparison/gain_fgsm'].value).toBeCloseTo(comparison.gain.fgsm, 6);

@@ -96,6 +96,13 @@ describe('tfjs-antifragile CLI', () => {
     expect(c.progress).toEqual([]);
   });
 
+  it('report --help offers no option it rejects', async () => {
+    const c = capture();
+    expect(await main(['report', '--help'], c.io)).toBe(0);
+    expect(c.out.join('\n')).toMatch(/^Usage: tfjs-antifragile report <run-dir>$/m);
+    expect(c.out.join('\n')).not.toContain('--open');
+  });
+
   it('a missing dataset folder exits 2 before any run folder is made', async () => {
     const recipeFile = path.join(dir, 'no-data.json');
     const missing = path.join(dir, 'no-such-cifar');

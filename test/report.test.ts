@@ -65,6 +65,7 @@ async function chartTexts(browser: Browser, file: string): Promise<Record<string
   );
   // The arm comparison and the response curves alone, to look at (test-output/).
   for (const id of ['arm-gains', 'response-curves']) {
+    if ((await page.locator(`figure[data-chart="${id}"]`).count()) === 0) continue;
     await page.locator(`figure[data-chart="${id}"]`).screenshot({
       path: path.join(OUTPUT, `${id}.png`),
     });
@@ -207,5 +208,15 @@ describe('report.html', () => {
     for (const chart of charts) expect(chart.marks).toBeGreaterThan(0);
     const html = fs.readFileSync(page, 'utf8');
     expect(html).toContain('Invariance across runs');
+    // What differs between the two recipes, per run; run names drawn whole, not cut short.
+    expect(html).toContain('recipe differs in');
+    for (const differs of ['name=tiny-b', 'retraining.enabled=false', 'analysis.filters=']) {
+      expect(html).toContain(differs);
+    }
+    expect(html).not.toContain('training.epochs=');
+    const texts = await chartTexts(browser, page);
+    expect(texts['runs-accuracy']).toEqual(
+      expect.arrayContaining([path.basename(runDir), path.basename(otherDir)]),
+    );
   });
 });

@@ -6,10 +6,13 @@ import { comparisonChart, runsAccuracyChart, runsLabelCountsChart } from './char
 import { escapeHtml, figure, num, page, table } from './html';
 import { comparisonTable, finalRows } from './run-report';
 import { latestTrainReport, readRunData, type RunData } from './run-data';
+import type { Recipe } from '../experiment/schema';
+import { recipeParams } from '../experiment/tracking';
 
 /** One line per run: what it trained and how it ended. */
 export function runsSummaryRows(runs: RunData[]): string[][] {
-  return runs.map((run) => {
+  const differing = recipeDifferences(runs.map((r) => r.recipe));
+  return runs.map((run, i) => {
     const train = finalRows(run.rows).find((r) => r.phase === 'train');
     const report = latestTrainReport(run);
     const fragile = report
@@ -30,8 +33,22 @@ export function runsSummaryRows(runs: RunData[]): string[][] {
       String(run.recipe.analysis.epsilon),
       fragile === undefined ? '–' : String(fragile),
       run.comparison ? `${num(run.comparison.gain.fgsm)}` : '–',
+      differing[i] || '–',
     ];
   });
+}
+
+/**
+ * For each run, the recipe fields (flattened as MLflow params are: `training.epochs`) whose values
+ * differ between the compared runs, as `key=value` joined by `; `.
+ */
+export function recipeDifferences(recipes: Recipe[]): string[] {
+  const params = recipes.map((r) => recipeParams(r));
+  const keys = [...new Set(params.flatMap((p) => Object.keys(p)))].sort();
+  const differ = keys.filter((k) => new Set(params.map((p) => JSON.stringify(p[k]))).size > 1);
+  return params.map((p) =>
+    differ.map((k) => `${k}=${p[k] === undefined ? '–' : String(p[k])}`).join('; '),
+  );
 }
 
 /** Column headers of {@link runsSummaryRows}, for the page and the CLI's table. */
@@ -46,6 +63,7 @@ export const SUMMARY_HEADERS = [
   'ε',
   'fragile (adv.)',
   'selective − normal FGSM',
+  'recipe differs in',
 ];
 
 /** The HTML page that puts several runs side by side. */

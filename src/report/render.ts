@@ -16,9 +16,10 @@ export interface Chart {
 const CONFIG: vl.Config = {
   font: 'Helvetica, Arial, sans-serif',
   view: { stroke: '#ddd' },
-  axis: { labelFontSize: 10, titleFontSize: 11 },
-  legend: { labelFontSize: 10, titleFontSize: 11 },
-  header: { labelFontSize: 11, titleFontSize: 12 },
+  // No label limit: run names that share a long prefix must not all be cut to it.
+  axis: { labelFontSize: 10, titleFontSize: 11, labelLimit: 0 },
+  legend: { labelFontSize: 10, titleFontSize: 11, labelLimit: 0 },
+  header: { labelFontSize: 11, titleFontSize: 12, labelLimit: 0 },
 };
 
 /**

@@ -5,6 +5,7 @@ import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
 import { analysisCsv } from '../../callbacks/mlflow-records';
 import { killPoint } from './kill-points';
 import type { Recipe } from './schema';
+import { planPhases } from './phases';
 
 /** Status of a run, as `run.json` records it. */
 export type RunOutcome = 'running' | 'finished' | 'killed' | 'failed';
@@ -258,7 +259,16 @@ export class RunFolder {
   /** Phases with stored reports. */
   analysedPhases(): string[] {
     const dir = this.file(RUN_FILES.analysis);
-    return fs.existsSync(dir) ? fs.readdirSync(dir).sort() : [];
+    if (!fs.existsSync(dir)) return [];
+    // In the order the phases run (train, then each seed's arms), as the report shows them.
+    const order = this.exists(RUN_FILES.recipe)
+      ? planPhases(this.readRecipe()).map((p) => p.id)
+      : [];
+    const rank = (phase: string) => (order.includes(phase) ? order.indexOf(phase) : order.length);
+    return fs
+      .readdirSync(dir)
+      .sort()
+      .sort((a, b) => rank(a) - rank(b));
   }
 
   /** Rewrites `labels.json` and `labels.csv` from the stored reports of every phase. */

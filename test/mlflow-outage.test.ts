@@ -90,11 +90,12 @@ function writeRecipe(dir: string, experimentName: string): string {
 const points = (run: ReadBackRun, key: string) =>
   (run.metrics[key] ?? []).map(([step, value]) => [step, value]).sort((a, b) => a[0]! - b[0]!);
 
-/** The points each phase's rows should have given, per metric key. */
+/** The points each phase's rows should have given, per metric key (the epoch is the step). */
 function expectedPoints(rows: MetricRow[], phase: string): Record<string, number[][]> {
   const out: Record<string, number[][]> = {};
   for (const row of rows.filter((r) => r.phase === phase)) {
     for (const [key, value] of Object.entries(row)) {
+      if (key === 'epoch') continue;
       if (typeof value === 'number') (out[key] ??= []).push([row.epoch, value]);
     }
   }

@@ -138,7 +138,11 @@ describe('MLflow records of a recipe run', () => {
     ]);
     expect(JSON.parse(file('analysis/train/epoch-001.json')).epoch).toBe(1);
     expect(JSON.parse(file('analysis/selective-s5/start.json')).epoch).toBe(0);
-    expect(JSON.parse(file('labels.json'))[0].epochs).toEqual([0, 1]); // start, after epoch 1
+    const grids = JSON.parse(file('labels.json')) as { phase: string; epochs: number[] }[];
+    expect(grids.map((g) => [g.phase, g.epochs])).toEqual([
+      ['train', [1]],
+      ['selective-s5', [0, 1]], // its start (inherited from train), after its epoch 1
+    ]);
     expect(file('report.html')).toContain('<td>normal-s5</td><td>2</td>');
 
     const back = read('records-from-env');

@@ -162,8 +162,7 @@ export interface AnalyzeOptions extends Omit<AnalysisOptionsJson, 'parameters'> 
 type Filled = WithDefaults<Properties, RequiredKeys<typeof ANALYZE_OPTIONS_SCHEMA>>;
 
 /** Everything {@link analyze} needs, validated and with defaults filled in (frozen). */
-export interface ResolvedOptions
-  extends Readonly<Omit<Filled, 'filters' | 'parameters' | 'work'>> {
+export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'parameters' | 'work'>> {
   /** The filters, aliases resolved. */
   readonly filters: FilterId[];
   /** The (parameter, filter) sweeps to run, aliases resolved; absent: all. */

@@ -36,6 +36,8 @@ export interface ShardPartial {
   work: WorkItem[];
   /** The report of this shard's sweeps; null when the shard got none (more shards than sweeps). */
   report: AnalysisReport | null;
+  /** Where the model and data came from (provenance; not compared). */
+  inputs?: Record<string, string>;
 }
 
 /** A set of partials that cannot be merged: missing, duplicated or mismatched shards. */

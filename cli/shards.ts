@@ -42,7 +42,7 @@ export const MERGE_HELP = `Usage: tfjs-antifragile merge <shard folder|partial f
 
 Combines the partials of 'analyze … --shard i/n' into one analysis, identical to the unsharded
 run's, and writes <dir>/<model>-merged-<time>/: analysis.json, labels.csv, run.json,
-report.html. Partials come from shard folders (each holding shard-<i>-of-<n>.json), partial
+report.html (with --mlflow-run, uploaded to that run under merged/ too). Partials come from shard folders (each holding shard-<i>-of-<n>.json), partial
 files, or the artifacts of an MLflow parent run (MLFLOW_TRACKING_URI). Missing, duplicated or
 mismatched shards (another model, data, options or shard count) are refused: exit 2, nothing
 written.`;
@@ -241,10 +241,31 @@ export async function mergeCommand(args: string[], io: CliIo): Promise<number> {
     timings: { merge: (Date.now() - started.getTime()) / 1000, slowestShard: report.seconds },
   });
   await writeAnalysisReport(folder.dir);
+  const runId = parsed.values['mlflow-run'];
+  if (runId) await uploadMerged(runId, folder.dir, io);
   io.out(
     `merged ${partials.length} shards: ${path.relative(process.cwd(), folder.dir) || folder.dir}`,
   );
   return EXIT.ok;
+}
+
+/** Uploads the merged files to the parent run under `merged/`; a failure only warns. */
+async function uploadMerged(runId: string, dir: string, io: CliIo): Promise<void> {
+  const client = new MlflowClient();
+  try {
+    for (const file of ['analysis.json', 'labels.csv', 'report.html']) {
+      await client.logArtifact(
+        runId,
+        `merged/${file}`,
+        new Uint8Array(fs.readFileSync(path.join(dir, file))),
+      );
+    }
+    io.out(`MLflow: merged/analysis.json, labels.csv, report.html uploaded to run ${runId}`);
+  } catch (err) {
+    io.err(
+      `MLflow: could not upload the merged files to run ${runId} (${(err as Error).message}); the run folder has them`,
+    );
+  }
 }
 
 /** `tfjs-antifragile shards init`: find or create the MLflow parent run; print its id. */

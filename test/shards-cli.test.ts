@@ -246,6 +246,8 @@ describe('through MLflow, as a Kubernetes Indexed Job', () => {
 
     // One parent run is live for this analysis; any run that lost the race says so.
     const client = new MlflowClient();
+    const uploaded = await client.downloadArtifact(runId!, 'merged/analysis.json');
+    expect(Buffer.from(uploaded).toString('utf8')).toBe(mergedJson(out));
     const experiment = await client.getExperimentByName('tfjs-antifragile');
     const { runs: tagged } = await client.searchRuns({
       experimentIds: [experiment!.experimentId],

@@ -19,6 +19,8 @@ import { RunFolder } from '../src/experiment/run-folder';
 import { initBackend } from '../src/kernels/backend';
 import { writeAnalysisReport } from '../src/report/analysis-report';
 import { EXIT, type CliIo } from './main';
+import { runShard, shardArgument } from './shards';
+import type { ShardId } from '../src/analysis/shards';
 
 export const ANALYZE_HELP = `Usage: tfjs-antifragile analyze <model> --data <spec> [options]
 
@@ -58,12 +60,17 @@ Options:
                         any other option of the recipe's analysis section (same schema), e.g.
                         --set analysis.mode=global --set analysis.batchSize=64; repeatable
   --plain               plain progress lines even on a terminal
+  --shard <i>/<n>       compute shard i of n (0-based) of the (parameter × filter) sweeps,
+                        balanced by cost; writes <out>/<model>-shard-<i>-of-<n>/ (a rerun
+                        replaces it) and, with MLFLOW_TRACKING_URI, uploads the partial to the
+                        analysis' parent run. Combine the shards with 'tfjs-antifragile merge'
+  --shards <n>          the same, i taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)
   -h, --help            this help`;
 
 /** A bad command or bad input: exit 2, nothing written. */
-class InputError extends Error {}
+export class InputError extends Error {}
 
-const FLAGS = {
+export const FLAGS = {
   help: { type: 'boolean', short: 'h' },
   data: { type: 'string' },
   epsilon: { type: 'string' },
@@ -80,9 +87,11 @@ const FLAGS = {
   out: { type: 'string' },
   set: { type: 'string', multiple: true },
   plain: { type: 'boolean' },
+  shard: { type: 'string' },
+  shards: { type: 'string' },
 } as const;
 
-type Values = ReturnType<
+export type Values = ReturnType<
   typeof parseArgs<{ options: typeof FLAGS; allowPositionals: true }>
 >['values'];
 
@@ -139,7 +148,7 @@ function analysisOptions(values: Values): AnalyzeOptions {
   return options as unknown as AnalyzeOptions;
 }
 
-interface Prepared {
+export interface Prepared {
   loaded: LoadedModelFile;
   data: LoadedData;
   options: AnalyzeOptions;
@@ -147,7 +156,7 @@ interface Prepared {
 }
 
 /** Loads and checks everything; throws InputError/ModelFileError/DatasetError on bad input. */
-async function prepare(modelArg: string, values: Values): Promise<Prepared> {
+export async function prepare(modelArg: string, values: Values): Promise<Prepared> {
   if (!values.data) throw new InputError('--data <spec> is required (e.g. --data npz:data.npz)');
   const options = analysisOptions(values);
   const examples = number('examples', values.examples, true);
@@ -251,7 +260,9 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
   const started = new Date();
   await initBackend({ log: () => undefined });
   let prep: Prepared;
+  let shard: ShardId | undefined;
   try {
+    shard = shardArgument(values);
     prep = await prepare(positionals[0], values);
   } catch (err) {
     if (err instanceof InputError || err instanceof ModelFileError || err instanceof DatasetError) {
@@ -261,6 +272,7 @@ export async function analyzeCommand(args: string[], io: CliIo): Promise<number>
     io.err(`analyze failed: ${(err as Error).message}`);
     return EXIT.failed;
   }
+  if (shard) return runShard(prep, positionals[0], values, io, shard);
   return runAnalysis(prep, positionals[0], values, io, started);
 }
 

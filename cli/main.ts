@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { ANALYZE_HELP, analyzeCommand } from './analyze';
+import { MERGE_HELP, SHARDS_HELP, mergeCommand, shardsCommand } from './shards';
 import { createProgress } from '../src/experiment/progress';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { recipeSchemaJson } from '../src/experiment/schema';
@@ -43,6 +44,12 @@ const HELP: Record<string, string> = {
   get analyze() {
     return ANALYZE_HELP;
   },
+  get merge() {
+    return MERGE_HELP;
+  },
+  get shards() {
+    return SHARDS_HELP;
+  },
   main: `tfjs-antifragile — fragility, robustness and antifragility of TensorFlow.js models
 
 Usage:
@@ -51,6 +58,11 @@ Usage:
   tfjs-antifragile run --resume <run-dir>              continue an interrupted run
   tfjs-antifragile analyze <model> --data <spec> [--epsilon x]...
                                                        analyse a tfjs/Keras model you already have
+                                                       (--shard i/n: one shard of it)
+  tfjs-antifragile merge <shard-dir>...|--mlflow-run <id> --out <dir>
+                                                       combine shards into one analysis
+  tfjs-antifragile shards init <model> --data <spec> --shards <n>
+                                                       create the shards' MLflow parent run
   tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
   tfjs-antifragile sync <run-dir> [--timeout 60]       send what MLflow did not get (spools)
@@ -447,6 +459,8 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   schema: schemaCommand,
   setup: setupCommand,
   analyze: (args, io) => analyzeCommand(args, io),
+  merge: (args, io) => mergeCommand(args, io),
+  shards: (args, io) => shardsCommand(args, io),
 };
 
 /**

@@ -15,11 +15,14 @@ const MLFLOW_VERSION = '3.17.2';
 const TORCH_VERSION = '2.13.0';
 /** Keras 3, run on the torch backend (no TensorFlow needed). */
 const KERAS_VERSION = '3.15.1';
+/** Validates deploy/ against Kubernetes' own schemas, offline (they ship in the package). */
+const KUBERNETES_VALIDATE_VERSION = '1.37.0';
 
 const REQUIREMENTS = {
   mlflow: [`mlflow==${MLFLOW_VERSION}`],
   torch: [`torch==${TORCH_VERSION}`],
   keras: [`keras==${KERAS_VERSION}`, `torch==${TORCH_VERSION}`],
+  k8s: [`kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}`],
 };
 
 function log(message) {
@@ -37,7 +40,7 @@ function run(command, args) {
     throw new Error(`'${command} ${args.join(' ')}' exited with status ${r.status}`);
 }
 
-/** @param {string} root @param {'mlflow'|'torch'|'keras'} set */
+/** @param {string} root @param {'mlflow'|'torch'|'keras'|'k8s'} set */
 function setupVenv(root, set) {
   const py = venvPython(root);
   if (!fs.existsSync(py)) {
@@ -56,4 +59,11 @@ function setupVenv(root, set) {
   return py;
 }
 
-module.exports = { setupVenv, venvPython, MLFLOW_VERSION, TORCH_VERSION, KERAS_VERSION };
+module.exports = {
+  setupVenv,
+  venvPython,
+  MLFLOW_VERSION,
+  TORCH_VERSION,
+  KERAS_VERSION,
+  KUBERNETES_VALIDATE_VERSION,
+};

@@ -19,6 +19,7 @@ import { selectParameters, type SelectedParameter } from './parameters';
 import { scoreSweep } from './scores';
 import type { AnalysisReport, FilterId, FilterResult, ParameterResult, StepResult } from './types';
 import { checkModelTfjs } from '../util/tfjs-copies';
+import { GLOBAL_PARAMETER, workFilters } from './work';
 
 /** Evaluation data: inputs and labels (one-hot `[n, classes]` or class ids `[n]`). */
 export interface AnalysisData {
@@ -181,6 +182,8 @@ export async function analyze(
   const opts = resolveAnalyzeOptions(options);
   const { n, classes } = checkData(model, data);
   const params = selectParameters(model, opts.parameters);
+  const names = opts.mode === 'global' ? [GLOBAL_PARAMETER] : params.map((p) => p.name);
+  const wanted = workFilters(opts.work, names, opts.filters);
   // Read and check every weight before touching any (non-finite values are an error).
   const snapshots = params.map((param) => {
     const values = param.variable.read().dataSync() as Float32Array;
@@ -192,7 +195,7 @@ export async function analyze(
     original: s.param.variable.read().clone(),
   }));
 
-  const session = new AnalysisSession(model, opts, classes);
+  const session = new AnalysisSession(model, opts, classes, wanted);
   try {
     session.prepare(data, n);
     const results =
@@ -233,6 +236,8 @@ class AnalysisSession {
     private readonly model: tf.LayersModel,
     private readonly opts: ResolvedOptions,
     private readonly classes: number,
+    /** The filters to sweep for a parameter (option `work`). */
+    private readonly wanted: (parameter: string) => FilterId[],
   ) {
     this.runner = new GraphRunner(model);
     this.logits = logitsFunction(model, opts.output);
@@ -276,11 +281,15 @@ class AnalysisSession {
 
   /** Layer-wise analysis: each parameter on its own, the others untouched. */
   async sweepEach(targets: Target[]): Promise<ParameterResult[]> {
-    this.total = targets.length * this.opts.filters.length * this.opts.steps;
+    const wanted = targets.map((t) => this.wanted(t.param.name));
+    this.total = wanted.reduce((s, f) => s + f.length, 0) * this.opts.steps;
     const results: ParameterResult[] = [];
     for (const [index, target] of targets.entries()) {
+      const filters = wanted[index];
+      if (filters.length === 0) continue;
       const cells = this.cells([target]);
-      const accuracy = await this.evaluateCells(cells, [target]);
+      const work = cells.filter((c) => filters.includes(c.filter));
+      const accuracy = await this.evaluateCells(work, [target]);
       assign(target.param.variable, target.original);
       results.push(
         this.result(
@@ -291,6 +300,7 @@ class AnalysisSession {
           index / targets.length,
           cells,
           accuracy,
+          filters,
         ),
       );
     }
@@ -299,12 +309,14 @@ class AnalysisSession {
 
   /** Global analysis: every selected tensor filtered at once, each with its own range. */
   async sweepGlobal(targets: Target[]): Promise<ParameterResult> {
-    this.total = this.opts.filters.length * this.opts.steps;
+    const filters = this.wanted(GLOBAL_PARAMETER);
+    this.total = filters.length * this.opts.steps;
     const cells = this.cells(targets);
-    const accuracy = await this.evaluateCells(cells, targets);
+    const work = cells.filter((c) => filters.includes(c.filter));
+    const accuracy = await this.evaluateCells(work, targets);
     for (const t of targets) assign(t.param.variable, t.original);
     const size = targets.reduce((s, t) => s + t.values.length, 0);
-    return this.result('(global)', '(all)', [size], size, 0, cells, accuracy);
+    return this.result(GLOBAL_PARAMETER, '(all)', [size], size, 0, cells, accuracy, filters);
   }
 
   private result(
@@ -315,9 +327,10 @@ class AnalysisSession {
     depth: number,
     cells: Cell[],
     accuracy: Map<string, Accuracy>,
+    swept: FilterId[],
   ): ParameterResult {
     const filters: ParameterResult['filters'] = {};
-    for (const filter of this.opts.filters) {
+    for (const filter of swept) {
       const steps: StepResult[] = cells
         .filter((c) => c.filter === filter)
         .map((c) => {

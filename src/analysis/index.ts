@@ -50,3 +50,15 @@ export { GraphRunner } from './graph';
 export * from './types';
 export { adversarialBatches, replacedRows } from './adversarial-batches';
 export type { AdversarialBatchesOptions, Batch } from './adversarial-batches';
+export { GLOBAL_PARAMETER, workFilters } from './work';
+export type { WorkItem } from './work';
+export {
+  shardPlan,
+  shardWork,
+  shardOptions,
+  mergeShards,
+  parseShardId,
+  checkShardId,
+  ShardMergeError,
+} from './shards';
+export type { PlannedWork, ShardId, ShardPartial } from './shards';

@@ -122,6 +122,21 @@ export const ANALYZE_OPTIONS_SCHEMA = {
       default: 'auto',
       description: 'How to read the model output; auto takes the logits before a final softmax.',
     },
+    work: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['parameter', 'filter'],
+        properties: {
+          parameter: { type: 'string', minLength: 1 },
+          filter: { enum: [...FILTER_IDS, ...FILTER_ALIAS_NAMES] },
+        },
+      },
+      description:
+        'Only these (parameter, filter) sweeps: a shard of the analysis (parameter (global) in global mode). The report holds just them, each value as the full analysis computes it. Default: every sweep.',
+    },
     strategy: {
       enum: ['fast', 'naive'],
       default: 'fast',
@@ -147,9 +162,11 @@ export interface AnalyzeOptions extends Omit<AnalysisOptionsJson, 'parameters'> 
 type Filled = WithDefaults<Properties, RequiredKeys<typeof ANALYZE_OPTIONS_SCHEMA>>;
 
 /** Everything {@link analyze} needs, validated and with defaults filled in (frozen). */
-export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'parameters'>> {
+export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'parameters' | 'work'>> {
   /** The filters, aliases resolved. */
   readonly filters: FilterId[];
+  /** The (parameter, filter) sweeps to run, aliases resolved; absent: all. */
+  readonly work?: Array<{ parameter: string; filter: FilterId }>;
   /** The selection as given (default: conv and dense kernels). */
   readonly parameters?: ParameterSelection;
   readonly onProgress?: (progress: AnalysisProgress) => void;
@@ -158,7 +175,7 @@ export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'para
 /** Resolved options recorded in a report (the selection becomes the analysed weight names). */
 export type ResolvedAnalysisOptions = Omit<
   Filled,
-  'filters' | 'parameters' | 'output' | 'strategy'
+  'filters' | 'parameters' | 'output' | 'strategy' | 'work'
 > & { filters: FilterId[]; parameters: string[] };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
@@ -320,6 +337,9 @@ export function resolveAnalyzeOptions(options: AnalyzeOptions): ResolvedOptions 
     if (filled[key] !== undefined) out[key] = filled[key];
   }
   out.filters = filled.filters.map((f) => FILTER_ALIASES[f] ?? f);
+  if (filled.work) {
+    out.work = filled.work.map((w) => ({ ...w, filter: FILTER_ALIASES[w.filter] ?? w.filter }));
+  }
   if (filled.attack === 'pgd') out.pgd = filled.pgd ?? defaultPgdSettings(filled.epsilon);
   const sel = options.parameters;
   if (sel !== undefined) out.parameters = Array.isArray(sel) ? [...sel] : sel;
@@ -339,6 +359,7 @@ export function reportOptions(
     onProgress: _onProgress,
     output: _output,
     strategy: _strategy,
+    work: _work,
     ...recorded
   } = options;
   return structuredClone({ ...recorded, parameters }) as ResolvedAnalysisOptions;

@@ -80,7 +80,9 @@ export async function initBrowserBackend(
   for (const id of BROWSER_BACKENDS) {
     try {
       await activate(id, options);
-      const reason = skipped.length ? `best available; skipped ${skipped.join('; ')}` : 'best available';
+      const reason = skipped.length
+        ? `best available; skipped ${skipped.join('; ')}`
+        : 'best available';
       return { id, reason };
     } catch (err) {
       skipped.push(`${id}: ${message(err)}`);

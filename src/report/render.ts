@@ -14,7 +14,6 @@ export interface Chart {
   spec: ChartSpec;
 }
 
-
 /**
  * Renders a Vega-Lite spec to an SVG string with Vega's headless renderer (no browser, no
  * canvas): compile to Vega, run the dataflow, serialise the scenegraph.

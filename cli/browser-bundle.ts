@@ -8,8 +8,10 @@
  */
 import * as path from 'path';
 import type { Plugin } from 'esbuild';
+import { findProjectRoot } from './setup';
 
-const ROOT = path.join(__dirname, '..', '..');
+// This package's folder (from cli/ in the sources, dist/cli/ when built).
+const ROOT = findProjectRoot(__dirname);
 
 /** The packages taken from the page, and the global expression each one is. */
 export const PAGE_GLOBALS: Record<string, string> = {

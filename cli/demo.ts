@@ -11,8 +11,10 @@ import * as path from 'path';
 import { readBuiltinDigits } from '../datasets/mnist-builtin';
 import { seededPermutation } from '../src/util/random';
 import { BROWSER_BUNDLES, buildBrowserBundles } from './browser-bundle';
+import { findProjectRoot } from './setup';
 
-const ROOT = path.join(__dirname, '..', '..');
+// This package's folder (from cli/ in the sources, dist/cli/ when built).
+const ROOT = findProjectRoot(__dirname);
 /** Digits served to the page (the first of a seeded shuffle of the package's 10,000). */
 export const DEMO_DIGITS = 3000;
 const PIXELS = 28 * 28;

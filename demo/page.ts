@@ -46,8 +46,12 @@ interface PageState {
 const state: PageState = { reports: [], frozenLayers: [], numTensors: [] };
 (globalThis as unknown as { antifragile: PageState }).antifragile = state;
 
-function settings(): { epochs: number; backend?: BrowserBackendId } {
+function settings(): { epochs: number; trainSize: number; backend?: BrowserBackendId } {
   const query = new URLSearchParams(location.search);
+  const trainSize = Number(query.get('train') ?? DEMO.trainSize);
+  if (!Number.isInteger(trainSize) || trainSize < 1 || trainSize > DEMO.trainSize) {
+    throw new Error(`?train= must be an integer 1–${DEMO.trainSize}; got '${query.get('train')}'`);
+  }
   const epochs = Number(query.get('epochs') ?? DEMO.epochs);
   if (!Number.isInteger(epochs) || epochs < 1) {
     throw new Error(`?epochs= must be a positive integer; got '${query.get('epochs')}'`);
@@ -56,11 +60,11 @@ function settings(): { epochs: number; backend?: BrowserBackendId } {
   if (backend !== undefined && !(BROWSER_BACKENDS as readonly string[]).includes(backend)) {
     throw new Error(`?backend= must be one of ${BROWSER_BACKENDS.join(', ')}; got '${backend}'`);
   }
-  return { epochs, backend: backend as BrowserBackendId | undefined };
+  return { epochs, trainSize, backend: backend as BrowserBackendId | undefined };
 }
 
 /** The served digits (see cli/demo.ts): normalised images and one-hot labels, train and test. */
-async function loadDigits(): Promise<{ train: tf.Tensor[]; test: tf.Tensor[] }> {
+async function loadDigits(trainSize: number): Promise<{ train: tf.Tensor[]; test: tf.Tensor[] }> {
   const response = await fetch('/digits.bin');
   if (!response.ok) throw new Error(`/digits.bin: HTTP ${response.status}`);
   const bytes = await response.arrayBuffer();
@@ -73,15 +77,15 @@ async function loadDigits(): Promise<{ train: tf.Tensor[]; test: tf.Tensor[] }> 
       tf.tensor4d(images.subarray(from * 784, (from + n) * 784), [n, 28, 28, 1]),
       tf.oneHot(tf.tensor1d(labels.subarray(from, from + n), 'int32'), 10).toFloat(),
     ]);
-  return { train: split(0, DEMO.trainSize), test: split(DEMO.trainSize, DEMO.testSize) };
+  return { train: split(0, trainSize), test: split(DEMO.trainSize, DEMO.testSize) };
 }
 
 async function run(): Promise<void> {
-  const { epochs, backend } = settings();
+  const { epochs, trainSize, backend } = settings();
   const choice = await initBrowserBackend({ backend, wasmPaths: '/vendor/wasm/' });
   state.backend = tf.getBackend();
   showStatus(`Backend ${choice.id} (${choice.reason}); loading digits…`);
-  const { train, test } = await loadDigits();
+  const { train, test } = await loadDigits(trainSize);
   const model = smallCnn({ seed: 0 });
   model.compile({
     optimizer: tf.train.adam(1e-3),

@@ -93,6 +93,7 @@ export async function startDemoServer(options: DemoServerOptions = {}): Promise<
   await buildBrowserBundles(bundleDir);
   const files: Record<string, string> = {
     '/': path.join(ROOT, 'demo', 'index.html'),
+    '/lib.html': path.join(ROOT, 'demo', 'lib.html'),
     ...vendorFiles(),
   };
   for (const name of Object.values(BROWSER_BUNDLES)) {

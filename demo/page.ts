@@ -4,7 +4,7 @@
  * response curves, the label grid and the frozen layers after every analysed epoch.
  * For tests and automation: `document.body.dataset.state` goes `loading` → `training` → `done`
  * (or `error`, with `data-error`), and `window.antifragile` holds `{ reports, frozenLayers,
- * backend, numTensors }` (numTensors: `tf.memory().numTensors` after each epoch).
+ * backend, numTensors, epochSeconds }` (numTensors: `tf.memory().numTensors` after each epoch).
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -25,25 +25,19 @@ import {
   responseCurvesChart,
   trainingCurvesChart,
 } from '../src/report/charts';
+import { DEMO } from './settings';
 import { drawChart, offerDownload, showFrozen, showStatus } from './view';
-
-/** The demo's settings (URL parameters override epochs and backend). */
-const DEMO = {
-  epochs: 3,
-  trainSize: 1000,
-  testSize: 100,
-  batchSize: 100,
-  analysis: { epsilon: 0.1, steps: 5, filters: ['lowpass', 'highpass'], batchSize: 100 },
-} as const;
 
 interface PageState {
   reports: AnalysisReport[];
   frozenLayers: string[];
   backend?: string;
   numTensors: number[];
+  /** Seconds of each epoch's training (its analysis excluded: that is each report's `seconds`). */
+  epochSeconds: number[];
 }
 
-const state: PageState = { reports: [], frozenLayers: [], numTensors: [] };
+const state: PageState = { reports: [], frozenLayers: [], numTensors: [], epochSeconds: [] };
 (globalThis as unknown as { antifragile: PageState }).antifragile = state;
 
 function settings(): { epochs: number; trainSize: number; backend?: BrowserBackendId } {
@@ -101,8 +95,15 @@ async function run(): Promise<void> {
     filters: [...DEMO.analysis.filters],
   });
   const retrain = new SelectiveRetrainCallback({ analysis });
+  let epochStart = 0;
   const view = new tf.CustomCallback({
+    onEpochBegin: async () => {
+      epochStart = performance.now();
+    },
     onEpochEnd: async (epoch, logs) => {
+      const analysed = analysis.reports.find((r) => r.epoch === epoch);
+      const seconds = (performance.now() - epochStart) / 1000 - (analysed?.seconds ?? 0);
+      state.epochSeconds.push(seconds);
       rows.push({ phase: 'train', epoch, loss: Number(logs?.loss), acc: Number(logs?.acc) });
       state.reports = [...analysis.reports];
       state.frozenLayers = retrain.frozenLayers;

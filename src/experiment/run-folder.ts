@@ -49,7 +49,6 @@ export interface RunManifest {
   error?: string;
 }
 
-
 /**
  * Parses a JSON file; a file that cannot be read or parsed (truncated, corrupt) is an error
  * naming the file, what it should hold and what is wrong.

@@ -92,7 +92,16 @@ async function inNode(epochs: number): Promise<Timing> {
 async function main(): Promise<void> {
   const epochs = Number(process.argv[2] ?? DEMO.epochs);
   const rows: Timing[] = [];
-  for (const backend of ['wasm', 'webgl']) rows.push(await inBrowser(backend, epochs));
+  for (const backend of ['wasm', 'webgl']) {
+    rows.push(
+      await inBrowser(backend, epochs).catch((err: unknown) => ({
+        where: `Chromium ${backend}`,
+        epochs: [],
+        analyses: [],
+        error: String(err).split('\n')[0],
+      })),
+    );
+  }
   rows.push(await inNode(epochs));
   console.log(
     `demo: small CNN, ${DEMO.trainSize} digits, batch ${DEMO.batchSize}, analysis of ${DEMO.testSize} ` +

@@ -187,12 +187,12 @@ describe('in the browser', () => {
     expect(run.numTensors[1]).toBe(run.numTensors[0]);
   });
 
-  // Headless Chromium's software WebGL (SwiftShader) here runs small ops but neither finished the
-  // demo's two epochs within 100 s nor kept the page alive in a standalone probe: opt in with
-  // TEST_WEBGL=1 where Chromium has a faster WebGL.
+  // Headless Chromium's software WebGL (SwiftShader) works here but is too slow for this file's
+  // budget: one demo analysis takes ~63 s on it (bench/tools/browser-demo.ts), and one probe's
+  // page crashed. Opt in with TEST_WEBGL=1 where Chromium has a faster WebGL.
   const webglIt = process.env.TEST_WEBGL === '1' ? it : it.skip;
   if (process.env.TEST_WEBGL !== '1') {
-    console.warn('webgl demo test skipped: set TEST_WEBGL=1 (SwiftShader WebGL too slow here)');
+    console.warn('webgl demo test skipped: SwiftShader WebGL takes ~63 s an analysis here; set TEST_WEBGL=1 to run it');
   }
   webglIt(
     'the demo trains on webgl where headless Chromium has it (SwiftShader counts)',

@@ -192,7 +192,9 @@ describe('in the browser', () => {
   // page crashed. Opt in with TEST_WEBGL=1 where Chromium has a faster WebGL.
   const webglIt = process.env.TEST_WEBGL === '1' ? it : it.skip;
   if (process.env.TEST_WEBGL !== '1') {
-    console.warn('webgl demo test skipped: SwiftShader WebGL takes ~63 s an analysis here; set TEST_WEBGL=1 to run it');
+    console.warn(
+      'webgl demo test skipped: SwiftShader WebGL takes ~63 s an analysis here; set TEST_WEBGL=1 to run it',
+    );
   }
   webglIt(
     'the demo trains on webgl where headless Chromium has it (SwiftShader counts)',

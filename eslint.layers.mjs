@@ -13,6 +13,7 @@ const LAYERS = [
   { name: 'experiment', rank: 5, dir: 'src/experiment' },
   { name: 'report', rank: 6, dir: 'src/report' },
   { name: 'cli', rank: 7, dir: 'cli' },
+  { name: 'demo', rank: 7, dir: 'demo' },
 ];
 
 /** Packages only the experiment runner and above may load (the `.` entry must not). */
@@ -28,7 +29,7 @@ const NODE_MODULES = [
   'http',
   'https',
 ];
-const BROWSER_SAFE = ['util', 'models', 'analysis', 'callbacks'];
+const BROWSER_SAFE = ['util', 'models', 'analysis', 'callbacks', 'demo'];
 
 /** A relative import that lands in `dir`, from any depth (`../x`, `../../src/x`). */
 function intoDir(dir) {

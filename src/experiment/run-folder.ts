@@ -1,11 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import type { AnalysisReport, FilterId, Label, ScoreId } from '../analysis/types';
-import { FILTER_IDS, SCORE_IDS } from '../analysis/types';
+import type { AnalysisReport, FilterId, ScoreId } from '../analysis/types';
 import { analysisCsv } from '../../callbacks/mlflow-records';
 import { killPoint } from './kill-points';
 import type { Recipe } from './schema';
 import { planPhases } from './phases';
+import { labelGrid, type LabelGrid } from './label-grid';
+
+export { labelGrid, type LabelGrid } from './label-grid';
 
 /** Status of a run, as `run.json` records it. */
 export type RunOutcome = 'running' | 'finished' | 'killed' | 'failed';
@@ -48,17 +50,6 @@ export interface RunManifest {
   /** Invocations: when each started and how it ended. */
   invocations: Array<{ started: string; ended?: string; status?: RunOutcome }>;
   error?: string;
-}
-
-/** The label grid of one phase: parameter × epoch labels per filter and score. */
-export interface LabelGrid {
-  phase: string;
-  epochs: number[];
-  parameters: string[];
-  /** `labels[filter][score][parameterIndex][epochIndex]`. */
-  labels: Partial<Record<FilterId, Record<ScoreId, Label[][]>>>;
-  /** `scores[filter][score][parameterIndex][epochIndex]`. */
-  scores: Partial<Record<FilterId, Record<ScoreId, number[][]>>>;
 }
 
 /**
@@ -108,40 +99,6 @@ export function rowsToCsv(rows: ReadonlyArray<Record<string, unknown>>): string 
   const lines = [columns.map(csvField).join(',')];
   for (const row of rows) lines.push(columns.map((c) => csvField(row[c])).join(','));
   return lines.join('\n') + '\n';
-}
-
-/** Builds the label grid of one phase from its reports (in epoch order). */
-export function labelGrid(phase: string, reports: readonly AnalysisReport[]): LabelGrid {
-  const sorted = [...reports].sort((a, b) => (a.epoch ?? 0) - (b.epoch ?? 0));
-  const parameters = sorted[0]?.parameters.map((p) => p.name) ?? [];
-  const grid: LabelGrid = {
-    phase,
-    epochs: sorted.map((r) => r.epoch ?? 0),
-    parameters,
-    labels: {},
-    scores: {},
-  };
-  for (const filter of FILTER_IDS) {
-    if (!sorted[0]?.parameters.some((p) => p.filters[filter])) continue;
-    const labels = {} as Record<ScoreId, Label[][]>;
-    const scores = {} as Record<ScoreId, number[][]>;
-    for (const score of SCORE_IDS) {
-      labels[score] = parameters.map((name) =>
-        sorted.map((r) => {
-          const result = r.parameters.find((p) => p.name === name)?.filters[filter];
-          return result ? result.labels[score] : ('robust' as Label);
-        }),
-      );
-      scores[score] = parameters.map((name) =>
-        sorted.map(
-          (r) => r.parameters.find((p) => p.name === name)?.filters[filter]?.scores[score] ?? NaN,
-        ),
-      );
-    }
-    grid.labels[filter] = labels;
-    grid.scores[filter] = scores;
-  }
-  return grid;
 }
 
 /**

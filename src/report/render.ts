@@ -1,5 +1,6 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
+import { withChartConfig } from './chart-config';
 
 /** A Vega-Lite specification (what the chart builders return). */
 export type ChartSpec = vl.TopLevelSpec;
@@ -13,21 +14,12 @@ export interface Chart {
   spec: ChartSpec;
 }
 
-const CONFIG: vl.Config = {
-  font: 'Helvetica, Arial, sans-serif',
-  view: { stroke: '#ddd' },
-  // No label limit: run names that share a long prefix must not all be cut to it.
-  axis: { labelFontSize: 10, titleFontSize: 11, labelLimit: 0 },
-  legend: { labelFontSize: 10, titleFontSize: 11, labelLimit: 0 },
-  header: { labelFontSize: 11, titleFontSize: 12, labelLimit: 0 },
-};
-
 /**
  * Renders a Vega-Lite spec to an SVG string with Vega's headless renderer (no browser, no
  * canvas): compile to Vega, run the dataflow, serialise the scenegraph.
  */
 export async function renderSvg(spec: ChartSpec): Promise<string> {
-  const compiled = vl.compile({ ...spec, config: { ...CONFIG, ...spec.config } } as ChartSpec, {
+  const compiled = vl.compile(withChartConfig(spec), {
     logger: vega.logger(vega.Warn),
   }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });

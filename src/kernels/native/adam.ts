@@ -1,4 +1,3 @@
-import { randomUUID } from 'crypto';
 import * as tf from '@tensorflow/tfjs';
 import {
   ensureMoments,
@@ -87,7 +86,8 @@ let nextResource = 0;
  * it (two copies of the library, or test files with their own module registries): a counter alone
  * would let one copy's cleanup destroy another copy's live variable of the same name.
  */
-const INSTANCE = randomUUID();
+// Web Crypto (a global in browsers and Node ≥ 19): this file is in the browser build's graph.
+const INSTANCE = globalThis.crypto.randomUUID();
 interface AdamMethods {
   applyGradients(this: tf.AdamOptimizer, gradients: Gradients): void;
   dispose(this: tf.AdamOptimizer): void;

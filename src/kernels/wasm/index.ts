@@ -191,14 +191,21 @@ export class TfjsVersionError extends Error {
   }
 }
 
-/** The versions of the loaded tfjs packages that matter to us, e.g. `{ 'tfjs-core': '4.22.0' }`. */
-function loadedVersions(): Record<string, string> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const wasm = require('@tensorflow/tfjs-backend-wasm') as { version_wasm?: string };
+/**
+ * The versions of the loaded tfjs packages that matter to us, e.g. `{ 'tfjs-core': '4.22.0' }`.
+ * `wasmVersion`: the wasm backend's `version_wasm` when the caller has the package at hand (a
+ * browser build, where it comes from the page); otherwise it is required here (Node).
+ */
+function loadedVersions(wasmVersion?: string): Record<string, string> {
+  if (wasmVersion === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const wasm = require('@tensorflow/tfjs-backend-wasm') as { version_wasm?: string };
+    wasmVersion = wasm.version_wasm;
+  }
   return {
     'tfjs-core': tf.version_core,
     tfjs: tf.version.tfjs,
-    'tfjs-backend-wasm': wasm.version_wasm ?? 'unknown',
+    'tfjs-backend-wasm': wasmVersion ?? 'unknown',
   };
 }
 
@@ -257,10 +264,12 @@ function build(): Map<string, tf.KernelFunc> {
  * where ours are faster or exact, and routes `Relu`'s gradient and tfjs' Adam updates through
  * ours on wasm (see {@link registerReluGradient}, {@link registerWasmAdam}). Idempotent; call it after `@tensorflow/tfjs-backend-wasm` is
  * loaded and before or after `tf.setBackend('wasm')`. Throws a {@link TfjsVersionError} when the
- * loaded tfjs is not exactly {@link WASM_KERNELS_TFJS_VERSION}.
+ * loaded tfjs is not exactly {@link WASM_KERNELS_TFJS_VERSION}. `wasmVersion`: the loaded
+ * `@tensorflow/tfjs-backend-wasm`'s `version_wasm`, for a browser build that has the package from
+ * the page (default: the package as Node's `require` finds it).
  */
-export function registerWasmKernels(): void {
-  checkTfjsVersion();
+export function registerWasmKernels(wasmVersion?: string): void {
+  checkTfjsVersion(loadedVersions(wasmVersion));
   ours ??= build();
   registerReluGradient();
   registerWasmAdam();

@@ -12,6 +12,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { createSimdPool } from './simd/pool';
+import { useSimdPoolFactory } from './simd';
+import {
+  setThreadingState,
+  threadingState,
+  wasmThreading,
+  type WasmThreading,
+} from './threading-state';
+
+export { wasmThreading };
+export type { WasmThreading };
 
 /** The environment variable that sets the number of wasm threads (1: the single-threaded build). */
 export const WASM_THREADS_ENV = 'TFJS_WASM_THREADS';
@@ -37,25 +48,6 @@ type BackendFactory = () => tf.KernelBackend | Promise<tf.KernelBackend>;
 interface WasmPackage {
   BackendWasm: new (module: unknown) => tf.KernelBackend;
   setThreadsCount(n: number): void;
-}
-
-/** How the `wasm` backend was (or will be) loaded. */
-export interface WasmThreading {
-  /** Threads asked for (`TFJS_WASM_THREADS`, else the machine's parallelism, at most 8). */
-  requested: number;
-  /** Whether the threaded build is in use (known once the backend has initialised). */
-  threaded?: boolean;
-  /** Threads XNNPACK uses (known once the backend has initialised). */
-  threads?: number;
-  /** Why the single-threaded build is used, when it is. */
-  fallbackReason?: string;
-}
-
-let threading: WasmThreading | undefined;
-
-/** How the `wasm` backend is threaded, if {@link useThreadedWasm} has run. */
-export function wasmThreading(): WasmThreading | undefined {
-  return threading && { ...threading };
 }
 
 /**
@@ -168,8 +160,9 @@ function unrefWorkers(module: ThreadedModule): void {
  * {@link wasmThreading} says why.
  */
 export function useThreadedWasm(threads: number = requestedWasmThreads()): WasmThreading {
-  if (threading !== undefined) return wasmThreading() as WasmThreading;
-  threading = { requested: threads };
+  if (threadingState() !== undefined) return wasmThreading() as WasmThreading;
+  const threading = setThreadingState({ requested: threads });
+  useSimdPoolFactory(createSimdPool);
   const engine = tf.engine() as unknown as {
     registryFactory: Record<string, { factory: BackendFactory; priority: number } | undefined>;
     registry: Record<string, tf.KernelBackend | undefined>;
@@ -182,14 +175,14 @@ export function useThreadedWasm(threads: number = requestedWasmThreads()): WasmT
   }
   const unsupported = threads <= 1 ? 'one thread was asked for' : threadsSupported();
   if (unsupported !== undefined) {
-    threading = { ...threading, threaded: false, threads: 1, fallbackReason: unsupported };
+    setThreadingState({ ...threading, threaded: false, threads: 1, fallbackReason: unsupported });
     return wasmThreading() as WasmThreading;
   }
   const stock = registered.factory;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const wasm = require('@tensorflow/tfjs-backend-wasm') as WasmPackage;
   const factory: BackendFactory = async () => {
-    const state = threading as WasmThreading;
+    const state = threading;
     try {
       const module = await loadThreadedModule(threads);
       wasm.setThreadsCount(threads);

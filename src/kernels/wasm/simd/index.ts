@@ -3,9 +3,10 @@
  * they read and write tensors in place. One instance per backend memory; the module importing a
  * shared memory serves the threaded build, the other the single-threaded one.
  */
-import { wasmThreading } from '../threads';
+import { base64Bytes } from '../../../util/base64';
+import { wasmThreading } from '../threading-state';
 import { KERNELS_PLAIN_MEMORY, KERNELS_SHARED_MEMORY } from './binary';
-import { createSimdPool, evenRanges, type SimdPool } from './pool';
+import { evenRanges, type SimdPool } from './pool-ranges';
 
 /** The functions of kernels.wat; pointers are byte offsets in the backend's memory. */
 export interface SimdKernels {
@@ -210,6 +211,25 @@ interface EmscriptenModule {
   asm?: { memory?: WasmMemory };
 }
 
+/** Makes a {@link SimdPool} (Node's worker threads: set by `useThreadedWasm`, never in a browser). */
+export type SimdPoolFactory = (
+  module: object,
+  memory: object,
+  local: Record<string, (...args: number[]) => void>,
+  names: readonly string[],
+  threads: number,
+) => SimdPool;
+
+let poolFactory: SimdPoolFactory | undefined;
+
+/**
+ * Sets how pools of threads are made for our kernels. `useThreadedWasm` passes Node's
+ * worker-thread pool; without one (in a browser) our kernels run on the calling thread.
+ */
+export function useSimdPoolFactory(factory: SimdPoolFactory): void {
+  poolFactory = factory;
+}
+
 const compiled = new Map<boolean, object>();
 const instances = new WeakMap<WasmMemory, SimdKernels>();
 /** Per shared memory: its pool, or why there is none (one thread; workers failed to start). */
@@ -235,7 +255,7 @@ export function simdKernels(backend: unknown): SimdKernels | undefined {
       typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     let module = compiled.get(shared);
     if (module === undefined) {
-      const bytes = Buffer.from(shared ? KERNELS_SHARED_MEMORY : KERNELS_PLAIN_MEMORY, 'base64');
+      const bytes = base64Bytes(shared ? KERNELS_SHARED_MEMORY : KERNELS_PLAIN_MEMORY);
       module = new api.Module(bytes);
       compiled.set(shared, module);
     }
@@ -260,11 +280,12 @@ export function simdPool(backend: unknown): SimdPool | undefined {
     const shared =
       typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     if (!shared || threads < 2) pool = 'one thread';
+    else if (poolFactory === undefined) pool = 'no thread pool in this environment';
     else {
       try {
         const module = compiled.get(true) as object;
         const local = kernels as unknown as Record<string, (...args: number[]) => void>;
-        pool = createSimdPool(module, memory, local, POOLED_EXPORTS, threads);
+        pool = poolFactory(module, memory, local, POOLED_EXPORTS, threads);
       } catch (err) {
         pool = err instanceof Error ? err.message : String(err);
       }

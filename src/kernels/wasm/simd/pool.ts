@@ -7,6 +7,9 @@
  * script alive.
  */
 import { Worker } from 'worker_threads';
+import type { SimdPool } from './pool-ranges';
+
+export { evenRanges, type SimdPool } from './pool-ranges';
 
 /** Int32 cells per worker slot: state, argument count, then the arguments. */
 const SLOT = 32;
@@ -14,17 +17,6 @@ const MAX_ARGS = SLOT - 2;
 /** A slot's state while its worker starts (then 0: idle; > 0: a call; < 0: stop). */
 const STARTING = -2;
 const START_TIMEOUT_MS = 10_000;
-
-/** Runs one export of the kernels module on several threads at once. */
-export interface SimdPool {
-  /** Threads, the calling one included. */
-  readonly threads: number;
-  /**
-   * Calls `exports[name](...shares[i])` on thread i (thread 0 is the caller) and returns when
-   * all have returned. Shares must not write to the same memory. Arguments: int32 only.
-   */
-  run(name: string, shares: number[][]): void;
-}
 
 /** The worker's program: instantiate, then serve calls from its slot until told to stop. */
 const WORKER_SOURCE = `
@@ -124,15 +116,4 @@ export function createSimdPool(
     },
   };
   return state;
-}
-
-/** Splits `[0, total)` into `parts` contiguous ranges as even as can be, as `[first, end)`. */
-export function evenRanges(total: number, parts: number): [number, number][] {
-  const ranges: [number, number][] = [];
-  for (let p = 0; p < parts; p++) {
-    const first = Math.floor((total * p) / parts);
-    const end = Math.floor((total * (p + 1)) / parts);
-    if (end > first) ranges.push([first, end]);
-  }
-  return ranges;
 }

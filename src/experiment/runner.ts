@@ -295,10 +295,10 @@ async function closeRun(
     const mlflowStatus =
       status === 'finished' ? 'FINISHED' : status === 'killed' ? 'KILLED' : 'FAILED';
     await tracker.end(mlflowStatus, failure);
-    if (info.mlflowRuns[last]?.startsWith('local-')) {
-      info.mlflowRuns[last] = tracker.runId;
-      folder.writeInfo(info);
-    }
+    // Ids confirmed while ending (the parent's, and the children's in info.mlflowChildRuns,
+    // which is the tracker's own record) are written once more.
+    if (info.mlflowRuns[last]?.startsWith('local-')) info.mlflowRuns[last] = tracker.runId;
+    folder.writeInfo(info);
     if (tracker.url) progress.log(`MLflow run: ${tracker.url}`);
   }
   progress.close();

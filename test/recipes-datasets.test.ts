@@ -105,7 +105,8 @@ describe('every shipped recipe runs end to end, tiny, on real-format files', () 
       if (dataset.dir !== undefined) sets.push(`dataset.dir=${dirs[dataset.name]}`);
       else sets.push('dataset.trainSize=24', 'dataset.testSize=8');
       if (dataset.validationSize !== undefined) sets.push('dataset.validationSize=4');
-      const out = path.join(root, 'runs', path.basename(file, '.json'));
+      // reproduce/resnet18-mnist.json and resnet18-mnist.json must not share a folder.
+      const out = path.join(root, 'runs', path.relative(RECIPES, file).split(path.sep).join('__'));
       const c = quietIo();
       const args = ['run', file, '--out', out, '--no-report', ...sets.flatMap((s) => ['--set', s])];
       const code = await main(args, c.io);

@@ -139,6 +139,10 @@ describe('report.html', () => {
     expect(fs.existsSync(file)).toBe(true);
     const html = fs.readFileSync(file, 'utf8');
     expect(html).not.toMatch(/<script|<link|src="http|href="http/);
+    // which data the labels that decide freezing came from (tinyRecipe holds 60 out)
+    expect(html).toContain(
+      '60 of the 60 examples held out of the training data (dataset.validationSize); never the test set',
+    );
     for (const heading of [
       'Training curves',
       'Test accuracy, clean and under FGSM',

@@ -137,6 +137,16 @@ export function invarianceSection(reports: AnalysisReport[]): string {
   );
 }
 
+/** Which examples the analysis (and so the labels that decide freezing) was computed on. */
+export function analysisData(recipe: RunData['recipe']): string {
+  const { dataset, analysis } = recipe;
+  if (!analysis.enabled) return '–';
+  if (dataset.validationSize !== undefined) {
+    return `${analysis.examples} of the ${dataset.validationSize} examples held out of the training data (dataset.validationSize); never the test set`;
+  }
+  return `the first ${analysis.examples} test examples (no dataset.validationSize): the labels saw the test set`;
+}
+
 function header(data: RunData): string {
   const { recipe, info } = data;
   const facts: Array<[string, string]> = [
@@ -157,6 +167,7 @@ function header(data: RunData): string {
         ? `ε ${recipe.analysis.epsilon}, K ${recipe.analysis.steps}, ${recipe.analysis.filters.join('/')}, τ ${recipe.analysis.tolerance}, ${recipe.analysis.attack}, ${recipe.analysis.examples} examples, every ${recipe.analysis.every} epoch(s)`
         : 'off',
     ],
+    ['analysis data', analysisData(recipe)],
     ['backend', info.backend ?? '–'],
     ['started', info.created],
     ['updated', info.updated],

@@ -17,6 +17,7 @@ import {
   type BrowserBackendId,
 } from '../browser';
 import { MNIST_MEAN, MNIST_STD } from '../datasets/mnist-stats';
+import { recordEpoch, recordReport } from '../src/experiment/epochs';
 import { labelGrid } from '../src/experiment/label-grid';
 import type { FrozenRecord, MetricRow } from '../src/experiment/run-folder';
 import {
@@ -104,10 +105,17 @@ async function run(): Promise<void> {
       const analysed = analysis.reports.find((r) => r.epoch === epoch);
       const seconds = (performance.now() - epochStart) / 1000 - (analysed?.seconds ?? 0);
       state.epochSeconds.push(seconds);
-      rows.push({ phase: 'train', epoch, loss: Number(logs?.loss), acc: Number(logs?.acc) });
+      // The charts count epochs finished, as report.html does (src/experiment/epochs.ts).
+      const finished = recordEpoch(epoch);
+      rows.push({
+        phase: 'train',
+        epoch: finished,
+        loss: Number(logs?.loss),
+        acc: Number(logs?.acc),
+      });
       state.reports = [...analysis.reports];
       state.frozenLayers = retrain.frozenLayers;
-      frozen.push({ phase: 'train', epoch, layers: retrain.frozenLayers });
+      frozen.push({ phase: 'train', epoch: finished, layers: retrain.frozenLayers });
       state.numTensors.push(tf.memory().numTensors);
       await redraw(rows, epochs, state.reports, frozen, layers);
       showStatus(
@@ -136,10 +144,11 @@ async function redraw(
   layers: string[],
 ): Promise<void> {
   await drawChart('training', trainingCurvesChart(rows, epochs));
-  const last = reports[reports.length - 1];
+  const records = reports.map(recordReport);
+  const last = records[records.length - 1];
   if (last !== undefined) {
     await drawChart('response', responseCurvesChart(last));
-    await drawChart('labels', labelHeatmapChart(labelGrid('train', reports)));
+    await drawChart('labels', labelHeatmapChart(labelGrid('train', records)));
   }
   await drawChart('frozen', frozenLayersChart(frozen, layers));
   showFrozen(frozen[frozen.length - 1]?.layers ?? []);

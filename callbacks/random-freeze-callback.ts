@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { seededPermutation } from '../src/util/random';
+import { mixSeeds, seededSample } from '../src/util/random';
 import { restoreOnFailure } from './restore-on-failure';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
 
@@ -94,11 +94,9 @@ export class RandomFreezeCallback extends tf.Callback {
 
   /** The layers chosen at the refresh after `epoch` (−1: the start), for `count` layers. */
   choose(epoch: number, count: number): string[] {
-    const mixed = (Math.imul(this.seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 2, 0x85ebca6b)) >>> 0;
-    return seededPermutation(this.layers.length, mixed)
-      .slice(0, count)
-      .sort((a, b) => a - b)
-      .map((i) => this.layers[i]);
+    return seededSample(this.layers.length, count, mixSeeds(this.seed, epoch + 1)).map(
+      (i) => this.layers[i],
+    );
   }
 
   /** Called by `fit`; a model of another tfjs copy is a `TfjsCopiesError` (not tfjs' own error). */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { seededPermutation } from '../util/random';
+import { mixSeeds, seededSample } from '../util/random';
 import { fgsm, pgd, type ModelOutputKind } from './attacks';
 import type { AttackId } from './types';
 
@@ -66,14 +66,7 @@ export function replacedRows(
   pass: number,
   batch: number,
 ): number[] {
-  const mixed =
-    (Math.imul(seed + 1, 0x9e3779b1) ^
-      Math.imul(pass + 1, 0x85ebca6b) ^
-      Math.imul(batch + 1, 0xc2b2ae35)) >>>
-    0;
-  return seededPermutation(n, mixed)
-    .slice(0, count)
-    .sort((a, b) => a - b);
+  return seededSample(n, count, mixSeeds(seed, pass, batch));
 }
 
 /**

@@ -104,15 +104,12 @@ function completedArms(completed: readonly string[]): Map<string, Set<number>> {
   return arms;
 }
 
-function armGains(seeds: readonly ComparisonSeed[], arm: string): ArmGains {
+/** An arm's paired gains over normal, over the seeds that ran it (a run's, or a sweep's). */
+export function armGains(seeds: readonly ComparisonSeed[], arm: string): ArmGains {
   const paired = seeds.filter((s) => s[arm] !== undefined);
-  const of = (key: keyof AccuracyPair) => (s: ComparisonSeed, name: string) =>
-    (s[name] as AccuracyPair)[key] as number;
-  const gain = (key: keyof AccuracyPair) =>
-    pairedGain(
-      paired.map((s) => of(key)(s, arm)),
-      paired.map((s) => of(key)(s, 'normal')),
-    );
+  const values = (key: keyof AccuracyPair, name: string) =>
+    paired.map((s) => (s[name] as AccuracyPair)[key] as number);
+  const gain = (key: keyof AccuracyPair) => pairedGain(values(key, arm), values(key, 'normal'));
   const withPgd = paired.every(
     (s) => (s[arm] as AccuracyPair).pgd !== undefined && s.normal.pgd !== undefined,
   );

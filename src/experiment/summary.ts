@@ -1,12 +1,12 @@
 import {
   armGainLine,
+  armGains,
   formatGain,
   type AccuracyPair,
   type ArmGains,
   type ArmResult,
   type Comparison,
 } from './comparison';
-import { pairedGain } from './statistics';
 
 /** Mean and sample standard deviation (n − 1; 0 for one value) of some numbers. */
 export interface MeanStd {
@@ -101,9 +101,7 @@ export function summarizeSweep(entries: readonly SweepEntry[]): SystemSummary[] 
       seconds: own.reduce((s, e) => s + (e.seconds ?? 0), 0),
       arms: Object.fromEntries(names.map((name) => [name, armOverSeeds(seeds, name)])),
       gains: Object.fromEntries(
-        names
-          .filter((name) => name !== 'normal')
-          .map((name) => [name, gainsOverSeeds(seeds, name)]),
+        names.filter((name) => name !== 'normal').map((name) => [name, armGains(seeds, name)]),
       ),
     };
   });
@@ -125,25 +123,6 @@ function armOverSeeds(
   return {
     ...arm(results),
     ...(frozen.length ? { frozenAtEnd: frozen.reduce((a, b) => a + b, 0) / frozen.length } : {}),
-  };
-}
-
-function gainsOverSeeds(seeds: Comparison['seeds'], name: string): ArmGains {
-  const paired = seeds.filter((s) => s[name] !== undefined);
-  const values = (key: keyof AccuracyPair, of: (s: (typeof seeds)[number]) => AccuracyPair) =>
-    paired.map((s) => of(s)[key] as number);
-  const gain = (key: keyof AccuracyPair) =>
-    pairedGain(
-      values(key, (s) => s[name] as AccuracyPair),
-      values(key, (s) => s.normal),
-    );
-  const withPgd = paired.every(
-    (s) => (s[name] as AccuracyPair).pgd !== undefined && s.normal.pgd !== undefined,
-  );
-  return {
-    clean: gain('clean'),
-    fgsm: gain('fgsm'),
-    ...(withPgd && paired.length ? { pgd: gain('pgd') } : {}),
   };
 }
 

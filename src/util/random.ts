@@ -23,3 +23,18 @@ export function seededPermutation(n: number, seed: number): number[] {
   }
   return order;
 }
+
+const MIX = [0x9e3779b1, 0x85ebca6b, 0xc2b2ae35];
+
+/** One 32-bit seed from up to three seed parts (a seed, a pass, a batch, …), order-sensitive. */
+export function mixSeeds(...parts: number[]): number {
+  if (parts.length > MIX.length) throw new Error(`mixSeeds takes at most ${MIX.length} parts`);
+  return parts.reduce((mixed, part, i) => mixed ^ Math.imul(part + 1, MIX[i]), 0) >>> 0;
+}
+
+/** `count` distinct indices of 0…n−1, ascending, the same for the same seed. */
+export function seededSample(n: number, count: number, seed: number): number[] {
+  return seededPermutation(n, seed)
+    .slice(0, count)
+    .sort((a, b) => a - b);
+}

@@ -25,6 +25,7 @@ import { createProgress } from '../src/experiment/progress';
 import { RUN_FILES, RunFolder, type RunManifest } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { writeRunReport } from '../src/report/run-report';
+import { gainMetrics } from '../src/experiment/comparison';
 import { PGD_DEFAULTS_TEXT } from '../src/analysis/attacks';
 import {
   summarizeSweep,
@@ -317,14 +318,7 @@ async function endParent(
         metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
       }
     }
-    for (const [arm, gains] of Object.entries(s.gains)) {
-      for (const [metric, gain] of Object.entries(gains)) {
-        const key = `${s.system}/${arm}/gain_${metric}`;
-        metrics[key] = gain.mean;
-        metrics[`${key}_ci95_lo`] = gain.ci95[0];
-        metrics[`${key}_ci95_hi`] = gain.ci95[1];
-      }
-    }
+    Object.assign(metrics, gainMetrics(s.gains, s.system));
     parent.logMetrics(metrics, 0);
   }
   const { dir, status } = sweep;

@@ -200,3 +200,23 @@ export function armGainLine(arm: string, gains: ArmGains): string {
 export function gainLines(comparison: Comparison): string[] {
   return Object.entries(comparison.gains ?? {}).map(([arm, gains]) => armGainLine(arm, gains));
 }
+
+/**
+ * MLflow metrics of arms' gains: `<prefix>/<arm>/gain_<metric>` (the mean) with `_ci95_lo` and
+ * `_ci95_hi`, for a run's comparison and a sweep's summary alike.
+ */
+export function gainMetrics(
+  gains: Record<string, ArmGains>,
+  prefix: string,
+): Record<string, number> {
+  const metrics: Record<string, number> = {};
+  for (const [arm, byMetric] of Object.entries(gains)) {
+    for (const [metric, gain] of Object.entries(byMetric)) {
+      const key = `${prefix}/${arm}/gain_${metric}`;
+      metrics[key] = gain.mean;
+      metrics[`${key}_ci95_lo`] = gain.ci95[0];
+      metrics[`${key}_ci95_hi`] = gain.ci95[1];
+    }
+  }
+  return metrics;
+}

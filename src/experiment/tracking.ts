@@ -13,7 +13,7 @@ import {
   type ParamValue,
   type RunStatus,
 } from '../mlflow';
-import type { Comparison } from './comparison';
+import { gainMetrics, type Comparison } from './comparison';
 import type { PhasePlan } from './phases';
 import type { Recipe } from './schema';
 
@@ -328,14 +328,7 @@ export async function startMlflowTracker(
       for (const [metric, value] of Object.entries(comparison.gain)) {
         if (typeof value === 'number') values[`comparison/gain_${metric}`] = value;
       }
-      for (const [arm, gains] of Object.entries(comparison.gains ?? {})) {
-        for (const [metric, gain] of Object.entries(gains)) {
-          const key = `comparison/${arm}/gain_${metric}`;
-          values[key] = gain.mean;
-          values[`${key}_ci95_lo`] = gain.ci95[0];
-          values[`${key}_ci95_hi`] = gain.ci95[1];
-        }
-      }
+      Object.assign(values, gainMetrics(comparison.gains ?? {}, 'comparison'));
       run.logMetrics(values, 0);
       run.logParams({ 'comparison.seeds': JSON.stringify(comparison.seeds.map((s) => s.seed)) });
       run.logArtifact('comparison.json', JSON.stringify(comparison, null, 2), 'application/json');

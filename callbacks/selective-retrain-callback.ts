@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AnalysisReport, FilterId, ScoreId } from '../src/analysis/types';
 import { FILTER_IDS, SCORE_IDS } from '../src/analysis/types';
+import { characterise } from '../src/analysis/scores';
 import { restoreOnFailure } from './restore-on-failure';
 import { SynapticFilterCallback } from './synaptic-filter-callback';
 import { checkCallbackTfjs, checkModelTfjs } from '../src/util/tfjs-copies';
@@ -26,6 +27,12 @@ export interface SelectiveRetrainOptions {
    * `'parameter'`: freeze only the fragile weight tensor.
    */
   granularity?: 'layer' | 'parameter';
+  /**
+   * τ that decides freezing: a parameter is fragile when its score is below −τ. Default: the
+   * labels the analysis gave with its own tolerance. Set it to try other thresholds on the same
+   * analyses (e.g. a sensitivity study) without changing the reports.
+   */
+  tolerance?: number;
 }
 
 /** One refresh of the frozen set. */
@@ -72,6 +79,7 @@ export class SelectiveRetrainCallback extends tf.Callback {
   readonly filters: FragileRule;
   readonly startEpoch: number;
   readonly granularity: 'layer' | 'parameter';
+  readonly tolerance?: number;
   private frozenNow: string[] = [];
   private frozenParamsNow: string[] = [];
   private frozenOriginalNow: string[] = [];
@@ -96,8 +104,9 @@ export class SelectiveRetrainCallback extends tf.Callback {
       filters = 'any',
       startEpoch = 0,
       granularity = 'layer',
+      tolerance,
     } = options;
-    const allowedKeys = ['analysis', 'score', 'filters', 'startEpoch', 'granularity'];
+    const allowedKeys = ['analysis', 'score', 'filters', 'startEpoch', 'granularity', 'tolerance'];
     const unknown = Object.keys(options).filter((k) => !allowedKeys.includes(k));
     if (unknown.length) {
       throw new Error(
@@ -149,7 +158,13 @@ export class SelectiveRetrainCallback extends tf.Callback {
     this.score = score;
     this.filters = filters;
     this.startEpoch = startEpoch;
+    if (tolerance !== undefined && !(typeof tolerance === 'number' && tolerance >= 0)) {
+      throw new Error(
+        `SelectiveRetrainCallback: option 'tolerance' must be a number ≥ 0; got ${String(tolerance)}`,
+      );
+    }
     this.granularity = granularity;
+    this.tolerance = tolerance;
   }
 
   /** Layers frozen now. */
@@ -200,7 +215,12 @@ export class SelectiveRetrainCallback extends tf.Callback {
     const considered = (
       this.filters === 'any' || this.filters === 'all' ? FILTER_IDS : this.filters
     ).filter((f) => p.filters[f]);
-    const fragile = considered.map((f) => p.filters[f]?.labels[this.score] === 'fragile');
+    const fragile = considered.map((f) => {
+      const result = p.filters[f];
+      if (!result) return false;
+      if (this.tolerance === undefined) return result.labels[this.score] === 'fragile';
+      return characterise(result.scores[this.score], this.tolerance) === 'fragile';
+    });
     if (fragile.length === 0) return false;
     return this.filters === 'all' ? fragile.every(Boolean) : fragile.some(Boolean);
   }

@@ -36,32 +36,11 @@ import {
 } from '../src/experiment/summary';
 import type { Recipe } from '../src/experiment/schema';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
-
-/** Systems run when neither --systems nor --recipes is given (the default recipe's and ResNet-18). */
-const DEFAULT_SYSTEMS = ['small_cnn', 'resnet18'];
+import { DEFAULT_SYSTEMS, QUICK, SYSTEMS, systemRecipes } from './systems';
+import { sensitivityMain } from './sensitivity';
 
 /** Seeds when --seeds is not given: enough for a t-based interval to mean something. */
 const DEFAULT_SEEDS = 5;
-
-/** The systems of `recipes/reproduce/`, by the short name `--systems` takes. */
-export const SYSTEMS: Record<string, string> = {
-  small_cnn: 'small-cnn-mnist.json',
-  resnet18: 'resnet18-mnist.json',
-  shufflenet_v2: 'shufflenet-v2-mnist.json',
-  squeezenet1_1: 'squeezenet1-1-mnist.json',
-};
-
-/** `--quick`: a smoke run of the whole protocol in a few minutes. */
-const QUICK = [
-  'dataset.trainSize=1000',
-  'dataset.validationSize=100',
-  'dataset.testSize=300',
-  'analysis.examples=100',
-  'analysis.steps=5',
-  'training.epochs=1',
-  'analysis.every=1',
-  'retraining.epochs=1',
-];
 
 const HELP = `Usage: npm run reproduce -- [options]
 
@@ -85,6 +64,8 @@ Options:
   --set <f>=<v>      any other recipe field, repeatable (as 'tfjs-antifragile run --set')
   --out <dir>        parent of the output folder (default: runs)
   --experiment <e>   MLflow experiment of all the runs (default: reproduce)
+  --sensitivity      instead: selective vs random-freeze over score × rule × τ on one system
+                     (npm run reproduce -- --sensitivity --help)
   -h, --help         this help`;
 
 /** Options of {@link reproduce}. */
@@ -431,6 +412,9 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
 
 /** The command line of `npm run reproduce`; returns the exit code. */
 export async function reproduceMain(argv: string[]): Promise<number> {
+  if (argv.includes('--sensitivity')) {
+    return sensitivityMain(argv.filter((arg) => arg !== '--sensitivity'));
+  }
   let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
@@ -469,22 +453,11 @@ export async function reproduceMain(argv: string[]): Promise<number> {
   if (values.recipes) {
     recipes = String(values.recipes).split(',').filter(Boolean);
   } else {
-    const names = String(values.systems ?? DEFAULT_SYSTEMS.join(','))
-      .split(',')
-      .filter(Boolean);
-    const unknown = names.filter((n) => !SYSTEMS[n]);
-    if (unknown.length) {
-      return usage(
-        `--systems: unknown ${unknown.join(', ')}; use ${Object.keys(SYSTEMS).join(', ')}`,
-      );
+    try {
+      recipes = systemRecipes(String(values.systems ?? DEFAULT_SYSTEMS.join(',')));
+    } catch (err) {
+      return usage((err as Error).message);
     }
-    // From dist/recipes/ once compiled: the JSON recipes stay in the source tree.
-    const folder = [
-      path.join(__dirname, 'reproduce'),
-      path.join(__dirname, '..', '..', 'recipes', 'reproduce'),
-    ].find((d) => fs.existsSync(path.join(d, SYSTEMS.small_cnn)));
-    if (!folder) return usage(`recipes/reproduce/ not found from ${__dirname}`);
-    recipes = names.map((n) => path.relative(process.cwd(), path.join(folder, SYSTEMS[n])));
   }
   const count = Number(values.seeds ?? (values.quick ? 1 : DEFAULT_SEEDS));
   if (!Number.isInteger(count) || count < 1) {

@@ -177,8 +177,8 @@ function phaseCallbacks(ctx: RunContext, plan: PhasePlan, names: WeightNames, st
     analysis.setState({ reports: start.reports });
   }
   if (analysis && freezesByLabels(plan.kind)) {
-    const { score, filters, granularity } = recipe.retraining;
-    selective = new SelectiveRetrainCallback({ analysis, score, filters, granularity });
+    const { score, filters, granularity, tolerance } = recipe.retraining;
+    selective = new SelectiveRetrainCallback({ analysis, score, filters, granularity, tolerance });
     if (start.selective) selective.setState(start.selective);
   }
   const randomFreeze =

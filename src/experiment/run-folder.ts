@@ -43,6 +43,8 @@ export interface RunManifest {
   epochs?: string;
   /** The newest checkpoint: phase, epoch and folder (relative to the run folder). */
   checkpoint?: { phase: string; epoch: number; dir: string };
+  /** Set on a fork (`forkRun`): the run whose completed phases this one started with. */
+  forkedFrom?: { run: string; phases: string[] };
   /** MLflow run ids of each invocation (a resumed run gets a new MLflow run). */
   mlflowRuns: string[];
   /** MLflow child run ids of the retraining branches (of the newest MLflow run), by phase. */

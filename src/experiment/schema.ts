@@ -253,6 +253,12 @@ export const RECIPE_SCHEMA = {
           description:
             'any: fragile if any analysed filter says so; all: only if every filter does; or a list of filters.',
         },
+        tolerance: {
+          type: 'number',
+          minimum: 0,
+          description:
+            'τ that decides freezing (fragile: score below −τ); default analysis.tolerance, the labels of the reports. Lets a sensitivity study try other thresholds on the same analyses.',
+        },
         granularity: {
           enum: ['layer', 'parameter'],
           default: 'layer',
@@ -385,6 +391,7 @@ export interface Recipe {
     score: ScoreId;
     filters: 'any' | 'all' | FilterId[];
     granularity: 'layer' | 'parameter';
+    tolerance?: number;
     every: number;
     arms: RetrainingArm[];
     adversarial: { attack: AttackId; ratio: number; epsilon?: number };

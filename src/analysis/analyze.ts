@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fgsmBatch, logitsFunction, pgd, toClassIds, toOneHot } from './attacks';
+import { fgsmBatch, logitsFunction, pgd, pgdBatch, toClassIds, toOneHot } from './attacks';
 import { filterStep, valueRange } from './filters';
 import {
   checkDataArgument,
@@ -8,7 +8,7 @@ import {
   checkModel,
   checkWeightsFinite,
 } from './input-checks';
-import { GraphRunner, type GraphSplit } from './graph';
+import { canVary, GraphRunner, type GraphSplit, type WeightVariants } from './graph';
 import {
   reportOptions,
   resolveAnalyzeOptions,
@@ -378,13 +378,15 @@ class AnalysisSession {
   }
 
   private applyCell(cell: Cell, targets: Target[]): void {
-    for (const t of targets) {
-      const rule = filterStep(cell.filter, cell.step, this.opts.steps, t.range.min, t.range.max);
-      assign(t.param.variable, filtered(t.values, rule.removes));
-    }
+    for (const t of targets) assign(t.param.variable, this.filteredValues(cell, t));
   }
 
-  /** Evaluates each distinct removed set once. */
+  private filteredValues(cell: Cell, t: Target): Float32Array {
+    const rule = filterStep(cell.filter, cell.step, this.opts.steps, t.range.min, t.range.max);
+    return filtered(t.values, rule.removes);
+  }
+
+  /** Evaluates each distinct removed set once (the fast strategy), or every cell (naive). */
   private async evaluateCells(cells: Cell[], targets: Target[]): Promise<Map<string, Accuracy>> {
     const accuracy = new Map<string, Accuracy>();
     const parameter = targets.length === 1 ? targets[0].param.name : '(global)';
@@ -395,23 +397,187 @@ class AnalysisSession {
       accuracy.set(REFERENCE, this.reference);
       this.advance(groups.get(REFERENCE)?.length ?? 0, parameter);
     }
+    const pending = [...groups.values()].filter((g) => !accuracy.has(g[0].key));
+    const batched = fast && targets.every((t) => canVary(t.param.layer, t.param.variable));
+    const evaluate = batched ? this.evaluateBatched : this.evaluateOneByOne;
+    await evaluate.call(this, pending, targets, (group, acc) => {
+      accuracy.set(group[0].key, acc);
+      this.advance(group.length, parameter);
+    });
+    return accuracy;
+  }
+
+  /** One filtered model at a time, its weights assigned to the model (naive, or unbatchable). */
+  private async evaluateOneByOne(
+    pending: Cell[][],
+    targets: Target[],
+    done: (group: Cell[], accuracy: Accuracy) => void,
+  ): Promise<void> {
+    for (const group of pending) {
+      this.applyCell(group[0], targets);
+      done(group, this.evaluateModel());
+      // Let timers and signal handlers run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * The batched sweep: chunks of filtered models evaluated together, each chunk's variants of
+   * the filtered tensors passed to the graph runner (the model's weights stay untouched). With
+   * a fixed adversarial set and one tensor, from the activations entering its layer, cached.
+   */
+  private async evaluateBatched(
+    pending: Cell[][],
+    targets: Target[],
+    done: (group: Cell[], accuracy: Accuracy) => void,
+  ): Promise<void> {
     const cache =
-      fast && !this.opts.regenerate && targets.length === 1
+      !this.opts.regenerate && targets.length === 1
         ? this.cacheFrontiers(targets[0].param.layer)
         : undefined;
     try {
-      for (const [key, group] of groups) {
-        if (accuracy.has(key)) continue;
-        this.applyCell(group[0], targets);
-        accuracy.set(key, cache ? this.evaluateFromCache(cache) : this.evaluateModel());
-        this.advance(group.length, parameter);
-        // Let timers and signal handlers run between steps.
+      const perPass = this.variantsPerPass(cache?.split);
+      for (let i = 0; i < pending.length; i += perPass) {
+        const chunk = pending.slice(i, i + perPass);
+        const variants: WeightVariants = { values: new Map(), count: chunk.length };
+        for (const t of targets) {
+          const shape = t.param.variable.shape as number[];
+          const values = chunk.map((g) => tf.tensor(this.filteredValues(g[0], t), shape));
+          variants.values.set(t.param.variable, values);
+        }
+        try {
+          const accuracies = this.evaluateVariants(variants, cache);
+          chunk.forEach((group, b) => done(group, accuracies[b]));
+        } finally {
+          for (const values of variants.values.values()) tf.dispose(values);
+        }
         await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       cache?.frontiers.forEach((f) => tf.dispose(f));
     }
-    return accuracy;
+  }
+
+  /**
+   * Filtered models per batched pass, from the memory budget: a pass holds the activations of
+   * `variants × batchSize` examples through the layers it runs (twice that for the clean and
+   * adversarial sets stacked, three times for an input gradient's forward, backward and sign).
+   */
+  private variantsPerPass(split?: GraphSplit): number {
+    const examples = Math.min(this.opts.batchSize, this.examples);
+    const perExample = split
+      ? 2 * this.runner.exampleBytes(split.suffix)
+      : (this.opts.regenerate ? 3 : 1) * this.runner.exampleBytes();
+    const budget = this.opts.variantMemoryMiB * 2 ** 20;
+    return Math.max(1, Math.floor(budget / (perExample * examples)));
+  }
+
+  /** Accuracies of `variants.count` filtered models, in order. */
+  private evaluateVariants(
+    variants: WeightVariants,
+    cache?: { split: GraphSplit; frontiers: tf.Tensor[][] },
+  ): Accuracy[] {
+    const count = variants.count;
+    const clean = new Array<number>(count).fill(0);
+    const adversarial = new Array<number>(count).fill(0);
+    this.batches.forEach((b, i) => {
+      const hits = cache
+        ? this.variantHitsFromCache(b, cache.split, cache.frontiers[i], variants)
+        : this.variantHits(b, variants);
+      for (let v = 0; v < count; v++) {
+        clean[v] += hits.clean[v];
+        adversarial[v] += hits.adversarial[v];
+      }
+    });
+    return clean.map((c, v) => ({
+      clean: c / this.examples,
+      adversarial: adversarial[v] / this.examples,
+    }));
+  }
+
+  /** Correct predictions per variant from the cached frontier (clean and adversarial stacked). */
+  private variantHitsFromCache(
+    b: Batch,
+    split: GraphSplit,
+    frontier: tf.Tensor[],
+    variants: WeightVariants,
+  ): { clean: number[]; adversarial: number[] } {
+    const size = b.xs.shape[0];
+    const counts = tf.tidy(() => {
+      const out = this.runner.suffixOutput(split, frontier, variants);
+      const ids = tf.tile(tf.concat([b.ids, b.ids]), [variants.count]);
+      const hits = out.argMax(-1).toInt().equal(ids.toInt()).toInt();
+      return hits.reshape([variants.count, 2, size]).sum(2);
+    });
+    const data = counts.dataSync();
+    counts.dispose();
+    const pick = (k: number) => Array.from({ length: variants.count }, (_, v) => data[2 * v + k]);
+    return { clean: pick(0), adversarial: pick(1) };
+  }
+
+  /**
+   * Correct predictions per variant from whole-graph passes over `variants.count` copies of the
+   * batch; with `regenerate`, the variants' attack is one input gradient over all copies.
+   */
+  private variantHits(
+    b: Batch,
+    variants: WeightVariants,
+  ): { clean: number[]; adversarial: number[] } {
+    const count = variants.count;
+    const tile = (t: tf.Tensor) => tf.tile(t, [count, ...t.shape.slice(1).map(() => 1)]);
+    const xs = tile(b.xs);
+    const ids = tile(b.ids) as tf.Tensor1D;
+    const perVariant = (predictions: tf.Tensor): number[] => {
+      const counts = tf.tidy(() =>
+        predictions.toInt().equal(ids).toInt().reshape([count, -1]).sum(1),
+      );
+      const out = Array.from(counts.dataSync());
+      tf.dispose([counts, predictions]);
+      return out;
+    };
+    const predict = (x: tf.Tensor) => tf.tidy(() => this.runner.predict(x, variants).argMax(-1));
+    try {
+      if (!this.opts.regenerate) {
+        const adversarial = tile(b.adversarial);
+        const hits = {
+          clean: perVariant(predict(xs)),
+          adversarial: perVariant(predict(adversarial)),
+        };
+        adversarial.dispose();
+        return hits;
+      }
+      const oneHot = tile(b.oneHot);
+      const attacked = this.attackVariants(xs, oneHot, variants);
+      oneHot.dispose();
+      const clean = perVariant(attacked.cleanPredictions ?? predict(xs));
+      const adversarial = perVariant(predict(attacked.adversarial));
+      attacked.adversarial.dispose();
+      return { clean, adversarial };
+    } finally {
+      tf.dispose([xs, ids]);
+    }
+  }
+
+  /** {@link attack} for `variants.count` filtered models at once, on their copies of a batch. */
+  private attackVariants(
+    xs: tf.Tensor,
+    oneHot: tf.Tensor,
+    variants: WeightVariants,
+  ): { adversarial: tf.Tensor; cleanPredictions?: tf.Tensor1D } {
+    const logits = (x: tf.Tensor) =>
+      this.opts.output === 'logits'
+        ? this.runner.raw(x, variants)
+        : this.runner.logits(x, variants);
+    if (this.opts.attack === 'pgd') {
+      const settings = this.opts.pgd as { steps: number; stepSize: number };
+      return {
+        adversarial: pgdBatch(logits, xs, oneHot, this.opts.epsilon, {
+          ...settings,
+          clip: this.opts.clip,
+        }),
+      };
+    }
+    return fgsmBatch(logits, xs, oneHot, this.opts.epsilon, this.opts.clip);
   }
 
   private advance(cells: number, parameter: string): void {
@@ -451,24 +617,6 @@ class AnalysisSession {
       }),
     );
     return { split, frontiers };
-  }
-
-  private evaluateFromCache(cache: { split: GraphSplit; frontiers: tf.Tensor[][] }): Accuracy {
-    let clean = 0;
-    let adversarial = 0;
-    this.batches.forEach((b, i) => {
-      const size = b.xs.shape[0];
-      const [c, a] = tf.tidy(() => {
-        const out = this.runner.suffixOutput(cache.split, cache.frontiers[i]);
-        const predicted = out.argMax(-1).toInt();
-        const hits = predicted.equal(tf.concat([b.ids, b.ids]).toInt()).toInt();
-        return [hits.slice(0, size).sum(), hits.slice(size, size).sum()];
-      });
-      clean += c.dataSync()[0];
-      adversarial += a.dataSync()[0];
-      tf.dispose([c, a]);
-    });
-    return { clean: clean / this.examples, adversarial: adversarial / this.examples };
   }
 
   /** Attacks a batch; FGSM also yields the clean predictions of its forward pass. */

@@ -198,6 +198,37 @@ export function fgsm(
 }
 
 /**
+ * PGD on one batch from `start` (default: `x` itself): `settings.steps` FGSM steps of
+ * `settings.stepSize`, each projected into the ε-ball around `x` (and into `clip`). Returns a new
+ * tensor (caller disposes).
+ */
+export function pgdBatch(
+  logits: Logits,
+  x: tf.Tensor,
+  oneHot: tf.Tensor,
+  epsilon: number,
+  settings: { steps: number; stepSize: number; clip?: [number, number] },
+  start?: tf.Tensor,
+): tf.Tensor {
+  const low = tf.sub(x, epsilon);
+  const high = tf.add(x, epsilon);
+  let current = (start ?? x).clone();
+  for (let t = 0; t < settings.steps; t++) {
+    const step = fgsmBatch(logits, current, oneHot, settings.stepSize);
+    step.cleanPredictions.dispose();
+    const next = tf.tidy(() => {
+      const projected = tf.minimum(tf.maximum(step.adversarial, low), high);
+      const clip = settings.clip;
+      return clip ? projected.clipByValue(clip[0], clip[1]) : projected;
+    });
+    tf.dispose([step.adversarial, current]);
+    current = next;
+  }
+  tf.dispose([low, high]);
+  return current;
+}
+
+/**
  * Projected gradient descent in the L∞ ball of radius ε (Madry et al.): `steps` signed-gradient
  * steps of `stepSize` (default {@link PGD_DEFAULTS_TEXT}), each projected back into the ball (and into `clip` when given).
  * A stronger adversary than FGSM; beyond the paper. Returns a new tensor (caller disposes).
@@ -226,23 +257,12 @@ export function pgd(
   let seed = options.seed ?? 0;
   try {
     return batched(xs, oneHot, options.batchSize ?? 256, (x, y) => {
-      const low = tf.sub(x, epsilon);
-      const high = tf.add(x, epsilon);
-      let current = options.randomStart
+      const start = options.randomStart
         ? tf.tidy(() => x.add(tf.randomUniform(x.shape, -epsilon, epsilon, 'float32', seed++)))
-        : x.clone();
-      for (let t = 0; t < steps; t++) {
-        const { adversarial, cleanPredictions } = fgsmBatch(logits, current, y, stepSize);
-        cleanPredictions.dispose();
-        const next = tf.tidy(() => {
-          const projected = tf.minimum(tf.maximum(adversarial, low), high);
-          return options.clip ? projected.clipByValue(options.clip[0], options.clip[1]) : projected;
-        });
-        tf.dispose([adversarial, current]);
-        current = next;
-      }
-      tf.dispose([low, high]);
-      return current;
+        : undefined;
+      const out = pgdBatch(logits, x, y, epsilon, { steps, stepSize, clip: options.clip }, start);
+      start?.dispose();
+      return out;
     });
   } finally {
     oneHot.dispose();

@@ -23,52 +23,103 @@ interface ActivationLike {
   getClassName(): string;
 }
 
-/** Private fields of tfjs-layers' Conv2D and Dense that the unfused path reads. */
+/** Private fields of tfjs-layers' Conv2D, DepthwiseConv2D and Dense that the unfused path reads. */
 interface KernelLayer {
   kernel?: tf.LayerVariable;
+  depthwiseKernel?: tf.LayerVariable;
   bias?: tf.LayerVariable | null;
   activation?: ActivationLike | null;
 }
+
+/** Reads a weight's value; the batched sweep substitutes one filtered variant's. */
+type WeightReader = (v: tf.LayerVariable) => tf.Tensor;
+
+const readWeight: WeightReader = (v) => v.read();
+
+/** Layer classes that {@link applyUnfused} computes, with the input rank each needs. */
+const UNFUSED_RANK: Record<string, number> = { Conv2D: 4, DepthwiseConv2D: 4, Dense: 2 };
 
 function isSoftmaxLayer(layer: tf.layers.Layer): boolean {
   const cls = layer.getClassName();
   return cls === 'Softmax' || (cls === 'Activation' && layer.getConfig().activation === 'softmax');
 }
 
+function convolve(
+  layer: tf.layers.Layer,
+  x: tf.Tensor4D,
+  kernel: tf.Tensor4D,
+  depthwise: boolean,
+): tf.Tensor {
+  const config = layer.getConfig();
+  const dilation = config.dilationRate as number | [number, number];
+  const rate: number | [number, number] = Array.isArray(dilation)
+    ? [dilation[0], dilation[1]]
+    : dilation;
+  const strides = config.strides as [number, number];
+  const padding = config.padding as 'same' | 'valid';
+  return depthwise
+    ? tf.depthwiseConv2d(x, kernel, strides, padding, 'NHWC', rate)
+    : tf.conv2d(x, kernel, strides, padding, 'NHWC', rate);
+}
+
 /**
- * Conv2D and Dense through plain (unfused) ops. tfjs-layers runs them as fused ops whose
- * gradient computes the kernel's gradient too, even when only the input's is asked for; the
- * plain ops' gradients are computed only where needed, so an attack's input gradient skips the
- * filter-gradient work. Returns undefined for layers (or configurations) it does not handle.
+ * Conv2D, DepthwiseConv2D and Dense through plain (unfused) ops. tfjs-layers runs them as fused
+ * ops whose gradient computes the kernel's gradient too, even when only the input's is asked for;
+ * the plain ops' gradients are computed only where needed, so an attack's input gradient skips
+ * the filter-gradient work. `read` gives the weights' values (a filtered variant's in the batched
+ * sweep). Returns undefined for layers (or configurations) it does not handle.
  */
 function applyUnfused(
   layer: tf.layers.Layer,
   x: tf.Tensor,
   withActivation: boolean,
+  read: WeightReader = readWeight,
 ): tf.Tensor | undefined {
   const cls = layer.getClassName();
   const own = layer as unknown as KernelLayer;
-  if (!own.kernel || (cls !== 'Conv2D' && cls !== 'Dense')) return undefined;
-  const config = layer.getConfig();
+  const kernel = cls === 'DepthwiseConv2D' ? own.depthwiseKernel : own.kernel;
+  if (!kernel || UNFUSED_RANK[cls] === undefined || x.rank !== UNFUSED_RANK[cls]) return undefined;
   let y: tf.Tensor;
-  if (cls === 'Conv2D') {
-    if (config.dataFormat !== 'channelsLast' || x.rank !== 4) return undefined;
-    const dilation = config.dilationRate as number | [number, number];
-    y = tf.conv2d(
-      x as tf.Tensor4D,
-      own.kernel.read() as tf.Tensor4D,
-      config.strides as [number, number],
-      config.padding as 'same' | 'valid',
-      'NHWC',
-      Array.isArray(dilation) ? [dilation[0], dilation[1]] : dilation,
-    );
+  if (cls === 'Dense') {
+    y = tf.matMul(x as tf.Tensor2D, read(kernel) as tf.Tensor2D);
   } else {
-    if (x.rank !== 2) return undefined;
-    y = tf.matMul(x as tf.Tensor2D, own.kernel.read() as tf.Tensor2D);
+    if (layer.getConfig().dataFormat !== 'channelsLast') return undefined;
+    y = convolve(layer, x as tf.Tensor4D, read(kernel) as tf.Tensor4D, cls === 'DepthwiseConv2D');
   }
-  if (own.bias) y = tf.add(y, own.bias.read());
+  if (own.bias) y = tf.add(y, read(own.bias));
   if (withActivation && own.activation) y = own.activation.apply(y);
   return y;
+}
+
+/**
+ * Filtered variants of some weights, evaluated together (the batched sweep): `values` holds,
+ * for each varied weight, `count` tensors of its shape. A batch run with variants holds `count`
+ * blocks of examples, block b computed with every varied weight at its value b.
+ */
+export interface WeightVariants {
+  values: Map<tf.LayerVariable, tf.Tensor[]>;
+  count: number;
+}
+
+/** Whether the batched sweep can vary `variable` of `layer` (else it is evaluated one by one). */
+export function canVary(layer: tf.layers.Layer, variable: tf.LayerVariable): boolean {
+  const cls = layer.getClassName();
+  const own = layer as unknown as KernelLayer;
+  const rank = UNFUSED_RANK[cls];
+  if (rank === undefined) return false;
+  if (cls !== 'Dense' && layer.getConfig().dataFormat !== 'channelsLast') return false;
+  const weights = [own.kernel, own.depthwiseKernel, own.bias].filter((w) => w);
+  if (!weights.includes(variable)) return false;
+  const calls = layer.inboundNodes as unknown as NodeLike[];
+  return calls.every((n) => n.inputTensors.length === 1 && n.inputTensors[0].rank === rank);
+}
+
+interface RunOptions {
+  /** Take the logits behind a final softmax. */
+  stripSoftmax?: boolean;
+  variants?: WeightVariants;
+  /** Fed tensors holding one block (not `count`): tiled for every layer but a varied one. */
+  shared?: Set<number>;
 }
 
 interface NodeLike {
@@ -162,31 +213,31 @@ export class GraphRunner {
     });
   }
 
-  /** Runs the suffix of `split` from cached frontier tensors and returns the model output. */
-  suffixOutput(split: GraphSplit, frontier: tf.Tensor[]): tf.Tensor {
+  /**
+   * Runs the suffix of `split` from cached frontier tensors and returns the model output. With
+   * `variants`, the frontier holds one block of examples and the output `variants.count` blocks:
+   * the varied layer runs once per variant on the block, every other layer once on all blocks.
+   */
+  suffixOutput(split: GraphSplit, frontier: tf.Tensor[], variants?: WeightVariants): tf.Tensor {
     return tf.tidy(() => {
       const feed = new Map<number, tf.Tensor>();
       split.frontier.forEach((t, i) => feed.set(t.id, frontier[i]));
-      const out = this.run(split.suffix, feed).get(this.outputId);
-      if (!out) throw new Error('internal: the model output was not computed');
-      return out;
+      const shared = variants ? new Set(feed.keys()) : undefined;
+      return this.output(this.run(split.suffix, feed, { variants, shared }));
     });
   }
 
-  /** Runs the whole graph (equivalent to `model.predict` on one batch). */
-  predict(xs: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const out = this.run(this.nodes, this.feedInputs(xs)).get(this.outputId);
-      if (!out) throw new Error('internal: the model output was not computed');
-      return out;
-    });
+  /**
+   * Runs the whole graph (equivalent to `model.predict` on one batch). With `variants`, `xs`
+   * holds `variants.count` blocks of examples, block b run with the weights' values b.
+   */
+  predict(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
+    return tf.tidy(() => this.output(this.run(this.nodes, this.feedInputs(xs), { variants })));
   }
 
   /** The model output through the same ops as {@link logits}, softmax kept. Differentiable. */
-  raw(xs: tf.Tensor): tf.Tensor {
-    const out = this.run(this.nodes, this.feedInputs(xs)).get(this.outputId);
-    if (!out) throw new Error('internal: the model output was not computed');
-    return out;
+  raw(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
+    return this.output(this.run(this.nodes, this.feedInputs(xs), { variants }));
   }
 
   /**
@@ -201,10 +252,28 @@ export class GraphRunner {
 
   /**
    * The pre-softmax output (see {@link endsInSoftmax}); the plain output when the model does not
-   * end in a softmax. Differentiable (no tidy: callers run it under `tf.grad`).
+   * end in a softmax. Differentiable (no tidy: callers run it under `tf.grad`). `variants` as in
+   * {@link predict}.
    */
-  logits(xs: tf.Tensor): tf.Tensor {
-    const values = this.run(this.nodes, this.feedInputs(xs), true);
+  logits(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
+    return this.output(this.run(this.nodes, this.feedInputs(xs), { stripSoftmax: true, variants }));
+  }
+
+  /**
+   * Bytes of the activations one example makes through `nodes` (every node by default): the
+   * float32 outputs of each layer, a measure of a pass's working memory.
+   */
+  exampleBytes(nodes: GraphNode[] = this.nodes): number {
+    let floats = 0;
+    for (const node of nodes) {
+      for (const t of node.outputs) {
+        floats += t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
+      }
+    }
+    return 4 * floats;
+  }
+
+  private output(values: Map<number, tf.Tensor>): tf.Tensor {
     const out = values.get(this.outputId);
     if (!out) throw new Error('internal: the model output was not computed');
     return out;
@@ -220,38 +289,87 @@ export class GraphRunner {
   private run(
     nodes: GraphNode[],
     feed: Map<number, tf.Tensor>,
-    stripSoftmax = false,
+    options: RunOptions = {},
   ): Map<number, tf.Tensor> {
     const values = new Map(feed);
     const last = this.nodes[this.nodes.length - 1];
+    const tiled = new Map<number, tf.Tensor>();
     for (const node of nodes) {
+      const varied = options.variants && this.varies(node.layer, options.variants);
       const args = node.inputs.map((t) => {
         const v = values.get(t.id);
         if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
-        return v;
+        if (varied || !options.shared?.has(t.id) || !options.variants) return v;
+        // A shared block feeds a layer of the variants' blocks: repeat it once per variant.
+        let tv = tiled.get(t.id);
+        if (!tv) {
+          tv = tf.tile(v, [options.variants.count, ...v.shape.slice(1).map(() => 1)]);
+          tiled.set(t.id, tv);
+        }
+        return tv;
       });
-      const strip = stripSoftmax && node === last;
+      const strip = options.stripSoftmax === true && node === last;
       if (strip && isSoftmaxLayer(node.layer)) {
         values.set(node.outputs[0].id, args[0]);
         continue;
       }
       const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
-      const unfused =
-        args.length === 1 ? applyUnfused(node.layer, args[0], withActivation) : undefined;
-      if (!unfused && !withActivation) {
-        throw new Error(
-          `cannot take the logits of layer '${node.layer.name}' (${node.layer.getClassName()} with a softmax activation); ` +
-            `end the model with a separate softmax layer, or pass output: 'logits'`,
-        );
-      }
-      const result = (unfused ??
-        node.layer.apply(args.length === 1 ? args[0] : args, {
-          ...node.callArgs,
-          training: false,
-        })) as tf.Tensor | tf.Tensor[];
+      const result = varied
+        ? this.applyVariants(node, args[0], withActivation, options)
+        : this.applyNode(node, args, withActivation);
       const outs = Array.isArray(result) ? result : [result];
       node.outputs.forEach((t, i) => values.set(t.id, outs[i]));
     }
     return values;
+  }
+
+  private varies(layer: tf.layers.Layer, variants: WeightVariants): boolean {
+    return layer.weights.some((w) => variants.values.has(w));
+  }
+
+  private applyNode(
+    node: GraphNode,
+    args: tf.Tensor[],
+    withActivation: boolean,
+  ): tf.Tensor | tf.Tensor[] {
+    const unfused =
+      args.length === 1 ? applyUnfused(node.layer, args[0], withActivation) : undefined;
+    if (!unfused && !withActivation) {
+      throw new Error(
+        `cannot take the logits of layer '${node.layer.name}' (${node.layer.getClassName()} with a softmax activation); ` +
+          `end the model with a separate softmax layer, or pass output: 'logits'`,
+      );
+    }
+    return (unfused ??
+      node.layer.apply(args.length === 1 ? args[0] : args, {
+        ...node.callArgs,
+        training: false,
+      })) as tf.Tensor | tf.Tensor[];
+  }
+
+  /**
+   * A varied layer: once per variant, with that variant's weights, on the variant's block of
+   * `x` (or on all of `x` when it is a shared block); the outputs concatenated in variant order.
+   */
+  private applyVariants(
+    node: GraphNode,
+    x: tf.Tensor,
+    withActivation: boolean,
+    options: RunOptions,
+  ): tf.Tensor {
+    const variants = options.variants as WeightVariants;
+    const shared = node.inputs.some((t) => options.shared?.has(t.id));
+    const blocks = shared ? undefined : tf.split(x, variants.count);
+    const outs = Array.from({ length: variants.count }, (_, b) => {
+      const read: WeightReader = (v) => variants.values.get(v)?.[b] ?? v.read();
+      const y = applyUnfused(node.layer, blocks ? blocks[b] : x, withActivation, read);
+      if (!y) {
+        throw new Error(
+          `internal: layer '${node.layer.name}' (${node.layer.getClassName()}) cannot run filtered variants`,
+        );
+      }
+      return y;
+    });
+    return outs.length === 1 ? outs[0] : tf.concat(outs);
   }
 }

@@ -141,7 +141,14 @@ export const ANALYZE_OPTIONS_SCHEMA = {
       enum: ['fast', 'naive'],
       default: 'fast',
       description:
-        'fast (cached activations, repeated removed sets skipped) or naive (every step from scratch); same results.',
+        'fast (repeated removed sets skipped; the filtered models of a tensor evaluated together in batched passes, from cached activations when the adversarial set is fixed) or naive (every step from scratch); same results.',
+    },
+    variantMemoryMiB: {
+      type: 'integer',
+      minimum: 1,
+      default: 512,
+      description:
+        'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it.',
     },
   },
 } as const;
@@ -175,7 +182,7 @@ export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'para
 /** Resolved options recorded in a report (the selection becomes the analysed weight names). */
 export type ResolvedAnalysisOptions = Omit<
   Filled,
-  'filters' | 'parameters' | 'output' | 'strategy' | 'work'
+  'filters' | 'parameters' | 'output' | 'strategy' | 'work' | 'variantMemoryMiB'
 > & { filters: FilterId[]; parameters: string[] };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true });
@@ -360,6 +367,7 @@ export function reportOptions(
     output: _output,
     strategy: _strategy,
     work: _work,
+    variantMemoryMiB: _variantMemoryMiB,
     ...recorded
   } = options;
   return structuredClone({ ...recorded, parameters }) as ResolvedAnalysisOptions;

@@ -166,6 +166,8 @@ async function measure(
     const torchSamples: number[] = [];
     for (let i = 0; i < repeats; i++) {
       if (torch) {
+        // wasm's worker threads spin on after a run and would steal PyTorch's cores.
+        await pause(SETTLE_MS);
         torchSamples.push(await torch.time(task));
         await pause(PAUSE_MS);
       }
@@ -188,6 +190,53 @@ async function measure(
 
 /** Idle time between timed runs, so that spinning worker threads of the last run settle. */
 const PAUSE_MS = 20;
+
+/** Idle time before each PyTorch sample: a thread pool (wasm's) has gone back to sleep by then. */
+const SETTLE_MS = 300;
+
+/** Below this relative difference, a paired ratio and the ratio of medians always agree. */
+export const MIN_RATIO_NOISE = 0.05;
+
+/** Relative spread of samples: their median absolute deviation over their median. */
+export function relativeSpread(samples: number[]): number {
+  const m = median(samples);
+  return m > 0 ? median(samples.map((s) => Math.abs(s - m))) / m : 0;
+}
+
+/** A cell's ratio to PyTorch two ways, and whether they agree within the run's noise. */
+export interface RatioCheck {
+  /** Median of the per-repeat ratios (each tfjs repeat ÷ the PyTorch sample before it). */
+  paired: number;
+  /** Median tfjs time ÷ median PyTorch time. */
+  ofMedians: number;
+  /** The run's noise: the relative spreads of both sides' samples added (at least {@link MIN_RATIO_NOISE}). */
+  noise: number;
+  /** |paired ÷ ofMedians − 1| ≤ noise: only then is a verdict given. */
+  agree: boolean;
+}
+
+/**
+ * {@link RatioCheck} of a cell timed against PyTorch; undefined without paired samples. When
+ * the two ratios disagree beyond the noise, pairing went wrong (one side's threads stole the
+ * other's cores) and no verdict may rest on either.
+ */
+export function checkRatio(cell: Cell | undefined): RatioCheck | undefined {
+  const own = cell?.samples;
+  const peer = cell?.torchSamples;
+  if (!own?.length || !peer?.length || cell?.ratio === undefined) return undefined;
+  const ofMedians = median(own) / median(peer);
+  const noise = Math.max(MIN_RATIO_NOISE, relativeSpread(own) + relativeSpread(peer));
+  const agree = Math.abs(cell.ratio / ofMedians - 1) <= noise;
+  return { paired: cell.ratio, ofMedians, noise, agree };
+}
+
+/** A ratio as printed: the paired one, and the ratio of medians beside it when they differ. */
+export function ratioText(check: RatioCheck): string {
+  const both = `${ratio(check.paired)} paired, ${ratio(check.ofMedians)} of medians`;
+  return check.agree
+    ? ratio(check.paired)
+    : `${both}: disagree beyond ±${(check.noise * 100).toFixed(0)}% noise`;
+}
 
 const quiet = () => undefined;
 
@@ -335,7 +384,12 @@ function cellText(cell: Cell | undefined): string {
   if (!cell) return '–';
   if (cell.seconds === undefined) return cell.error ?? '–';
   const star = cell.extrapolatedFrom ? '*' : '';
-  const r = cell.ratio !== undefined ? ` (${ratio(cell.ratio)})` : '';
+  const check = checkRatio(cell);
+  const r = check
+    ? ` (${ratioText(check)})`
+    : cell.ratio !== undefined
+      ? ` (${ratio(cell.ratio)})`
+      : '';
   return `${seconds(cell.seconds)}${star}${r}`;
 }
 
@@ -412,6 +466,8 @@ export interface TargetRow {
   overTarget?: number;
   /** Our time ÷ the goal (≤ 1: reached). */
   overGoal?: number;
+  /** The paired ratio and the ratio of medians; no verdict when they disagree. */
+  ratios?: RatioCheck;
 }
 
 /**
@@ -445,8 +501,10 @@ export function wasmTargetRows(flops: TaskFlops, results: VariantResult[]): Targ
     if (measured !== undefined) {
       row.measuredSeconds = measured;
       row.overBound = measured / boundSeconds;
-      // The paired ratio (median of per-repeat ratios) is steadier than a ratio of medians.
+      // The paired ratio (median of per-repeat ratios) is steadier than a ratio of medians,
+      // when the two agree (see checkRatio).
       const paired = wasm.cells[task]?.ratio;
+      row.ratios = checkRatio(wasm.cells[task]);
       if (row.targetSeconds !== undefined) {
         row.overTarget = paired !== undefined ? paired / factor : measured / row.targetSeconds;
         row.overGoal = row.beyondBound ? row.overBound : row.overTarget;
@@ -454,6 +512,17 @@ export function wasmTargetRows(flops: TaskFlops, results: VariantResult[]): Targ
     }
     return row;
   });
+}
+
+/** Whether a task reached its goal; no verdict on a busy machine or when the ratios disagree. */
+export function targetVerdict(row: TargetRow, busy: boolean): string | undefined {
+  if (row.overGoal === undefined) return undefined;
+  if (busy) return `no verdict (busy), ${ratio(row.overGoal)}`;
+  // Beyond the bound the goal does not rest on PyTorch's time, so the pairing does not matter.
+  if (row.ratios && !row.ratios.agree && !row.beyondBound) {
+    return `no verdict (paired and median ratios disagree beyond ±${(row.ratios.noise * 100).toFixed(0)}%)`;
+  }
+  return row.overGoal <= 1 ? 'yes' : `no (${ratio(row.overGoal)} the goal)`;
 }
 
 /**
@@ -474,6 +543,7 @@ export function wasmTargetTable(rows: TargetRow[], busy = false): string {
       'wasm',
       'wasm ÷ bound',
       'wasm ÷ target',
+      'wasm ÷ PyTorch: paired, of medians',
       'goal reached?',
     ],
     rows.map((row) => [
@@ -488,13 +558,8 @@ export function wasmTargetTable(rows: TargetRow[], busy = false): string {
       s(row.measuredSeconds),
       r(row.overBound),
       r(row.overTarget),
-      row.overGoal === undefined
-        ? undefined
-        : busy
-          ? `no verdict (busy), ${ratio(row.overGoal)}`
-          : row.overGoal <= 1
-            ? 'yes'
-            : `no (${ratio(row.overGoal)} the goal)`,
+      row.ratios ? `${ratio(row.ratios.paired)}, ${ratio(row.ratios.ofMedians)}` : undefined,
+      targetVerdict(row, busy),
     ]),
   );
 }
@@ -632,6 +697,8 @@ function report(out: Awaited<ReturnType<typeof runBackendBench>>): void {
       const verdicts = TASKS.map((t) => {
         const q = r.cells[t]?.ratio;
         if (q === undefined) return `${t} –`;
+        const check = checkRatio(r.cells[t]);
+        if (check && !check.agree) return `${t} ${ratioText(check)}: no verdict`;
         return `${t} ${ratio(q)}${busy ? '' : q <= 1.2 ? ' met' : ' not met'}`;
       });
       console.log(`  ${r.label}: ${verdicts.join('; ')}`);

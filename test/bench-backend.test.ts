@@ -1,5 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { TASKS, VariantResult, wasmTargetRows, wasmTargetTable } from '../bench/backend';
+import {
+  checkRatio,
+  MIN_RATIO_NOISE,
+  relativeSpread,
+  TASKS,
+  targetVerdict,
+  VariantResult,
+  wasmTargetRows,
+  wasmTargetTable,
+} from '../bench/backend';
 import { countMacs, taskFlops } from '../bench/cnn/flops';
 import { inputGradientSign, logitsOf } from '../bench/cnn/tasks';
 import { parseArgs } from '../bench/lib/bench';
@@ -118,5 +127,89 @@ describe("issue 10's wasm targets", () => {
     expect(rows[0].overBound).toBeCloseTo(0.5 / (8.48 / 30), 10);
     expect(wasmTargetTable(rows)).toMatch(/3× PyTorch/);
     expect(wasmTargetRows(flops, [torch])).toEqual([]);
+  });
+});
+
+describe('paired ratios against the ratio of medians', () => {
+  it('measures the run’s noise as the relative median absolute deviation', () => {
+    expect(relativeSpread([1, 1, 1])).toBe(0);
+    // median 2, deviations 1, 0, 1 → 1 / 2
+    expect(relativeSpread([1, 2, 3])).toBe(0.5);
+  });
+
+  it('agrees when the pairing is sound, refuses when a peer sample was slowed', () => {
+    const sound = checkRatio({
+      samples: [0.2, 0.21, 0.19],
+      torchSamples: [0.1, 0.1, 0.1],
+      ratio: 2.05,
+      seconds: 0.2,
+    });
+    expect(sound?.ofMedians).toBeCloseTo(2, 12);
+    expect(sound?.noise).toBeCloseTo(0.05, 12); // spread 0.05 + 0
+    expect(sound?.agree).toBe(true);
+    // Issue 20's run: wasm 0.162 s beside PyTorch's 0.0385 s, yet a paired ratio of 0.368×.
+    const stolen = checkRatio({
+      samples: [0.16, 0.162, 0.165],
+      torchSamples: [0.0385, 0.0385, 0.0385],
+      ratio: 0.368,
+      seconds: 0.162,
+    });
+    expect(stolen?.ofMedians).toBeCloseTo(0.162 / 0.0385, 12);
+    expect(stolen?.agree).toBe(false);
+    expect(checkRatio({ seconds: 1, samples: [1] })).toBeUndefined();
+  });
+
+  it('never falls below the minimum noise', () => {
+    const check = checkRatio({ samples: [1, 1], torchSamples: [1, 1], ratio: 1.04, seconds: 1 });
+    expect(check?.noise).toBe(MIN_RATIO_NOISE);
+    expect(check?.agree).toBe(true);
+  });
+
+  it('gives no verdict on a target when the ratios disagree', () => {
+    const flops = {
+      forwardPerExample: 1.41e6,
+      trainEpoch: 8.48e9,
+      evaluate: 1.41e9,
+      inputGradient: 2.83e9,
+    };
+    const cell = (own: number, peer: number, paired: number) => ({
+      seconds: own,
+      samples: [own, own, own],
+      torchSamples: [peer, peer, peer],
+      ratio: paired,
+    });
+    const wasm = {
+      id: 'wasm',
+      label: 'wasm',
+      matmulGflops: 30,
+      notes: [],
+      cells: {
+        trainEpoch: cell(0.5, 0.2, 0.9), // of medians 2.5×: the pairing failed
+        evaluate: cell(0.06, 0.025, 2.4),
+        inputGradient: cell(0.3, 0.2, 1.5),
+        inputGradientOneBatch: cell(0.09, 0.1, 0.9),
+      },
+    } as unknown as VariantResult;
+    const torch = {
+      id: 'torch',
+      label: 'torch',
+      notes: [],
+      cells: {
+        trainEpoch: { seconds: 0.2 },
+        evaluate: { seconds: 0.025 },
+        inputGradient: { seconds: 0.2 },
+        inputGradientOneBatch: { seconds: 0.1 },
+      },
+    } as unknown as VariantResult;
+    const [train, evaluate, grad, grad1] = wasmTargetRows(flops, [torch, wasm]);
+    expect(train.ratios?.agree).toBe(false);
+    expect(targetVerdict(train, false)).toMatch(/no verdict \(paired and median ratios disagree/);
+    // Beyond the bound the goal is the bound: PyTorch's pairing does not enter the verdict.
+    expect(evaluate.beyondBound).toBe(true);
+    expect(targetVerdict(evaluate, false)).toMatch(/^no \(/);
+    expect(targetVerdict(grad, false)).toBe('no (1.50× the goal)');
+    expect(targetVerdict(grad1, false)).toBe('yes');
+    expect(targetVerdict(grad1, true)).toMatch(/no verdict \(busy\)/);
+    expect(wasmTargetTable([train])).toMatch(/0\.900×, 2\.50×/);
   });
 });

@@ -359,7 +359,7 @@ export class GraphRunner {
   ): tf.Tensor {
     const variants = options.variants as WeightVariants;
     const shared = node.inputs.some((t) => options.shared?.has(t.id));
-    const blocks = shared ? undefined : tf.split(x, variants.count);
+    const blocks = shared || variants.count === 1 ? undefined : tf.split(x, variants.count);
     const outs = Array.from({ length: variants.count }, (_, b) => {
       const read: WeightReader = (v) => variants.values.get(v)?.[b] ?? v.read();
       const y = applyUnfused(node.layer, blocks ? blocks[b] : x, withActivation, read);

@@ -38,8 +38,9 @@ function someKernels(model: tf.LayersModel): string[] {
 }
 
 /**
- * A few Adam steps on the data: at random initialisation ShuffleNet and ResNet predict one class
- * whatever the input (and whatever is filtered), and equal results would prove nothing.
+ * A few Adam steps on the data: at random initialisation ShuffleNet and ResNet-18 (seed 11)
+ * predict one class whatever the input (and whatever is filtered): equal results would prove
+ * nothing.
  */
 async function fitBriefly(model: tf.LayersModel, set: { xs: tf.Tensor; ys: tf.Tensor }) {
   model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
@@ -69,7 +70,7 @@ describe('the batched sweep gives exactly the naive sweep', () => {
     });
     const set = data(10, shape, 5);
     try {
-      await fitBriefly(model, set);
+      if (name === 'resnet18' || name === 'shufflenet_v2_x1_0') await fitBriefly(model, set);
       const parameters = someKernels(model);
       for (const regenerate of [false, true]) {
         const options = { ...base, regenerate, parameters };

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { analyze } from '../src/analysis';
+import { analyze, GraphRunner } from '../src/analysis';
 import type { AnalysisReport, AnalyzeOptions } from '../src/analysis';
 import { selectParameters } from '../src/analysis/parameters';
 import { buildModel, type ModelName } from '../src/models';
@@ -7,7 +7,9 @@ import { buildModel, type ModelName } from '../src/models';
 /**
  * The batched sweep (the default `fast` strategy) against the naive one, which filters the
  * model's own weights and evaluates every step from scratch: every step's removed count, α,
- * clean and adversarial accuracy and every score must be identical.
+ * clean and adversarial accuracy and every score must be identical. Models are untrained and
+ * tiny; their BatchNorm statistics are set from the data (see {@link calibrateBatchNorm}) and
+ * the labels are the model's own predictions, so that filtering changes the accuracies.
  */
 
 /** What must agree between two reports (not the count of evaluated models, nor the time). */
@@ -18,152 +20,176 @@ function results(report: AnalysisReport): unknown {
   };
 }
 
-function data(n: number, shape: [number, number, number], seed: number) {
-  return tf.tidy(() => ({
-    xs: tf.randomNormal([n, ...shape], 0, 1, 'float32', seed),
-    ys: tf.tensor1d(
-      Array.from({ length: n }, (_, i) => (i * 7) % 4),
-      'int32',
-    ),
-  }));
-}
-
-/** Two kernels (one in the middle, behind residual or concatenated branches; the last) and a depthwise one if any. */
-function someKernels(model: tf.LayersModel): string[] {
-  const all = selectParameters(model);
-  const picked = new Set([all[Math.floor(all.length / 2)], all[all.length - 1]]);
-  const depthwise = all.find((p) => p.layer.getClassName() === 'DepthwiseConv2D');
-  if (depthwise) picked.add(depthwise);
-  return all.filter((p) => picked.has(p)).map((p) => p.name);
+/** The clean and adversarial accuracies of every step: they must not all be equal. */
+function accuracies(report: AnalysisReport): number[] {
+  return report.parameters.flatMap((p) =>
+    Object.values(p.filters).flatMap((f) => f?.steps.flatMap((s) => [s.clean, s.adversarial]) ?? []),
+  );
 }
 
 /**
- * A few Adam steps on the data: at random initialisation ShuffleNet and ResNet-18 (seed 11)
- * predict one class whatever the input (and whatever is filtered): equal results would prove
- * nothing.
+ * Sets every BatchNorm layer's moving mean and variance to its input's statistics over `xs`
+ * (layers in graph order). At initialisation they are 0 and 1: BatchNorm in inference mode is
+ * then the identity, and a random ResNet or ShuffleNet predicts one class for every input.
  */
-async function fitBriefly(model: tf.LayersModel, set: { xs: tf.Tensor; ys: tf.Tensor }) {
-  model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
-  const oneHot = tf.oneHot(set.ys, 10);
-  for (let i = 0; i < 3; i++) await model.trainOnBatch(set.xs, oneHot);
-  oneHot.dispose();
+function calibrateBatchNorm(model: tf.LayersModel, xs: tf.Tensor): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const input = layer.input as tf.SymbolicTensor;
+    const stats = tf.tidy(() => {
+      const head = tf.model({ inputs: model.inputs, outputs: input });
+      return tf.moments(head.predict(xs) as tf.Tensor, [0, 1, 2]);
+    });
+    const [gamma, beta] = layer.getWeights();
+    layer.setWeights([gamma, beta, stats.mean, stats.variance]);
+    tf.dispose([stats.mean, stats.variance]);
+  }
 }
 
-/** Three batches (4, 4, 2 examples of 10); K = 4. */
-const base: AnalyzeOptions = { epsilon: 0.3, steps: 4, batchSize: 4 };
+interface Case {
+  model: tf.LayersModel;
+  set: { xs: tf.Tensor; ys: tf.Tensor };
+}
+
+/** A tiny model and `n` random inputs labelled with its own predictions (inference mode). */
+function setup(
+  name: ModelName,
+  shape: [number, number, number],
+  width: number | undefined,
+  seed: number,
+  n = 16,
+): Case {
+  const model = buildModel(name, { inputShape: shape, classes: 10, width, seed });
+  const xs = tf.randomNormal([n, ...shape], 0, 1, 'float32', seed);
+  calibrateBatchNorm(model, xs);
+  const ys = tf.tidy(() => (model.predict(xs) as tf.Tensor).argMax(-1).toInt());
+  return { model, set: { xs, ys } };
+}
+
+/** The name of the selectable weight (kernel) of layer `layer`. */
+function kernelOf(model: tf.LayersModel, layer: string): string {
+  const p = selectParameters(model).find((q) => q.layer.name === layer);
+  if (!p) throw new Error(`${model.name} has no selectable weight in layer ${layer}`);
+  return p.name;
+}
+
+function release(c: Case): void {
+  tf.dispose([c.set.xs, c.set.ys]);
+  c.model.dispose();
+}
+
+/**
+ * A memory budget (MiB) that fits about `variants` filtered models per pass of
+ * `examples`: a pass holds each example's activations through the whole model, three times
+ * with `regenerate` (forward, backward, sign).
+ */
+function budgetFor(model: tf.LayersModel, examples: number, variants: number): number {
+  const bytes = 3 * new GraphRunner(model).exampleBytes() * examples;
+  return ((variants + 0.5) * bytes) / 2 ** 20;
+}
+
+/** Naive, batched and (with `chunked`) batched in passes of about 2 models: all identical. */
+async function expectIdentical(c: Case, options: AnalyzeOptions, chunked = false): Promise<void> {
+  const naive = await analyze(c.model, c.set, { ...options, strategy: 'naive' });
+  // The labels are the model's predictions: naive evaluation runs the model in inference mode.
+  expect(naive.reference.clean).toBe(1);
+  expect(new Set(accuracies(naive)).size).toBeGreaterThan(2);
+  const tensors = tf.memory().numTensors;
+  const batched = await analyze(c.model, c.set, options);
+  expect(results(batched)).toEqual(results(naive));
+  if (chunked) {
+    const examples = c.set.xs.shape[0];
+    const variantMemoryMiB = budgetFor(c.model, Math.min(examples, options.batchSize ?? 256), 2);
+    const inPasses = await analyze(c.model, c.set, { ...options, variantMemoryMiB });
+    expect(results(inPasses)).toEqual(results(naive));
+  }
+  expect(tf.memory().numTensors).toBe(tensors);
+}
+
+/** K = 3; 16 examples in one batch. */
+const base: AnalyzeOptions = { epsilon: 0.3, steps: 3, batchSize: 16 };
 
 describe('the batched sweep gives exactly the naive sweep', () => {
-  const architectures: [ModelName, [number, number, number]][] = [
-    ['small_cnn', [28, 28, 1]],
-    ['resnet18', [32, 32, 3]],
-    ['resnet50', [16, 16, 3]],
-    ['squeezenet1_1', [24, 24, 3]],
-    ['shufflenet_v2_x1_0', [32, 32, 3]],
-  ];
-
-  it.each(architectures)('%s (input %j), both regenerate settings', async (name, shape) => {
-    const model = buildModel(name, {
-      inputShape: shape,
-      classes: 10,
-      width: name === 'small_cnn' ? undefined : name === 'resnet50' ? 0.125 : 0.25,
-      seed: 11,
-    });
-    const set = data(10, shape, 5);
+  it('small CNN: every weight (convolutions, dense), three batches, chunked passes', async () => {
+    const c = setup('small_cnn', [12, 12, 1], undefined, 3);
     try {
-      if (name === 'resnet18' || name === 'shufflenet_v2_x1_0') await fitBriefly(model, set);
-      const parameters = someKernels(model);
       for (const regenerate of [false, true]) {
-        const options = { ...base, regenerate, parameters };
-        const naive = await analyze(model, set, { ...options, strategy: 'naive' });
-        const tensors = tf.memory().numTensors;
-        const batched = await analyze(model, set, options);
-        expect(tf.memory().numTensors).toBe(tensors);
-        expect(results(batched)).toEqual(results(naive));
-        if (regenerate) {
-          // A budget of 1 MiB: every tensor's filtered models in several chunks.
-          const chunked = await analyze(model, set, { ...options, variantMemoryMiB: 1 });
-          expect(results(chunked)).toEqual(results(naive));
-        }
-        // The sweep did change predictions: a test of equal constants would prove nothing.
-        const accuracies = naive.parameters.flatMap((p) =>
-          Object.values(p.filters).flatMap(
-            (f) => f?.steps.flatMap((s) => [s.clean, s.adversarial]) ?? [],
-          ),
-        );
-        expect(new Set(accuracies).size).toBeGreaterThan(1);
+        await expectIdentical(c, { ...base, batchSize: 6, regenerate }, regenerate);
       }
     } finally {
-      tf.dispose([set.xs, set.ys]);
-      model.dispose();
+      release(c);
     }
   });
+
+  /** The paper's architectures, smallest widths, one or two weights each behind their blocks. */
+  const architectures: [ModelName, [number, number, number], number, number, string[]][] = [
+    ['resnet18', [16, 16, 3], 0.0625, 2, ['layer2_0_conv2']],
+    ['resnet50', [16, 16, 3], 0.0625, 2, ['layer2_0_conv2']],
+    ['squeezenet1_1', [24, 24, 3], 0.125, 6, ['features_6_expand3x3', 'classifier_1']],
+    ['shufflenet_v2_x1_0', [16, 16, 3], 0.0625, 2, ['stage3_0_branch1_0', 'stage3_1_branch2_5']],
+  ];
+
+  it.each(architectures)(
+    '%s (input %j, width %d), both regenerate settings',
+    async (name, shape, width, seed, layers) => {
+      const c = setup(name, shape, width, seed);
+      try {
+        const parameters = layers.map((layer) => kernelOf(c.model, layer));
+        for (const regenerate of [false, true]) {
+          await expectIdentical(c, { ...base, regenerate, parameters }, name === 'resnet18');
+        }
+      } finally {
+        release(c);
+      }
+    },
+  );
 
   it.each([false, true])('global mode (regenerate: %s), chunked over steps', async (regenerate) => {
-    const model = buildModel('resnet18', { inputShape: [16, 16, 3], width: 0.25, seed: 4 });
-    const set = data(12, [16, 16, 3], 9);
+    const c = setup('resnet18', [16, 16, 3], 0.0625, 2);
     try {
-      const options: AnalyzeOptions = { ...base, regenerate, mode: 'global' };
-      const naive = await analyze(model, set, { ...options, strategy: 'naive' });
-      const tensors = tf.memory().numTensors;
-      const batched = await analyze(model, set, options);
-      const chunked = await analyze(model, set, { ...options, variantMemoryMiB: 1 });
-      expect(tf.memory().numTensors).toBe(tensors);
-      expect(results(batched)).toEqual(results(naive));
-      expect(results(chunked)).toEqual(results(naive));
+      await expectIdentical(c, { ...base, regenerate, mode: 'global' }, true);
     } finally {
-      tf.dispose([set.xs, set.ys]);
-      model.dispose();
+      release(c);
     }
   });
 
-  it('PGD regenerated per filtered model, and a model ending in logits', async () => {
-    const model = buildModel('small_cnn', { seed: 2 });
-    const set = data(10, [28, 28, 1], 3);
+  it('PGD regenerated per filtered model, the model read as probabilities', async () => {
+    const c = setup('small_cnn', [12, 12, 1], undefined, 3);
     try {
-      const options: AnalyzeOptions = {
+      await expectIdentical(c, {
         ...base,
+        regenerate: true,
         attack: 'pgd',
         pgd: { steps: 2, stepSize: 0.1 },
         clip: [-1, 1],
         output: 'probabilities',
-      };
-      const naive = await analyze(model, set, { ...options, strategy: 'naive' });
-      const batched = await analyze(model, set, options);
-      expect(results(batched)).toEqual(results(naive));
+      });
     } finally {
-      tf.dispose([set.xs, set.ys]);
-      model.dispose();
+      release(c);
     }
   });
 
   it('a weight the batched sweep cannot vary (a BatchNorm scale) is evaluated one by one', async () => {
-    const model = buildModel('resnet18', { inputShape: [16, 16, 3], width: 0.25, seed: 6 });
-    const set = data(8, [16, 16, 3], 1);
+    const c = setup('resnet18', [16, 16, 3], 0.0625, 2);
     try {
-      const gamma = model.weights.find((w) => /gamma/.test(w.name))?.name as string;
-      const conv = selectParameters(model)[1].name;
-      const options: AnalyzeOptions = { ...base, parameters: [gamma, conv] };
-      const naive = await analyze(model, set, { ...options, strategy: 'naive' });
-      const fast = await analyze(model, set, options);
-      expect(results(fast)).toEqual(results(naive));
+      const gamma = c.model.weights.find((w) => /gamma/.test(w.name))?.name as string;
+      const parameters = [gamma, kernelOf(c.model, 'layer2_0_conv2')];
+      await expectIdentical(c, { ...base, parameters });
     } finally {
-      tf.dispose([set.xs, set.ys]);
-      model.dispose();
+      release(c);
     }
   });
 });
 
 describe('option variantMemoryMiB', () => {
-  it('must be a positive integer', async () => {
-    const model = buildModel('small_cnn', { seed: 1 });
-    const set = data(4, [28, 28, 1], 1);
+  it('must be a positive number', async () => {
+    const c = setup('small_cnn', [12, 12, 1], undefined, 1, 4);
     try {
-      await expect(analyze(model, set, { ...base, variantMemoryMiB: 0 })).rejects.toThrow(
-        /option 'variantMemoryMiB' must be >= 1; got 0/,
+      await expect(analyze(c.model, c.set, { ...base, variantMemoryMiB: 0 })).rejects.toThrow(
+        /option 'variantMemoryMiB' must be > 0; got 0/,
       );
     } finally {
-      tf.dispose([set.xs, set.ys]);
-      model.dispose();
+      release(c);
     }
   });
 });

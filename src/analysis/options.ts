@@ -144,8 +144,8 @@ export const ANALYZE_OPTIONS_SCHEMA = {
         'fast (repeated removed sets skipped; the filtered models of a tensor evaluated together in batched passes, from cached activations when the adversarial set is fixed) or naive (every step from scratch); same results.',
     },
     variantMemoryMiB: {
-      type: 'integer',
-      minimum: 1,
+      type: 'number',
+      exclusiveMinimum: 0,
       default: 512,
       description:
         'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it.',

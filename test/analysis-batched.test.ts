@@ -23,7 +23,9 @@ function results(report: AnalysisReport): unknown {
 /** The clean and adversarial accuracies of every step: they must not all be equal. */
 function accuracies(report: AnalysisReport): number[] {
   return report.parameters.flatMap((p) =>
-    Object.values(p.filters).flatMap((f) => f?.steps.flatMap((s) => [s.clean, s.adversarial]) ?? []),
+    Object.values(p.filters).flatMap(
+      (f) => f?.steps.flatMap((s) => [s.clean, s.adversarial]) ?? [],
+    ),
   );
 }
 

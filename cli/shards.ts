@@ -34,18 +34,24 @@ import { MlflowClient } from '../src/mlflow';
 import { writeAnalysisReport } from '../src/report/analysis-report';
 import { InputError, FLAGS, prepare, type Prepared, type Values } from './analyze';
 import { EXIT, type CliIo } from './main';
+import { isSweepShardFolder, mergeSweep } from './sweep-shards';
 
 const EXPERIMENT = 'tfjs-antifragile';
 
 export const MERGE_HELP = `Usage: tfjs-antifragile merge <shard folder|partial file>... --out <dir>
        tfjs-antifragile merge --mlflow-run <run id> --out <dir>
+       tfjs-antifragile merge <reproduce-shard-<i>-of-<n> folder>... --out <dir>
 
 Combines the partials of 'analyze … --shard i/n' into one analysis, identical to the unsharded
 run's, and writes <dir>/<model>-merged-<time>/: analysis.json, labels.csv, run.json,
 report.html (with --mlflow-run, uploaded to that run under merged/ too). Partials come from shard folders (each holding shard-<i>-of-<n>.json), partial
 files, or the artifacts of an MLflow parent run (MLFLOW_TRACKING_URI). Missing, duplicated or
 mismatched shards (another model, data, options or shard count) are refused: exit 2, nothing
-written.`;
+written.
+
+The folders of 'npm run reproduce -- --shard i/n' (sweep shards, each holding sweep-shard.json)
+merge into <dir>/reproduce-merged-<time>/: the unsharded run's results.json, results.md and
+compare.html (with MLFLOW_TRACKING_URI, logged to the sweep's parent run, which then ends).`;
 
 export const SHARDS_HELP = `Usage: tfjs-antifragile shards init <model> --data <spec> --shards <n> [analyze options]
 
@@ -205,6 +211,10 @@ export async function mergeCommand(args: string[], io: CliIo): Promise<number> {
   } catch (err) {
     io.err(`merge: ${(err as Error).message}\n\n${MERGE_HELP}`);
     return EXIT.usage;
+  }
+  const folders = parsed.positionals;
+  if (folders.length > 0 && folders.some(isSweepShardFolder)) {
+    return mergeSweep(folders, parsed.values.out, io);
   }
   let partials;
   let report;

@@ -39,6 +39,7 @@ export async function shardParentRun(
   experimentName: string,
   key: string,
   runName: string,
+  source = 'tfjs-antifragile analyze --shard',
 ): Promise<string> {
   const experiment = await client.getOrCreateExperiment(experimentName);
   const found = await oldestWithKey(client, experiment.experimentId, key);
@@ -48,7 +49,7 @@ export async function shardParentRun(
     runName,
     tags: {
       [SHARD_KEY_TAG]: key,
-      'mlflow.source.name': 'tfjs-antifragile analyze --shard',
+      'mlflow.source.name': source,
       'mlflow.source.type': 'LOCAL',
     },
   });

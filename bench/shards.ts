@@ -131,7 +131,10 @@ export const bench: Bench = {
     const options: AnalyzeOptions = { epsilon: 0.1, steps, regenerate: true, batchSize: 256 };
     // Warm-up (kernels, first allocations), so that n = 1 does not pay for it alone.
     const [first] = shardPlan(model, options);
-    await analyze(model, test, { ...options, work: [first] });
+    await analyze(model, test, {
+      ...options,
+      work: [{ parameter: first.parameter, filter: first.filter }],
+    });
     const results: ShardTimes[] = [];
     let unsharded: AnalysisReport | undefined;
     for (const count of SHARD_COUNTS) {

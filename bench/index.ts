@@ -8,7 +8,7 @@ import * as path from 'path';
 import type { Bench } from './lib/bench';
 
 /** The benches of `npm run bench`, in the order they run. */
-export const BENCH_NAMES = ['backend', 'analysis', 'models'] as const;
+export const BENCH_NAMES = ['backend', 'analysis', 'models', 'shards'] as const;
 
 function benchFile(name: string): string | undefined {
   for (const ext of ['.js', '.ts']) {

@@ -89,6 +89,7 @@ export const FLAGS = {
   plain: { type: 'boolean' },
   shard: { type: 'string' },
   shards: { type: 'string' },
+  'mlflow-wait': { type: 'string' },
 } as const;
 
 export type Values = ReturnType<

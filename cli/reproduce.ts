@@ -38,6 +38,9 @@ import type { Recipe } from '../src/experiment/schema';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { DEFAULT_SYSTEMS, QUICK, SYSTEMS, systemRecipes } from './systems';
 import { sensitivityMain } from './sensitivity';
+import type { ShardId } from '../src/analysis/shards';
+import { sweepPlan, sweepShardWork } from '../src/experiment/sweep-shards';
+import { startSweepShard, shardArgumentOf, type SweepShardRun } from './sweep-shards';
 
 /** Seeds when --seeds is not given: enough for a t-based interval to mean something. */
 const DEFAULT_SEEDS = 5;
@@ -66,6 +69,10 @@ Options:
   --experiment <e>   MLflow experiment of all the runs (default: reproduce)
   --sensitivity      instead: selective vs random-freeze over score × rule × τ on one system
                      (npm run reproduce -- --sensitivity --help)
+  --shard <i>/<n>    run only shard i of n of the (system, seed) runs (round-robin) into
+                     <out>/reproduce-shard-<i>-of-<n>/; 'tfjs-antifragile merge' of the n shard
+                     folders writes the results (README: sweeps on a cluster)
+  --shards <n>       the same, with i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)
   -h, --help         this help`;
 
 /** Options of {@link reproduce}. */
@@ -86,6 +93,11 @@ export interface ReproduceOptions {
   io?: CliIo;
   /** Where the driver's own lines go; default stdout. */
   log?: (line: string) => void;
+  /**
+   * Run only this shard's (system, seed) runs (round-robin), into
+   * `<outDir>/reproduce-shard-<i>-of-<n>/`, and write its `sweep-shard.json` for the merge.
+   */
+  shard?: ShardId;
 }
 
 /** What {@link reproduce} wrote. */
@@ -102,7 +114,7 @@ export interface ReproduceResult {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function stamp(): string {
+export function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 }
 
@@ -162,7 +174,7 @@ async function startParent(
 }
 
 /** What a reproduction has done so far (what `results.json` / `results.md` report). */
-interface Sweep {
+export interface Sweep {
   dir: string;
   recipes: Recipe[];
   status: ReproduceResult['status'];
@@ -172,7 +184,11 @@ interface Sweep {
 }
 
 /** Writes `results.json` and `results.md` of the sweep so far; returns the Markdown. */
-function writeResults(options: ReproduceOptions, sweep: Sweep, summaries: SystemSummary[]): string {
+export function writeResults(
+  options: ReproduceOptions,
+  sweep: Sweep,
+  summaries: SystemSummary[],
+): string {
   const { dir, recipes, status, runs, entries } = sweep;
   const minutes = (Date.now() - sweep.started) / 60000;
   const results = {
@@ -223,7 +239,7 @@ function commandLine(
   sweep: Sweep,
   file: string,
   seed: number,
-  parent?: MlflowRun,
+  parent?: { runId: string },
 ): string {
   const args = [
     ...['run', file, '--out', sweep.dir],
@@ -237,7 +253,7 @@ function commandLine(
 async function runSeed(
   options: ReproduceOptions,
   sweep: Sweep,
-  run: { file: string; seed: number; signal: AbortSignal; parent?: MlflowRun },
+  run: { file: string; seed: number; signal: AbortSignal; parent?: { runId: string } },
 ): Promise<RunResult> {
   const { file, seed, signal, parent } = run;
   const overrides = seedOverrides(options, seed);
@@ -281,6 +297,19 @@ function addEntry(sweep: Sweep, result: RunResult, seed: number, file: string): 
   });
 }
 
+/** The parent run's summary metrics of one system: mean and std per arm, and the gains. */
+export function summaryMetrics(s: SystemSummary): Record<string, number> {
+  const metrics: Record<string, number> = {};
+  for (const arm of ['start', 'normal', 'selective', 'gain'] as const) {
+    for (const [metric, value] of Object.entries(s[arm])) {
+      if (!value) continue;
+      metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
+      metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
+    }
+  }
+  return Object.assign(metrics, gainMetrics(s.gains, s.system));
+}
+
 /** Logs the summary and files to the MLflow parent run and ends it. */
 async function endParent(
   parent: MlflowRun,
@@ -290,18 +319,7 @@ async function endParent(
   failure: unknown,
   log: (line: string) => void,
 ): Promise<void> {
-  for (const s of summaries) {
-    const metrics: Record<string, number> = {};
-    for (const arm of ['start', 'normal', 'selective', 'gain'] as const) {
-      for (const [metric, value] of Object.entries(s[arm])) {
-        if (!value) continue;
-        metrics[`${s.system}/${arm}_${metric}_mean`] = value.mean;
-        metrics[`${s.system}/${arm}_${metric}_std`] = value.std;
-      }
-    }
-    Object.assign(metrics, gainMetrics(s.gains, s.system));
-    parent.logMetrics(metrics, 0);
-  }
+  for (const s of summaries) parent.logMetrics(summaryMetrics(s), 0);
   const { dir, status } = sweep;
   parent.logArtifact('results.md', text, 'text/markdown');
   const results = fs.readFileSync(path.join(dir, 'results.json'), 'utf8');
@@ -321,7 +339,7 @@ async function endParent(
 }
 
 /** Writes the comparison page of the sweep's runs (`tfjs-antifragile compare`'s). */
-async function comparePage(sweep: Sweep, log: (line: string) => void): Promise<void> {
+export async function comparePage(sweep: Sweep, log: (line: string) => void): Promise<void> {
   if (sweep.runs.length === 0) return;
   try {
     for (const line of await compareRuns(sweep.runs, path.join(sweep.dir, 'compare.html'))) {
@@ -343,9 +361,13 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const log = options.log ?? ((line: string) => console.log(line));
   // A bad recipe or override fails here, before anything runs.
   const recipes = options.recipes.map((file) => loadRecipe(file, options.overrides ?? []));
-  const dir = path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
+  const shard: SweepShardRun | undefined = options.shard
+    ? await startSweepShard(options, recipes, options.shard, log)
+    : undefined;
+  const dir = shard?.dir ?? path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
   fs.mkdirSync(dir, { recursive: true });
-  const parent = await startParent(options, dir, log);
+  const own = shard ? undefined : await startParent(options, dir, log);
+  const parent = shard ? shard.parent : own;
   if (parent)
     log(`MLflow parent run ${parent.runId} (experiment ${options.experiment ?? 'reproduce'})`);
   const sweep: Sweep = {
@@ -367,32 +389,32 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   };
   process.on('SIGINT', onSigint);
   let failure: unknown;
+  const plan = sweepPlan(options.recipes, options.seeds);
+  const work = options.shard ? sweepShardWork(plan, options.shard) : plan.map((_, k) => k);
   try {
-    outer: for (const file of options.recipes) {
-      for (const seed of options.seeds) {
-        if (interrupted) {
-          sweep.status = 'killed';
-          break outer;
-        }
-        log(
-          `\n== ${path.basename(file)}, seed ${seed}: ${commandLine(options, sweep, file, seed, parent)}`,
-        );
-        // From here on Ctrl-C stops this run after its current epoch.
-        current = new AbortController();
-        const result = await runSeed(options, sweep, {
-          file,
-          seed,
-          signal: current.signal,
-          parent,
-        }).finally(() => (current = undefined));
-        sweep.runs.push(result.dir);
-        if (result.status === 'killed') {
-          sweep.status = 'killed';
-          break outer;
-        }
-        addEntry(sweep, result, seed, file);
-        writeResults(options, sweep, summarizeSweep(sweep.entries));
+    for (const { recipe: file, seed } of work.map((k) => plan[k])) {
+      if (interrupted) {
+        sweep.status = 'killed';
+        break;
       }
+      log(
+        `\n== ${path.basename(file)}, seed ${seed}: ${commandLine(options, sweep, file, seed, parent)}`,
+      );
+      // From here on Ctrl-C stops this run after its current epoch.
+      current = new AbortController();
+      const result = await runSeed(options, sweep, {
+        file,
+        seed,
+        signal: current.signal,
+        parent,
+      }).finally(() => (current = undefined));
+      sweep.runs.push(result.dir);
+      if (result.status === 'killed') {
+        sweep.status = 'killed';
+        break;
+      }
+      addEntry(sweep, result, seed, file);
+      writeResults(options, sweep, summarizeSweep(sweep.entries));
     }
   } catch (err) {
     sweep.status = 'failed';
@@ -405,7 +427,8 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   await comparePage(sweep, log);
   const text = writeResults(options, sweep, summaries);
   log(`\n${text}\nwritten: ${path.relative(process.cwd(), dir) || dir}/`);
-  if (parent) await endParent(parent, sweep, summaries, text, failure, log);
+  if (shard) shard.finish(sweep, work, log);
+  else if (own) await endParent(own, sweep, summaries, text, failure, log);
   if (failure !== undefined) throw failure;
   return { dir, status: sweep.status, runs: sweep.runs, summaries, mlflowRunId: parent?.runId };
 }
@@ -432,6 +455,8 @@ export async function reproduceMain(argv: string[]): Promise<number> {
         set: { type: 'string', multiple: true },
         out: { type: 'string' },
         experiment: { type: 'string' },
+        shard: { type: 'string' },
+        shards: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -449,6 +474,12 @@ export async function reproduceMain(argv: string[]): Promise<number> {
     return 2;
   };
   if (values.systems && values.recipes) return usage('give --systems or --recipes, not both');
+  let shard: ShardId | undefined;
+  try {
+    shard = shardArgumentOf(values);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
   let recipes: string[];
   if (values.recipes) {
     recipes = String(values.recipes).split(',').filter(Boolean);
@@ -493,6 +524,7 @@ export async function reproduceMain(argv: string[]): Promise<number> {
     overrides,
     outDir: values.out as string | undefined,
     experiment: values.experiment as string | undefined,
+    shard,
     command: ['npm run reproduce', ...(argv.length ? ['--', ...argv] : [])].join(' '),
   });
   return result.status === 'finished' ? 0 : result.status === 'killed' ? 130 : 1;

@@ -24,8 +24,10 @@ import { dataHash, modelHash, shardKey } from '../src/experiment/fingerprint';
 import {
   downloadPartials,
   partialName,
+  PENDING_UPLOAD_FILE,
+  recordPendingUpload,
+  sendPartial,
   shardParentRun,
-  uploadPartial,
 } from '../src/experiment/shard-tracking';
 import { RunFolder } from '../src/experiment/run-folder';
 import { ModelFileError } from '../src/experiment/model-file';
@@ -34,24 +36,33 @@ import { MlflowClient } from '../src/mlflow';
 import { writeAnalysisReport } from '../src/report/analysis-report';
 import { InputError, FLAGS, prepare, type Prepared, type Values } from './analyze';
 import { EXIT, type CliIo } from './main';
+import { isSweepShardFolder, mergeSweep } from './sweep-shards';
 
 const EXPERIMENT = 'tfjs-antifragile';
 
 export const MERGE_HELP = `Usage: tfjs-antifragile merge <shard folder|partial file>... --out <dir>
        tfjs-antifragile merge --mlflow-run <run id> --out <dir>
+       tfjs-antifragile merge <reproduce-shard-<i>-of-<n> folder>... --out <dir>
 
 Combines the partials of 'analyze … --shard i/n' into one analysis, identical to the unsharded
 run's, and writes <dir>/<model>-merged-<time>/: analysis.json, labels.csv, run.json,
 report.html (with --mlflow-run, uploaded to that run under merged/ too). Partials come from shard folders (each holding shard-<i>-of-<n>.json), partial
 files, or the artifacts of an MLflow parent run (MLFLOW_TRACKING_URI). Missing, duplicated or
 mismatched shards (another model, data, options or shard count) are refused: exit 2, nothing
-written.`;
+written.
+
+The folders of 'npm run reproduce -- --shard i/n' (sweep shards, each holding sweep-shard.json)
+merge into <dir>/reproduce-merged-<time>/: the unsharded run's results.json, results.md and
+compare.html (with MLFLOW_TRACKING_URI, logged to the sweep's parent run, which then ends).`;
 
 export const SHARDS_HELP = `Usage: tfjs-antifragile shards init <model> --data <spec> --shards <n> [analyze options]
+       tfjs-antifragile shards upload <shard folder>... [--mlflow-wait <s>]
 
-Creates (or finds) the MLflow parent run that the shards of this analysis upload their partials
-to, and prints its id. Optional: the first shard creates it when absent. Needs
-MLFLOW_TRACKING_URI.`;
+init: creates (or finds) the MLflow parent run that the shards of this analysis upload their
+partials to, and prints its id. Optional: the first shard creates it when absent.
+upload: sends the partials that a shard could not send while MLflow was unreachable (its
+folder holds ${PENDING_UPLOAD_FILE}), retrying for up to --mlflow-wait seconds (default 600).
+Both need MLFLOW_TRACKING_URI.`;
 
 /** The shard asked for: --shard i/n, or --shards n with JOB_COMPLETION_INDEX; else undefined. */
 export function shardArgument(values: Values): ShardId | undefined {
@@ -101,6 +112,32 @@ async function parentRun(partial: ShardPartial, name: string): Promise<string> {
   return shardParentRun(client, EXPERIMENT, key, `${name}-shards-${partial.shard.count}`);
 }
 
+/** Default of --mlflow-wait: how long a shard retries an unreachable MLflow server, in s. */
+const MLFLOW_WAIT_S = 600;
+
+function mlflowWaitMs(values: Values): number {
+  const text = values['mlflow-wait'] ?? String(MLFLOW_WAIT_S);
+  const seconds = Number(text);
+  if (!(seconds >= 0)) {
+    throw new InputError(`--mlflow-wait: expected seconds ≥ 0; got '${text}'`);
+  }
+  return seconds * 1000;
+}
+
+/** One try per attempt: sendPartial's own loop does the retrying, with growing pauses. */
+const sendingClient = () => new MlflowClient({ retry: { maxRetries: 1, timeoutMs: 10_000 } });
+
+/**
+ * Sends a shard folder's partial to its MLflow parent run, through the pending-upload record
+ * (written first, removed once sent), retrying while the server is unreachable. Returns
+ * whether the server has it.
+ */
+async function sendShardFolder(folder: string, waitMs: number, io: CliIo): Promise<boolean> {
+  const runId = await sendPartial(sendingClient(), folder, { waitMs, log: (l) => io.err(l) });
+  if (runId) io.out(`MLflow parent run: ${runId}`);
+  return runId !== undefined;
+}
+
 /** Computes one shard and writes its partial (atomically; a rerun replaces it). */
 export async function runShard(
   prep: Prepared,
@@ -110,6 +147,7 @@ export async function runShard(
   shard: ShardId,
 ): Promise<number> {
   const name = prep.loaded.name.replace(/[^\w.-]+/g, '_');
+  mlflowWaitMs(values); // a bad --mlflow-wait fails before the work
   const folder = new RunFolder(
     path.resolve(values.out ?? 'runs', `${name}-shard-${shard.index}-of-${shard.count}`),
   );
@@ -129,9 +167,15 @@ export async function runShard(
       `shard ${shard.index}/${shard.count}: ${partial.work.length} of ${partial.plan.length} sweeps in ${((Date.now() - started) / 1000).toFixed(1)} s: ${path.join(folder.dir, file)}`,
     );
     if (process.env.MLFLOW_TRACKING_URI) {
-      const runId = await parentRun(partial, name);
-      await uploadPartial(new MlflowClient(), runId, partial);
-      io.out(`MLflow parent run: ${runId}`);
+      recordPendingUpload(folder.dir, {
+        partial: file,
+        experiment: EXPERIMENT,
+        key: shardKey(partial.fingerprint, shard.count),
+        runName: `${name}-shards-${shard.count}`,
+        trackingUri: process.env.MLFLOW_TRACKING_URI,
+        since: new Date().toISOString(),
+      });
+      if (!(await sendShardFolder(folder.dir, mlflowWaitMs(values), io))) return EXIT.failed;
     }
     return EXIT.ok;
   } catch (err) {
@@ -206,6 +250,10 @@ export async function mergeCommand(args: string[], io: CliIo): Promise<number> {
     io.err(`merge: ${(err as Error).message}\n\n${MERGE_HELP}`);
     return EXIT.usage;
   }
+  const folders = parsed.positionals;
+  if (folders.length > 0 && folders.some(isSweepShardFolder)) {
+    return mergeSweep(folders, parsed.values.out, io);
+  }
   let partials;
   let report;
   try {
@@ -275,9 +323,11 @@ export async function shardsCommand(args: string[], io: CliIo): Promise<number> 
     io.out(SHARDS_HELP);
     return verb ? EXIT.ok : EXIT.usage;
   }
+  if (verb === 'upload') return uploadCommand(rest, io);
   let prep: Prepared | undefined;
   try {
-    if (verb !== 'init') throw new InputError(`unknown verb '${verb}'; use: shards init`);
+    if (verb !== 'init')
+      throw new InputError(`unknown verb '${verb}'; use: shards init, shards upload`);
     if (!process.env.MLFLOW_TRACKING_URI)
       throw new InputError('shards init needs MLFLOW_TRACKING_URI');
     const { values, positionals } = parseArgs({
@@ -307,5 +357,33 @@ export async function shardsCommand(args: string[], io: CliIo): Promise<number> 
       tf.dispose([prep.data.xs, prep.data.ys]);
       prep.loaded.model.dispose();
     }
+  }
+}
+
+/** `tfjs-antifragile shards upload <folder>…`: sends the partials still pending in shard folders. */
+async function uploadCommand(args: string[], io: CliIo): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { 'mlflow-wait': { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (!process.env.MLFLOW_TRACKING_URI)
+      throw new InputError('shards upload needs MLFLOW_TRACKING_URI');
+    if (positionals.length === 0) throw new InputError('shards upload takes shard folders');
+    const waitMs = mlflowWaitMs(values as Values);
+    const pending = positionals.filter((f) => fs.existsSync(path.join(f, PENDING_UPLOAD_FILE)));
+    for (const f of positionals.filter((f) => !pending.includes(f))) {
+      io.out(`${f}: nothing pending (no ${PENDING_UPLOAD_FILE})`);
+    }
+    let sent = 0;
+    for (const folder of pending) if (await sendShardFolder(folder, waitMs, io)) sent++;
+    io.out(`shards upload: ${sent} of ${pending.length} pending partial(s) sent`);
+    return sent === pending.length ? EXIT.ok : EXIT.failed;
+  } catch (err) {
+    const usage = err instanceof InputError || err instanceof TypeError;
+    io.err(`shards upload: ${(err as Error).message}${usage ? `\n\n${SHARDS_HELP}` : ''}`);
+    return usage ? EXIT.usage : EXIT.failed;
   }
 }

@@ -31,6 +31,8 @@ describe('deploy/k8s manifests', () => {
     expect(files.map((f) => path.basename(f)).sort()).toEqual([
       'analyze-shards.yaml',
       'merge.yaml',
+      'reproduce-merge.yaml',
+      'reproduce-shards.yaml',
       'secret.yaml',
     ]);
     const r = validate(files);
@@ -38,14 +40,29 @@ describe('deploy/k8s manifests', () => {
     expect(r.status).toBe(0);
   });
 
-  it('the shard Job is Indexed, retries per index, and its completions equal --shards', () => {
-    const text = fs.readFileSync(path.join(MANIFESTS, 'analyze-shards.yaml'), 'utf8');
-    expect(text).toMatch(/^ {2}completionMode: Indexed$/m);
-    expect(text).toMatch(/^ {2}backoffLimitPerIndex: \d+$/m);
-    const completions = /^ {2}completions: (\d+)$/m.exec(text)?.[1];
-    const shards = /- --shards\n\s+- ['"](\d+)['"]/.exec(text)?.[1];
-    expect(shards).toBe(completions);
-    expect(text).toContain('name: tfjs-antifragile-mlflow');
+  it.each(['analyze-shards.yaml', 'reproduce-shards.yaml'])(
+    'the shard Job of %s is Indexed, retries per index, and its completions equal --shards',
+    (file) => {
+      const text = fs.readFileSync(path.join(MANIFESTS, file), 'utf8');
+      expect(text).toMatch(/^ {2}completionMode: Indexed$/m);
+      expect(text).toMatch(/^ {2}backoffLimitPerIndex: \d+$/m);
+      const completions = /^ {2}completions: (\d+)$/m.exec(text)?.[1];
+      const shards = /- --shards\n\s+- ['"](\d+)['"]/.exec(text)?.[1];
+      expect(shards).toBe(completions);
+      expect(text).toContain('name: tfjs-antifragile-mlflow');
+    },
+  );
+
+  it('the sweep merge reads the shard folders the sweep shards write, on the same volume', () => {
+    const shards = fs.readFileSync(path.join(MANIFESTS, 'reproduce-shards.yaml'), 'utf8');
+    const merge = fs.readFileSync(path.join(MANIFESTS, 'reproduce-merge.yaml'), 'utf8');
+    const count = /- --shards\n\s+- ['"](\d+)['"]/.exec(shards)?.[1];
+    const out = /- --out\n\s+- (\S+)/.exec(shards)?.[1];
+    expect(merge).toContain(`merge ${out}/reproduce-shard-*-of-${count} --out`);
+    const claim = /claimName: (\S+)/.exec(shards)?.[1];
+    expect(claim).toBeDefined();
+    expect(merge).toContain(`claimName: ${claim}`);
+    expect(shards).toContain(`kind: PersistentVolumeClaim\nmetadata:\n  name: ${claim}`);
   });
 
   it('a misspelt field fails validation (the check can fail)', () => {

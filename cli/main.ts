@@ -3,7 +3,7 @@
  * The command line: `tfjs-antifragile run | report | compare | sync | mlflow | schema | setup`,
  * with `--help` on each. `main(argv)` returns the exit code, so tests call it in-process.
  */
-import { spawn } from 'child_process';
+import { runServerGroup } from './mlflow-server';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
@@ -133,7 +133,8 @@ Options:
 
 Starts MLflow's tracking server and UI from the project's Python venv (.venv, made by
 'node scripts/setup.js --mlflow'), with a SQLite store and an artifact folder under --store.
-Then: export MLFLOW_TRACKING_URI=http://<host>:<port> and run recipes. Ctrl-C stops it.
+Then: export MLFLOW_TRACKING_URI=http://<host>:<port> and run recipes. Ctrl-C stops it, server
+workers included (SIGTERM to its process group, SIGKILL after 3 s). 'npm run mlflow' runs this.
 
 Options:
   --port <n>         port (default 5000)
@@ -376,15 +377,7 @@ async function mlflowCommand(args: string[], io: CliIo): Promise<number> {
     `MLflow UI and tracking server: http://${host}:${port} (store: ${store})\n` +
       `In another shell: export MLFLOW_TRACKING_URI=http://${host}:${port}\nCtrl-C stops it.`,
   );
-  const child = spawn(bin, serverArgs, { stdio: 'inherit' });
-  const forward = () => child.kill('SIGINT');
-  process.on('SIGINT', forward);
-  return new Promise<number>((resolve) => {
-    child.on('exit', (code, signal) => {
-      process.removeListener('SIGINT', forward);
-      resolve(signal === 'SIGINT' ? EXIT.ok : (code ?? EXIT.failed));
-    });
-  });
+  return runServerGroup(bin, serverArgs);
 }
 
 async function syncCommand(args: string[], io: CliIo): Promise<number> {

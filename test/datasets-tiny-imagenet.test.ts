@@ -10,6 +10,7 @@ import {
   loadTinyImageNet,
 } from '../datasets';
 import { COLOURS, jpeg, WNIDS, writeTinyImageNet } from './support/dataset-files';
+import { describeIf } from './support/skip';
 
 // JPEGs are encoded here and decoded by the loader with TensorFlow's native library.
 const native = !process.env.TFJS_BACKEND || process.env.TFJS_BACKEND.startsWith('tensorflow');
@@ -31,7 +32,10 @@ async function collect(
   return { labels, colours };
 }
 
-(native ? describe : describe.skip)('Tiny ImageNet', () => {
+describeIf(
+  native,
+  `TFJS_BACKEND=${process.env.TFJS_BACKEND}: decoding JPEGs needs the native backend (tensorflow)`,
+)('Tiny ImageNet', () => {
   let dir: string;
   beforeAll(async () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-imagenet-test-'));

@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, ModelName } from '../src/models';
+import { describeIf } from './support/skip';
 
 const ROOT = path.join(__dirname, '..');
 const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
@@ -93,7 +94,10 @@ const CASES: [ModelName, [number, number, number], number][] = [
   ['shufflenet_v2_x1_0', [37, 37, 3], 0.5], // channel split and shuffle, odd sizes
 ];
 
-(hasTorch ? describe : describe.skip)('equivalence with the PyTorch definitions', () => {
+describeIf(
+  hasTorch,
+  `${PYTHON} cannot import torch and numpy (install them with node scripts/setup.js --torch)`,
+)('equivalence with the PyTorch definitions', () => {
   let dir: string;
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'models-torch-'));

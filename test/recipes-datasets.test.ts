@@ -9,6 +9,7 @@ import { main, type CliIo } from '../cli/main';
 import { buildModel, type ModelName } from '../src/models';
 import { tempRuns } from './recipes-helpers';
 import { writeCifar, writeMnist, writeTinyImageNet } from './support/dataset-files';
+import { itIf } from './support/skip';
 
 const RECIPES = path.join(__dirname, '..', 'recipes');
 // Tiny ImageNet's JPEGs need TensorFlow's native library (to write them and to read them).
@@ -87,7 +88,10 @@ describe('every shipped recipe runs end to end, tiny, on real-format files', () 
   for (const { file, recipe } of shipped) {
     const { dataset, model } = recipe;
     const skip = dataset.name === 'tiny-imagenet' && !native;
-    (skip ? it.skip : it)(path.relative(RECIPES, file), async () => {
+    itIf(
+      !skip,
+      `TFJS_BACKEND=${process.env.TFJS_BACKEND}: Tiny ImageNet JPEGs need the native backend`,
+    )(path.relative(RECIPES, file), async () => {
       const sets = [
         'training.epochs=1',
         'training.batchSize=8',

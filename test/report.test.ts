@@ -13,9 +13,16 @@ import { tempRuns, tinyRecipe } from './recipes-helpers';
 
 const OUTPUT = path.join(__dirname, '..', 'test-output');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const DEFAULT_DESCRIPTION = (
+  JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'recipes', 'default.json'), 'utf8')) as {
+    description: string;
+  }
+).description;
 
 interface ChartCheck {
   id: string;
+  /** Shown now (a pane of a selector that is not chosen is hidden). */
+  visible: boolean;
   width: number;
   height: number;
   marks: number;
@@ -35,12 +42,16 @@ async function openAndCheck(browser: Browser, file: string, screenshot: string) 
     figures.map((f) => {
       const svg = f.querySelector('svg');
       const box = svg?.getBoundingClientRect();
+      const visible = (box?.width ?? 0) > 0;
       // Vega draws marks as paths inside groups classed mark-<type>.
       const marks = svg ? svg.querySelectorAll('g[class^="mark-"] path').length : 0;
+      // A hidden pane has no box: its size is the one Vega wrote on the SVG.
+      const size = (attr: string) => Number(svg?.getAttribute(attr) ?? 0);
       return {
         id: f.getAttribute('data-chart') ?? '',
-        width: box?.width ?? 0,
-        height: box?.height ?? 0,
+        visible,
+        width: visible ? (box?.width ?? 0) : size('width'),
+        height: visible ? (box?.height ?? 0) : size('height'),
         marks,
       };
     }),
@@ -63,8 +74,8 @@ async function chartTexts(browser: Browser, file: string): Promise<Record<string
       ]),
     ),
   );
-  // The arm comparison and the response curves alone, to look at (test-output/).
-  for (const id of ['arm-gains', 'response-curves']) {
+  // The arm comparison, Ψ, frozen weights and layers alone, to look at (test-output/).
+  for (const id of ['arm-gains', 'psi-adversarial', 'frozen-weights', 'frozen-layers']) {
     if ((await page.locator(`figure[data-chart="${id}"]`).count()) === 0) continue;
     await page.locator(`figure[data-chart="${id}"]`).screenshot({
       path: path.join(OUTPUT, `${id}.png`),
@@ -90,13 +101,15 @@ describe('report.html', () => {
     const progress = () => createProgress({ silent: true });
     // Three arms and two seeds, so that the arm chart has per-seed points and intervals.
     const arms = tinyRecipe({
+      // The default recipe's long description: the report must wrap it.
+      description: DEFAULT_DESCRIPTION,
       retraining: {
         enabled: true,
         epochs: 2,
         seeds: [5, 6],
         arms: ['normal', 'selective', 'random-freeze'],
       },
-    });
+    }, 600_000); // two tiny runs: minutes on a loaded machine
     runDir = (
       await runRecipe(arms, { outDir: out, progress: progress(), reporter: writeRunReport })
     ).dir;
@@ -164,13 +177,24 @@ describe('report.html', () => {
         'arm-gains',
         'comparison',
         'frozen-layers',
+        'frozen-weights',
         'labels-selective-s5',
         'labels-train',
-        'response-curves',
+        'psi-adversarial',
         'test-accuracy',
         'training-curves',
       ]),
     );
+    // Response curves of every analysed epoch of every analysed phase (train: 1, 2; the
+    // selective branches: their start, inherited from training, and epoch 1; the last epoch of
+    // a branch is not analysed), the newest training one shown first.
+    const curves = charts.filter((c) => c.id.startsWith('response-curves-'));
+    expect(curves.map((c) => c.id).sort()).toEqual(
+      ['train-1', 'train-2', 'selective-s5-0', 'selective-s5-1', 'selective-s6-0', 'selective-s6-1']
+        .map((k) => `response-curves-${k}`)
+        .sort(),
+    );
+    expect(curves.filter((c) => c.visible).map((c) => c.id)).toEqual(['response-curves-train-2']);
     for (const chart of charts) {
       expect({
         id: chart.id,
@@ -186,13 +210,66 @@ describe('report.html', () => {
     expect(texts['arm-gains']).toEqual(
       expect.arrayContaining(['clean', 'FGSM', 'PGD', 'selective', 'random-freeze', 'seed 6']),
     );
-    expect(texts['response-curves']).toEqual(expect.arrayContaining(['curve', 'clean', 'FGSM']));
+    expect(texts['response-curves-train-2']).toEqual(
+      expect.arrayContaining(['curve', 'clean', 'FGSM']),
+    );
+    // Ψ per parameter: every phase that was analysed, as a row of panels.
+    expect(texts['psi-adversarial']).toEqual(
+      expect.arrayContaining(['train', 'selective-s5', 'selective-s6', 'Ψ', 'start']),
+    );
+    // The fraction frozen: a panel per freezing arm, in percent.
+    expect(texts['frozen-weights']).toEqual(
+      expect.arrayContaining(['selective', 'random-freeze', 'weights frozen']),
+    );
     const gains = charts.find((c) => c.id === 'arm-gains')!;
     // 2 arms × 3 panels × (2 seed points + 1 interval + 1 mean tick) + 3 zero lines
     expect(gains.marks).toBeGreaterThanOrEqual(2 * 3 * 4);
     // One response-curve line per (parameter, filter, curve): 4 kernels × 1 filter × 3 curves.
-    const response = charts.find((c) => c.id === 'response-curves')!;
+    const response = charts.find((c) => c.id === 'response-curves-train-2')!;
     expect(response.marks).toBeGreaterThanOrEqual(12);
+  });
+
+  it('switches response curves without a script; titles apart, descriptions wrapped', async () => {
+    const file = path.join(runDir, 'report.html');
+    const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+    await page.goto(`file://${file}`, { waitUntil: 'load' });
+    const shown = () =>
+      page.$$eval('#response-curves figure.chart', (figures) =>
+        figures.filter((f) => f.getBoundingClientRect().width > 0).map((f) => f.id),
+      );
+    expect(await shown()).toEqual(['chart-response-curves-train-2']);
+    // The second selective branch's start: a label of the row 'selective-s6'.
+    await page.click('label[for="response-curves-selective-s6-0"]');
+    expect(await shown()).toEqual(['chart-response-curves-selective-s6-0']);
+    await page.locator('#response-curves').screenshot({
+      path: path.join(OUTPUT, 'response-curves-selector.png'),
+    });
+    // The frozen-layers panels' axis titles do not overlap one another.
+    const boxes = await page.$$eval('figure[data-chart="frozen-layers"] svg text', (texts) =>
+      texts
+        .filter((t) => t.textContent === 'epoch')
+        .map((t) => {
+          const b = t.getBoundingClientRect();
+          return [b.left, b.right, b.top, b.bottom];
+        }),
+    );
+    expect(boxes.length).toBeGreaterThanOrEqual(3); // selective and random-freeze, 2 seeds
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const [a, b] = [boxes[i], boxes[j]];
+        const overlap = a[0] < b[1] && b[0] < a[1] && a[2] < b[3] && b[2] < a[3];
+        expect({ i, j, overlap }).toEqual({ i, j, overlap: false });
+      }
+    }
+    // The long description wraps: the page is no wider than the window, the recipe block too.
+    const widths = {
+      page: await page.$eval('html', (h) => h.scrollWidth - h.clientWidth),
+      pre: await page.$eval('#recipe pre', (pre) => pre.scrollWidth - pre.clientWidth),
+    };
+    expect(widths).toEqual({ page: 0, pre: 0 });
+    expect(await page.textContent('table.facts')).toContain(DEFAULT_DESCRIPTION);
+    await page.screenshot({ path: path.join(OUTPUT, 'report-top.png') });
+    await page.close();
   });
 
   it('can be rewritten from the folder, and compare puts runs side by side', async () => {

@@ -1,3 +1,4 @@
+import { phaseArm } from './phase-id';
 import type { MetricRow } from './run-folder';
 import { gainVerdict, pairedGain, type PairedGain } from './statistics';
 
@@ -96,10 +97,10 @@ function mean(values: AccuracyPair[]): AccuracyPair {
 function completedArms(completed: readonly string[]): Map<string, Set<number>> {
   const arms = new Map<string, Set<number>>();
   for (const phase of completed) {
-    const match = /^(.+)-s(\d+)$/.exec(phase);
-    if (!match) continue;
-    if (!arms.has(match[1])) arms.set(match[1], new Set());
-    arms.get(match[1])?.add(Number(match[2]));
+    const parsed = phaseArm(phase);
+    if (!parsed) continue;
+    if (!arms.has(parsed.arm)) arms.set(parsed.arm, new Set());
+    arms.get(parsed.arm)?.add(parsed.seed);
   }
   return arms;
 }

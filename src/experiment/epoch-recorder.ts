@@ -37,6 +37,29 @@ function evaluationOptions(recipe: Recipe): EvaluateOptions {
   return { epsilon, batchSize, clip, output };
 }
 
+/**
+ * The weight elements frozen in `model`'s layers named `frozen` (their variables' `trainable`
+ * flag off, as SelectiveRetrainCallback and RandomFreezeCallback set it) and the elements that
+ * train or were frozen so (the weights a user made non-trainable count in neither).
+ */
+export function frozenWeights(
+  model: tf.LayersModel,
+  frozen: readonly string[],
+): { frozen: number; total: number } {
+  const names = new Set(frozen);
+  let frozenCount = 0;
+  let total = 0;
+  for (const layer of model.layers) {
+    for (const w of layer.weights) {
+      const size = w.shape.reduce<number>((a, b) => a * (b ?? 0), 1);
+      const isFrozen = names.has(layer.name) && !w.trainable;
+      if (isFrozen) frozenCount += size;
+      if (isFrozen || w.trainable) total += size;
+    }
+  }
+  return { frozen: frozenCount, total };
+}
+
 const fmt = (v: unknown) => (typeof v === 'number' ? v.toFixed(4) : String(v));
 
 /**
@@ -132,7 +155,9 @@ export class EpochRecorder extends tf.Callback {
       folder.writeLabels(folder.analysedPhases());
     }
     if (freezer) {
-      ctx.frozen.push({ phase: plan.id, epoch, layers: freezer.frozenLayers });
+      const layers = freezer.frozenLayers;
+      const weights = frozenWeights(this.trainedModel(), layers);
+      ctx.frozen.push({ phase: plan.id, epoch, layers, weights });
       folder.writeJson(RUN_FILES.frozen, ctx.frozen);
     }
     folder.writeMetrics(ctx.rows);

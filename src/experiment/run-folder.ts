@@ -26,6 +26,12 @@ export interface FrozenRecord {
   phase: string;
   epoch: number;
   layers: string[];
+  /**
+   * The model's parameters (`countParams()`, every weight element) in the frozen layers and in
+   * the whole model, so that the report can show the fraction of weights frozen. Absent in runs
+   * recorded before it was added.
+   */
+  weights?: { frozen: number; total: number };
 }
 
 /** What `run.json` holds. */

@@ -2,6 +2,7 @@ import type { AnalysisReport, FilterId, ScoreId } from '../analysis/types';
 import { LABELS } from '../analysis/types';
 import { baselineValue, normaliseCurve } from '../analysis/scores';
 import type { AccuracyPair, Comparison } from '../experiment/comparison';
+import { phaseArm } from '../experiment/phase-id';
 import type { FrozenRecord, LabelGrid, MetricRow } from '../experiment/run-folder';
 import type { Chart, ChartSpec } from './render';
 
@@ -22,6 +23,11 @@ type FacetSpec = Extract<ChartSpec, { facet: unknown }>;
 type Panel = Extract<FacetSpec['spec'], { mark: unknown }>;
 type Encoding = NonNullable<Panel['encoding']>;
 type ChartHead = Pick<Chart, 'id' | 'title' | 'caption'>;
+
+/** An analysed epoch's name on a chart axis: `start` for epoch 0 (the phase start), else its number. */
+export function epochName(epoch: number): string {
+  return epoch <= 0 ? 'start' : String(epoch);
+}
 
 /** Epochs counted over the whole run: training epochs 1…E, then each branch's E+1…E+R. */
 export function overallEpoch(row: MetricRow, trainEpochs: number): number {
@@ -175,7 +181,11 @@ export function testAccuracyChart(rows: MetricRow[], trainEpochs: number): Chart
  * Response curves of one report: normalised clean and adversarial accuracy and the baseline
  * against filtering progress, one panel per parameter (rows) and filter (columns).
  */
-export function responseCurvesChart(report: AnalysisReport, id = 'response-curves'): Chart {
+export function responseCurvesChart(
+  report: AnalysisReport,
+  id = 'response-curves',
+  phase = 'train',
+): Chart {
   const values: Array<Record<string, unknown>> = [];
   for (const p of report.parameters) {
     for (const [filter, result] of Object.entries(p.filters)) {
@@ -199,7 +209,7 @@ export function responseCurvesChart(report: AnalysisReport, id = 'response-curve
   return facetChart(
     {
       id,
-      title: `Response curves (epoch ${report.epoch ?? 0})`,
+      title: `Response curves (${phase}, epoch ${epochName(report.epoch ?? 0)})`,
       caption:
         'Accuracy relative to the unfiltered model (clean, FGSM) and the baseline, against filtering progress u; ' +
         'Ψ is the area between a curve and the baseline.',
@@ -256,7 +266,7 @@ export function labelHeatmapChart(grid: LabelGrid): Chart {
             filter,
             score,
             parameter,
-            epoch: epoch <= 0 ? 'start' : String(epoch),
+            epoch: epochName(epoch),
             label: labels[i][j],
             psi: grid.scores[filter]?.[score][i][j],
           }),
@@ -264,7 +274,7 @@ export function labelHeatmapChart(grid: LabelGrid): Chart {
       );
     }
   }
-  const epochOrder = grid.epochs.map((e) => (e < 0 ? 'start' : String(e + 1)));
+  const epochOrder = grid.epochs.map(epochName);
   return facetChart(
     {
       id: `labels-${grid.phase}`,
@@ -314,13 +324,17 @@ export function frozenLayersChart(frozen: FrozenRecord[], layers: string[]): Cha
       id: 'frozen-layers',
       title: 'Frozen layers over time (selective retraining)',
       caption:
-        'After each epoch of a selective branch: the layers frozen because their parameter was labelled fragile.',
+        'After each epoch of a branch that freezes (x: the epochs the branch has finished): the layers frozen, ' +
+        'because their parameter was labelled fragile (selective) or drawn at random (random-freeze).',
     },
     values,
     {
       facet: { column: untitled('phase') },
+      // Each panel's x title fits inside its (narrow) panel and the panels stand apart, so that
+      // neighbouring titles do not run together.
+      spacing: 28,
       spec: cellGrid(26 * epochs, 14 * layers.length, {
-        x: { field: 'epoch', type: 'ordinal', title: 'epoch of the branch' },
+        x: { field: 'epoch', type: 'ordinal', title: 'epoch' },
         y: { field: 'layer', type: 'ordinal', sort: layers, title: null },
         color: {
           field: 'state',
@@ -328,6 +342,108 @@ export function frozenLayersChart(frozen: FrozenRecord[], layers: string[]): Cha
           scale: { domain: ['frozen', 'training'], range: ['#3b6fb6', '#e8eef7'] },
         },
       }),
+    },
+  );
+}
+
+/**
+ * Ψ of `score` per parameter and analysed epoch: one row of panels per analysed phase (in the
+ * order given), one column per filter; the colour scale diverges at 0 in the label colours'
+ * directions (fragile below, antifragile above).
+ */
+export function psiHeatmapChart(grids: readonly LabelGrid[], score: ScoreId): Chart {
+  const values: Array<Record<string, unknown>> = [];
+  for (const grid of grids) {
+    for (const [filter, byScore] of Object.entries(grid.scores)) {
+      grid.parameters.forEach((parameter, i) =>
+        grid.epochs.forEach((epoch, j) => {
+          const psi = byScore?.[score][i][j];
+          if (psi === undefined || !Number.isFinite(psi)) return;
+          values.push({ phase: grid.phase, filter, parameter, epoch: epochName(epoch), psi });
+        }),
+      );
+    }
+  }
+  const epochs = [...new Set(grids.flatMap((g) => g.epochs))].sort((a, b) => a - b);
+  const parameters = grids[0]?.parameters ?? [];
+  return facetChart(
+    {
+      id: `psi-${score}`,
+      title: `Ψ per parameter and epoch (${score} score)`,
+      caption:
+        `The ${score} filtering score Ψ of each parameter at each analysed epoch (rows: phase; ` +
+        'columns: filter). Below −τ fragile, above τ antifragile; the colours diverge at 0.',
+    },
+    values,
+    {
+      facet: {
+        row: { field: 'phase', type: 'nominal', sort: grids.map((g) => g.phase), title: null },
+        column: untitled('filter'),
+      },
+      spec: cellGrid(22 * epochs.length, 14 * parameters.length, {
+        x: { field: 'epoch', type: 'ordinal', sort: epochs.map(epochName), title: 'epoch' },
+        y: { field: 'parameter', type: 'ordinal', sort: parameters, title: null },
+        color: {
+          field: 'psi',
+          type: 'quantitative',
+          title: 'Ψ',
+          scale: { scheme: 'blueorange', reverse: true, domainMid: 0 },
+        },
+        tooltip: [
+          { field: 'phase' },
+          { field: 'parameter' },
+          { field: 'epoch' },
+          { field: 'psi', format: '.4f', title: 'Ψ' },
+        ],
+      }),
+      resolve: { scale: { x: 'independent' } },
+    },
+  );
+}
+
+/**
+ * The fraction of the trainable weights frozen after each epoch, one line per branch that
+ * freezes (coloured by arm, one line per seed), from `frozen.json`'s `weights`; records without
+ * them (runs recorded before they were added) are left out.
+ */
+export function frozenWeightsChart(frozen: readonly FrozenRecord[]): Chart {
+  const values = frozen.flatMap((r) => {
+    if (!r.weights || r.weights.total <= 0) return [];
+    const { arm, seed } = phaseArm(r.phase) ?? { arm: r.phase, seed: 0 };
+    return [
+      { phase: r.phase, arm, seed, epoch: r.epoch, fraction: r.weights.frozen / r.weights.total },
+    ];
+  });
+  const arms = [...new Set(values.map((v) => v.arm))];
+  return facetChart(
+    {
+      id: 'frozen-weights',
+      title: 'Fraction of the weights frozen, per arm',
+      caption:
+        'After each epoch of a branch that freezes: the share of the trainable weights (elements) in ' +
+        'frozen layers; one line per seed.',
+    },
+    values,
+    {
+      facet: { column: { field: 'arm', type: 'nominal', sort: arms, title: null } },
+      spec: {
+        width: 220,
+        height: 160,
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { ...epochX('epoch'), scale: { domainMin: 0 } },
+          y: {
+            field: 'fraction',
+            type: 'quantitative',
+            title: 'weights frozen',
+            scale: { domain: [0, 1] },
+            axis: { format: '.0%' },
+          },
+          color: { field: 'arm', type: 'nominal', sort: arms, legend: null },
+          detail: { field: 'phase', type: 'nominal' },
+          tooltip: [{ field: 'phase' }, { field: 'epoch' }, { field: 'fraction', format: '.1%' }],
+        },
+      },
     },
   );
 }

@@ -60,7 +60,14 @@ ${Object.entries(LABEL_COLORS)
   .join('\n')}
 figure.chart { margin: 1rem 0; overflow-x: auto; } figure.chart svg { display: block; max-width: none; }
 nav a { margin-right: 1rem; } .good { color: #2ca02c; } .bad { color: #d62728; }
-pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
+pre { background: #f7f7f7; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; white-space: pre-wrap; overflow-wrap: anywhere; }
+table.facts td { overflow-wrap: anywhere; } table.facts td:last-child { max-width: 60rem; }
+.panes-selector > .pane-choice { position: absolute; opacity: 0; pointer-events: none; }
+.panes-selector .pane { display: none; }
+.choices { margin: 0.5rem 0; font-size: 0.85rem; }
+.choice-row { margin: 0.2rem 0; } .choice-title { display: inline-block; min-width: 11rem; color: #555; }
+.choices label { display: inline-block; cursor: pointer; border: 1px solid #bbb; border-radius: 3px; padding: 0.1rem 0.45rem; margin: 0.1rem 0.2rem 0.1rem 0; }
+.pane-choice:focus-visible ~ .choices { outline: 2px solid #0072b2; }
 `;
 
 /** A complete, self-contained HTML page (inline CSS and SVG; no scripts, no external files). */

@@ -10,6 +10,8 @@ export {
   responseCurvesChart,
   labelHeatmapChart,
   frozenLayersChart,
+  frozenWeightsChart,
+  psiHeatmapChart,
   armGainsChart,
   comparisonChart,
   runsAccuracyChart,

@@ -8,13 +8,17 @@ import { RUN_FILES, type MetricRow } from '../experiment/run-folder';
 import {
   armGainsChart,
   comparisonChart,
+  epochName,
   frozenLayersChart,
+  frozenWeightsChart,
   labelHeatmapChart,
+  psiHeatmapChart,
   responseCurvesChart,
   testAccuracyChart,
   trainingCurvesChart,
 } from './charts';
 import { escapeHtml, figure, labelCell, num, page, table } from './html';
+import { paneSelector, type PaneGroup } from './panes';
 import { latestTrainReport, readRunData, type RunData } from './run-data';
 
 /** The final row of each phase. */
@@ -147,11 +151,37 @@ export function analysisData(recipe: RunData['recipe']): string {
   return `the first ${analysis.examples} test examples (no dataset.validationSize): the labels saw the test set`;
 }
 
+/**
+ * The response curves of every analysed epoch of every analysed phase, one pane each, behind a
+ * selector that needs no script; the newest training analysis is shown first.
+ */
+export async function responseCurvesPanes(
+  analyses: RunData['analyses'],
+  shown?: AnalysisReport,
+): Promise<string> {
+  const groups: PaneGroup[] = [];
+  let checked: string | undefined;
+  for (const [phase, reports] of Object.entries(analyses)) {
+    const panes = [];
+    for (const report of reports) {
+      const key = `${phase}-${report.epoch ?? 0}`;
+      if (report === shown) checked = key;
+      const chart = responseCurvesChart(report, `response-curves-${key}`, phase);
+      panes.push({ key, label: epochName(report.epoch ?? 0), html: await figure(chart) });
+    }
+    groups.push({ title: phase, panes });
+  }
+  return paneSelector('response-curves', groups, checked);
+}
+
 function header(data: RunData): string {
   const { recipe, info } = data;
   const facts: Array<[string, string]> = [
     ['status', info.status],
-    ['recipe', `${recipe.name}${recipe.description ? ` — ${recipe.description}` : ''}`],
+    ['recipe', recipe.name],
+    ...(recipe.description
+      ? ([['description', recipe.description]] as Array<[string, string]>)
+      : []),
     ['model', `${recipe.model.architecture} (width ${recipe.model.width})`],
     [
       'dataset',
@@ -234,8 +264,11 @@ export async function buildRunReport(data: RunData): Promise<string> {
       `<p>Newest analysis of the training phase: epoch ${latest.epoch ?? 0}, ${latest.examples} examples, ` +
       `reference accuracy clean ${num(latest.reference.clean)}, adversarial ${num(latest.reference.adversarial)}, ` +
       `${num(latest.seconds, 1)} s on ${escapeHtml(latest.backend)}.</p>`;
-    html += await figure(responseCurvesChart(latest));
+    html +=
+      '<h3>Response curves</h3><p>Pick a phase’s analysed epoch (start = before its first epoch).</p>' +
+      (await responseCurvesPanes(data.analyses, latest));
     for (const grid of data.grids) html += await figure(labelHeatmapChart(grid));
+    html += await figure(psiHeatmapChart(data.grids, data.recipe.retraining.score));
     html += `<h3>Filtering scores (epoch ${latest.epoch ?? 0})</h3>` + scoreTable(latest);
     html += '<h3>Invariance</h3>' + invarianceSection(data.analyses.train ?? [latest]);
     section('analysis', 'Synaptic-filtering analysis', html);
@@ -248,7 +281,14 @@ export async function buildRunReport(data: RunData): Promise<string> {
         ...data.frozen.flatMap((r) => r.layers),
       ]),
     ];
-    section('frozen', 'Frozen layers', await figure(frozenLayersChart(data.frozen, layers)));
+    const weights = data.frozen.some((r) => r.weights)
+      ? await figure(frozenWeightsChart(data.frozen))
+      : '';
+    section(
+      'frozen',
+      'Frozen layers',
+      weights + (await figure(frozenLayersChart(data.frozen, layers))),
+    );
   }
 
   section('recipe', 'Recipe', `<pre>${escapeHtml(JSON.stringify(data.recipe, null, 2))}</pre>`);

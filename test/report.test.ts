@@ -109,7 +109,7 @@ describe('report.html', () => {
         seeds: [5, 6],
         arms: ['normal', 'selective', 'random-freeze'],
       },
-    }, 600_000); // two tiny runs: minutes on a loaded machine
+    });
     runDir = (
       await runRecipe(arms, { outDir: out, progress: progress(), reporter: writeRunReport })
     ).dir;
@@ -123,7 +123,7 @@ describe('report.html', () => {
         { outDir: out, progress: progress(), reporter: writeRunReport },
       )
     ).dir;
-  });
+  }, 600_000); // two tiny runs: minutes on a loaded machine
 
   afterAll(async () => {
     await browser?.close();

@@ -152,7 +152,9 @@ if (require.main === module) {
   (async () => {
     const { port } = parseDemoArgs(process.argv.slice(2));
     const server = await startDemoServer({ port });
-    console.log(`tfjs-antifragile demo: ${server.url}  (?epochs=N&backend=wasm|webgl|cpu)`);
+    console.log(
+      `tfjs-antifragile demo: ${server.url}  (?epochs=N&backend=wasm|webgl|cpu&train=N&examples=N&steps=K&filters=lowpass,highpass)`,
+    );
   })().catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(1);

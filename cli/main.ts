@@ -17,6 +17,7 @@ import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { gainLines } from '../src/experiment/comparison';
 import { syncSpools } from '../src/mlflow/sync';
 import { writeRunReport } from '../src/report/run-report';
+import { writeReportsFileReport } from '../src/report/reports-file';
 import { runsSummaryRows, SUMMARY_HEADERS, writeCompareReport } from '../src/report/compare-report';
 import { findProjectRoot, setupBackend } from './setup';
 
@@ -63,7 +64,7 @@ Usage:
                                                        combine shards into one analysis
   tfjs-antifragile shards init <model> --data <spec> --shards <n>
                                                        create the shards' MLflow parent run
-  tfjs-antifragile report <run-dir>                    (re)write <run-dir>/report.html
+  tfjs-antifragile report <run-dir>|<reports.json>     (re)write <run-dir>/report.html
   tfjs-antifragile compare <run-dir> <run-dir>...      put several runs side by side
   tfjs-antifragile sync <run-dir> [--timeout 60]       send what MLflow did not get (spools)
   tfjs-antifragile mlflow [--port 5000]                start a local MLflow server and UI
@@ -101,10 +102,13 @@ Options:
   --plain            plain progress lines even on a terminal
   -h, --help         this help`,
   report: `Usage: tfjs-antifragile report <run-dir>
+       tfjs-antifragile report <reports.json>
 
 (Re)writes <run-dir>/report.html from the run folder and prints its path (open it in a browser):
 training curves, response curves, label heatmaps, score tables, invariance, frozen layers, every
 retraining arm against normal. Works on unfinished runs too.
+Given a JSON file of AnalysisReports (one or an array, e.g. the browser demo's download), writes
+<reports>.html beside it: the analyses, the newest response curves and scores, the label grid.
 
 Options:
   -h, --help         this help`,
@@ -287,8 +291,12 @@ async function reportCommand(args: string[], io: CliIo): Promise<number> {
     io.out(HELP.report);
     return EXIT.ok;
   }
-  if (positionals.length !== 1) throw new UsageError('report needs one run folder');
-  const file = await writeRunReport(positionals[0]);
+  if (positionals.length !== 1) throw new UsageError('report needs one run folder or JSON file');
+  const target = positionals[0];
+  const file =
+    target.endsWith('.json') && fs.statSync(target, { throwIfNoEntry: false })?.isFile()
+      ? await writeReportsFileReport(target)
+      : await writeRunReport(target);
   io.out(file);
   return EXIT.ok;
 }

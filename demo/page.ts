@@ -8,13 +8,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  BROWSER_BACKENDS,
   SelectiveRetrainCallback,
   SynapticFilterCallback,
   initBrowserBackend,
   smallCnn,
   type AnalysisReport,
-  type BrowserBackendId,
 } from '../browser';
 import { MNIST_MEAN, MNIST_STD } from '../datasets/mnist-stats';
 import { recordEpoch, recordReport } from '../src/experiment/epochs';
@@ -26,6 +24,7 @@ import {
   responseCurvesChart,
   trainingCurvesChart,
 } from '../src/report/charts';
+import { parseDemoQuery } from './query';
 import { DEMO } from './settings';
 import { drawChart, offerDownload, showFrozen, showStatus } from './view';
 
@@ -41,25 +40,11 @@ interface PageState {
 const state: PageState = { reports: [], frozenLayers: [], numTensors: [], epochSeconds: [] };
 (globalThis as unknown as { antifragile: PageState }).antifragile = state;
 
-function settings(): { epochs: number; trainSize: number; backend?: BrowserBackendId } {
-  const query = new URLSearchParams(location.search);
-  const trainSize = Number(query.get('train') ?? DEMO.trainSize);
-  if (!Number.isInteger(trainSize) || trainSize < 1 || trainSize > DEMO.trainSize) {
-    throw new Error(`?train= must be an integer 1–${DEMO.trainSize}; got '${query.get('train')}'`);
-  }
-  const epochs = Number(query.get('epochs') ?? DEMO.epochs);
-  if (!Number.isInteger(epochs) || epochs < 1) {
-    throw new Error(`?epochs= must be a positive integer; got '${query.get('epochs')}'`);
-  }
-  const backend = query.get('backend') ?? undefined;
-  if (backend !== undefined && !(BROWSER_BACKENDS as readonly string[]).includes(backend)) {
-    throw new Error(`?backend= must be one of ${BROWSER_BACKENDS.join(', ')}; got '${backend}'`);
-  }
-  return { epochs, trainSize, backend: backend as BrowserBackendId | undefined };
-}
-
 /** The served digits (see cli/demo.ts): normalised images and one-hot labels, train and test. */
-async function loadDigits(trainSize: number): Promise<{ train: tf.Tensor[]; test: tf.Tensor[] }> {
+async function loadDigits(
+  trainSize: number,
+  testSize: number,
+): Promise<{ train: tf.Tensor[]; test: tf.Tensor[] }> {
   const response = await fetch('/digits.bin');
   if (!response.ok) throw new Error(`/digits.bin: HTTP ${response.status}`);
   const bytes = await response.arrayBuffer();
@@ -72,15 +57,15 @@ async function loadDigits(trainSize: number): Promise<{ train: tf.Tensor[]; test
       tf.tensor4d(images.subarray(from * 784, (from + n) * 784), [n, 28, 28, 1]),
       tf.oneHot(tf.tensor1d(labels.subarray(from, from + n), 'int32'), 10).toFloat(),
     ]);
-  return { train: split(0, trainSize), test: split(DEMO.trainSize, DEMO.testSize) };
+  return { train: split(0, trainSize), test: split(DEMO.trainSize, testSize) };
 }
 
 async function run(): Promise<void> {
-  const { epochs, trainSize, backend } = settings();
+  const { epochs, trainSize, examples, steps, filters, backend } = parseDemoQuery(location.search);
   const choice = await initBrowserBackend({ backend, wasmPaths: '/vendor/wasm/' });
   state.backend = tf.getBackend();
   showStatus(`Backend ${choice.id} (${choice.reason}); loading digits…`);
-  const { train, test } = await loadDigits(trainSize);
+  const { train, test } = await loadDigits(trainSize, examples);
   const model = smallCnn({ seed: 0 });
   model.compile({
     optimizer: tf.train.adam(1e-3),
@@ -93,7 +78,8 @@ async function run(): Promise<void> {
   const analysis = new SynapticFilterCallback({
     data: { xs: test[0], ys: test[1] },
     ...DEMO.analysis,
-    filters: [...DEMO.analysis.filters],
+    steps,
+    filters,
   });
   const retrain = new SelectiveRetrainCallback({ analysis });
   let epochStart = 0;
@@ -124,7 +110,8 @@ async function run(): Promise<void> {
     },
   });
   document.body.dataset.state = 'training';
-  offerDownload(() => state.reports);
+  // The download numbers epochs as a run folder's analysis/ files do (epochs finished).
+  offerDownload(() => state.reports.map(recordReport));
   await model.fit(train[0], train[1], {
     epochs,
     batchSize: DEMO.batchSize,

@@ -11,6 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { analyze, smallCnn, type AnalysisReport, type AnalyzeOptions } from '../index';
 import { digitsBinary, startDemoServer, type DemoServer } from '../cli/demo';
 import { MNIST_MEAN, MNIST_STD } from '../datasets/mnist-stats';
+import { main, type CliIo } from '../cli/main';
 
 /** The page's DOM as far as the functions run in it use it (this project compiles without DOM types). */
 declare const document: {
@@ -30,6 +31,8 @@ interface PageRun {
   numTensors: number[];
   charts: number;
   frozenItems: number;
+  /** The parameters the page's first report analysed. */
+  parameters: string[];
 }
 
 interface Watched {
@@ -52,16 +55,36 @@ function watch(page: Page, server: DemoServer): Watched {
   return watched;
 }
 
+interface RunOptions {
+  /** How long the page may take to finish (ms); default 100 s. */
+  timeout?: number;
+  /** Click the download button and save the file here. */
+  download?: string;
+}
+
 /** Opens the demo with `query`, waits for done/error, returns what the page shows. */
-async function runDemo(browser: Browser, server: DemoServer, query: string, shot: string) {
-  const page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+async function runDemo(
+  browser: Browser,
+  server: DemoServer,
+  query: string,
+  shot: string,
+  options: RunOptions = {},
+) {
+  const page = await browser.newPage({
+    viewport: { width: 1300, height: 1000 },
+    acceptDownloads: true,
+  });
   const watched = watch(page, server);
   await page.goto(`${server.url}${query}`);
   await page.waitForFunction(
     () => ['done', 'error'].includes(document.body.dataset.state ?? ''),
     null,
-    { timeout: 100_000 },
+    { timeout: options.timeout ?? 100_000 },
   );
+  if (options.download !== undefined) {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    await download.saveAs(options.download);
+  }
   const result: PageRun = await page.evaluate(() => {
     const state = (globalThis as unknown as { antifragile: Record<string, unknown> }).antifragile;
     return {
@@ -73,6 +96,7 @@ async function runDemo(browser: Browser, server: DemoServer, query: string, shot
       numTensors: state.numTensors as number[],
       charts: document.querySelectorAll('figure[data-chart] svg').length,
       frozenItems: document.querySelectorAll('#frozen li').length,
+      parameters: ((state.reports as AnalysisReport[])[0]?.parameters ?? []).map((p) => p.name),
     };
   });
   fs.mkdirSync(OUTPUT, { recursive: true });
@@ -123,6 +147,27 @@ function servedDigits(n: number): { xs: number[]; labels: number[] } {
 }
 
 const ANALYSIS: AnalyzeOptions = { epsilon: 0.1, steps: 3, filters: ['lowpass', 'highpass'] };
+
+/** The smallest demo run with 2 analyses (the page's URL overrides, demo/query.ts). */
+const WEBGL_QUERY = '?epochs=2&backend=webgl&train=100&examples=10&steps=3&filters=lowpass';
+
+/**
+ * `tfjs-antifragile report <file>` on the page's download: the same AnalysisReport contract, so
+ * the HTML report shows both epochs (as recorded: 1 and 2) and the page's parameters.
+ */
+async function expectReportOfDownload(file: string, parameters: string[]): Promise<void> {
+  const reports = JSON.parse(fs.readFileSync(file, 'utf8')) as AnalysisReport[];
+  expect(reports.map((r) => r.epoch)).toEqual([1, 2]);
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  expect([await main(['report', file], io), err]).toEqual([0, []]);
+  const html = fs.readFileSync(file.replace(/\.json$/, '.html'), 'utf8');
+  expect(out).toEqual([file.replace(/\.json$/, '.html')]);
+  expect(html).toContain("X-axis titled 'epoch' for a discrete scale with 2 values: 1, 2");
+  expect(parameters.length).toBeGreaterThan(0);
+  for (const name of parameters) expect(html).toContain(`<td>${name}</td>`);
+}
 
 /** The analysis reference tolerances: α, removed counts, accuracies, labels near τ. */
 function expectSameReport(browser: AnalysisReport, node: AnalysisReport, examples: number): void {
@@ -175,7 +220,11 @@ describe('in the browser', () => {
   });
 
   it('the demo trains 2 epochs on wasm with both callbacks: 2 analyses, label grid, frozen list, flat numTensors', async () => {
-    const run = await runDemo(browser, server, '?epochs=2&backend=wasm', 'browser-demo-wasm.png');
+    const download = path.join(OUTPUT, 'browser-demo-reports.json');
+    fs.rmSync(download, { force: true });
+    const run = await runDemo(browser, server, '?epochs=2&backend=wasm', 'browser-demo-wasm.png', {
+      download,
+    });
     expect(run.errors).toEqual([]);
     expect(run.outside).toEqual([]);
     expect([run.state, run.error]).toEqual(['done', undefined]);
@@ -185,38 +234,34 @@ describe('in the browser', () => {
     expect(run.frozenItems).toBeGreaterThan(0);
     expect(run.numTensors).toHaveLength(2);
     expect(run.numTensors[1]).toBe(run.numTensors[0]);
+    await expectReportOfDownload(download, run.parameters);
   });
 
-  // Headless Chromium's software WebGL (SwiftShader) works here but is too slow for this file's
-  // budget: one demo analysis takes ~63 s on it (bench/tools/browser-demo.ts), and one probe's
-  // page crashed. Opt in with TEST_WEBGL=1 where Chromium has a faster WebGL.
-  const webglIt = process.env.TEST_WEBGL === '1' ? it : it.skip;
-  if (process.env.TEST_WEBGL !== '1') {
-    console.warn(
-      'webgl demo test skipped: SwiftShader WebGL takes ~63 s an analysis here; set TEST_WEBGL=1 to run it',
-    );
-  }
+  // Headless Chromium's WebGL is SwiftShader (software) here: each analysis pays for compiling
+  // its shaders, so this run is as small as the URL allows (100 digits, 1 filter × 3 steps on
+  // 10 digits). TEST_WEBGL=0 skips it.
+  const webglIt = process.env.TEST_WEBGL === '0' ? it.skip : it;
   webglIt(
-    'the demo trains on webgl where headless Chromium has it (SwiftShader counts)',
+    'the demo trains 2 epochs on webgl where headless Chromium has it (SwiftShader counts)',
     async () => {
       const missing = await webglMissing(browser, server);
       if (missing !== undefined) {
-        console.warn(`webgl skipped: ${missing}`);
+        console.warn(`webgl demo test skipped: ${missing}`);
         return;
       }
-      const run = await runDemo(
-        browser,
-        server,
-        '?epochs=2&backend=webgl&train=100',
-        'browser-demo-webgl.png',
-      );
+      const run = await runDemo(browser, server, WEBGL_QUERY, 'browser-demo-webgl.png', {
+        timeout: 280_000,
+      });
       expect(run.errors).toEqual([]);
       expect(run.outside).toEqual([]);
       expect([run.state, run.error]).toEqual(['done', undefined]);
       expect(run.backend).toBe('webgl');
       expect(run.reports).toBe(2);
+      expect(run.charts).toBe(4);
+      expect(run.numTensors).toHaveLength(2);
       expect(run.numTensors[1]).toBe(run.numTensors[0]);
     },
+    300_000,
   );
 
   it('the ?backend= and ?epochs= parameters are checked, with the value in the error', async () => {

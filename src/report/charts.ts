@@ -75,7 +75,7 @@ function epochPoints(
   trainEpochs: number,
   series: Series,
   line: (row: MetricRow) => object,
-): object[] {
+): Array<{ epoch: number }> {
   return rows.flatMap((r) =>
     series.columns.map(([name, column]) => ({
       ...line(r),
@@ -86,13 +86,28 @@ function epochPoints(
   );
 }
 
-/** The x channel of the overall epoch, ticked at whole epochs. */
-function epochX(title?: string): Encoding['x'] {
+/**
+ * Whole-epoch ticks over the range of `points`' epochs, at most 11 of them. Explicit values:
+ * Vega's `tickMinStep: 1` still ticks halves on a short range (1, 1.5, 2 shown as "1, 2, 2").
+ */
+export function epochTicks(points: ReadonlyArray<{ epoch: number }>): number[] {
+  const epochs = points.map((p) => p.epoch).filter(Number.isFinite);
+  if (epochs.length === 0) return [];
+  const first = Math.floor(Math.min(...epochs));
+  const last = Math.ceil(Math.max(...epochs));
+  const step = Math.max(1, Math.ceil((last - first) / 10));
+  const ticks: number[] = [];
+  for (let e = first; e <= last; e += step) ticks.push(e);
+  return ticks;
+}
+
+/** The x channel of the overall epoch, ticked at whole epochs of `points`. */
+function epochX(points: ReadonlyArray<{ epoch: number }>, title?: string): Encoding['x'] {
   return {
     field: 'epoch',
     type: 'quantitative',
     ...(title === undefined ? {} : { title }),
-    axis: { tickMinStep: 1, format: 'd' },
+    axis: { values: epochTicks(points), format: 'd' },
   };
 }
 
@@ -133,15 +148,12 @@ function phaseLinesChart(
   y: Encoding['y'],
   resolve?: FacetSpec['resolve'],
 ): Chart {
-  return facetChart(
-    about,
-    epochPoints(rows, trainEpochs, series, (r) => ({ phase: r.phase })),
-    {
-      facet: { column: untitled(series.key) },
-      spec: epochLines('phase', epochX('epoch'), y),
-      ...(resolve && { resolve }),
-    },
-  );
+  const points = epochPoints(rows, trainEpochs, series, (r) => ({ phase: r.phase }));
+  return facetChart(about, points, {
+    facet: { column: untitled(series.key) },
+    spec: epochLines('phase', epochX(points, 'epoch'), y),
+    ...(resolve && { resolve }),
+  });
 }
 
 /** Training loss and accuracy per epoch, one line per phase. */
@@ -250,6 +262,11 @@ export function responseCurvesChart(
       },
     },
   );
+}
+
+/** A label grid column's name: the record epoch (epochs finished), `start` for 0. */
+function epochName(epoch: number): string {
+  return epoch <= 0 ? 'start' : String(epoch);
 }
 
 /** Parameter × epoch heatmap of labels, one panel per (score, filter). */
@@ -576,7 +593,7 @@ export function runsAccuracyChart(
     values,
     {
       facet: { column: untitled('set') },
-      spec: epochLines('run', epochX(), accuracyY(), 200),
+      spec: epochLines('run', epochX(values), accuracyY(), 200),
     },
   );
 }

@@ -264,11 +264,6 @@ export function responseCurvesChart(
   );
 }
 
-/** A label grid column's name: the record epoch (epochs finished), `start` for 0. */
-function epochName(epoch: number): string {
-  return epoch <= 0 ? 'start' : String(epoch);
-}
-
 /** Parameter × epoch heatmap of labels, one panel per (score, filter). */
 export function labelHeatmapChart(grid: LabelGrid): Chart {
   const values: Array<Record<string, unknown>> = [];
@@ -448,7 +443,7 @@ export function frozenWeightsChart(frozen: readonly FrozenRecord[]): Chart {
         height: 160,
         mark: { type: 'line', point: true },
         encoding: {
-          x: { ...epochX('epoch'), scale: { domainMin: 0 } },
+          x: { ...epochX(values, 'epoch'), scale: { domainMin: 0 } },
           y: {
             field: 'fraction',
             type: 'quantitative',

@@ -14,7 +14,10 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { SCORE_IDS } from '../src/analysis/types';
 import type { Comparison } from '../src/experiment/comparison';
+import { CHECKPOINT_FILES } from '../src/experiment/checkpoint';
 import { forkRun } from '../src/experiment/fork';
+import { readJsonFile, RunFolder } from '../src/experiment/run-folder';
+import type { CheckpointState } from '../src/experiment/run-context';
 import type { Progress } from '../src/experiment/progress';
 import { runRecipe, type RunRecipeOptions } from '../src/experiment/runner';
 import type { Recipe } from '../src/experiment/schema';
@@ -66,8 +69,24 @@ export interface SensitivityOptions {
 interface StudyRun {
   cell: SensitivityCell;
   seed: number;
+  /** The run folder, relative to the study's folder. */
   dir: string;
   comparison: Comparison;
+}
+
+/**
+ * The selective arm's refreshes in a run folder (from its final checkpoint's history), and how
+ * many of them froze nothing because every analysed weight was fragile.
+ */
+function refreshesOf(runDir: string, seed: number): { skipped: number; refreshes: number } {
+  const folder = RunFolder.open(runDir);
+  const phase = `selective-s${seed}`;
+  const epochs = folder.readRecipe().retraining.epochs;
+  const file = path.join(folder.checkpointDir(phase, epochs), CHECKPOINT_FILES.state);
+  if (!folder.exists(file)) return { skipped: 0, refreshes: 0 };
+  const history = folder.readJson<CheckpointState>(file).selective?.history ?? [];
+  const skipped = history.filter((r) => r.skipped && /every trainable weight/.test(r.skipped));
+  return { skipped: skipped.length, refreshes: history.length };
 }
 
 function stamp(): string {
@@ -89,16 +108,19 @@ function cellRecipe(options: SensitivityOptions, cell: SensitivityCell, seed: nu
 }
 
 /** Writes `sensitivity.json` and `sensitivity.md` of the runs so far; returns the Markdown. */
-function writeStudy(options: SensitivityOptions, dir: string, runs: StudyRun[], started: number) {
+function writeStudy(options: SensitivityOptions, dir: string, runs: StudyRun[], minutes: number) {
   const cells = sensitivityCells(options.grid);
-  const summaries = cells
-    .map((cell) => ({
-      cell,
-      comparisons: runs.filter((r) => cellName(r.cell) === cellName(cell)).map((r) => r.comparison),
-    }))
-    .filter((c) => c.comparisons.length > 0)
-    .map((c) => summarizeCell(c.cell, c.comparisons, cells.length));
-  const minutes = (Date.now() - started) / 60000;
+  const summaries = cells.flatMap((cell) => {
+    const own = runs.filter((r) => cellName(r.cell) === cellName(cell));
+    if (own.length === 0) return [];
+    const counts = own.map((r) => refreshesOf(path.join(dir, r.dir), r.seed));
+    const allFragile = {
+      skipped: counts.reduce((sum, c) => sum + c.skipped, 0),
+      refreshes: counts.reduce((sum, c) => sum + c.refreshes, 0),
+    };
+    const comparisons = own.map((r) => r.comparison);
+    return [summarizeCell(cell, comparisons, cells.length, allFragile)];
+  });
   const json = { command: options.command, recipe: options.recipe, seeds: options.seeds };
   fs.writeFileSync(
     path.join(dir, 'sensitivity.json'),
@@ -163,10 +185,10 @@ export async function sensitivity(
       if (result.status !== 'finished' || !result.comparison) return { dir, status: 'killed' };
       base ??= result.dir;
       runs.push({ cell, seed, dir: path.relative(dir, result.dir), comparison: result.comparison });
-      writeStudy(options, dir, runs, started);
+      writeStudy(options, dir, runs, (Date.now() - started) / 60000);
     }
   }
-  log(`\n${writeStudy(options, dir, runs, started)}\nwritten: ${dir}/`);
+  log(`\n${writeStudy(options, dir, runs, (Date.now() - started) / 60000)}\nwritten: ${dir}/`);
   return { dir, status: 'finished' };
 }
 
@@ -186,6 +208,7 @@ Options:
   --quick              small sizes and 1 + 1 epochs: a smoke run
   --set <f>=<v>        any other recipe field, repeatable
   --out <dir>          parent of the output folder (default: runs)
+  --summarize <dir>    rewrite a study folder's sensitivity.json/.md from its runs, and print it
   -h, --help           this help`;
 
 function list<T extends string>(value: unknown, allowed: readonly T[], option: string): T[] {
@@ -218,6 +241,18 @@ function gridOf(values: Record<string, unknown>): SensitivityGrid {
   };
 }
 
+/**
+ * Rewrites `sensitivity.json` and `sensitivity.md` of a study folder from its runs (after a
+ * change to how the table is written); returns the Markdown.
+ */
+export function summarizeStudy(dir: string): string {
+  const study = readJsonFile<SensitivityOptions & { minutes: number; runs: StudyRun[] }>(
+    path.join(dir, 'sensitivity.json'),
+    'a sensitivity study (npm run reproduce -- --sensitivity)',
+  );
+  return writeStudy(study, dir, study.runs, study.minutes);
+}
+
 /** The command line of the sensitivity study; returns the exit code. */
 export async function sensitivityMain(argv: string[]): Promise<number> {
   let options: SensitivityOptions;
@@ -234,12 +269,17 @@ export async function sensitivityMain(argv: string[]): Promise<number> {
         quick: { type: 'boolean' },
         set: { type: 'string', multiple: true },
         out: { type: 'string' },
+        summarize: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     });
     if (values.help) {
       console.log(HELP);
+      return 0;
+    }
+    if (values.summarize) {
+      console.log(summarizeStudy(values.summarize));
       return 0;
     }
     const recipes = values.recipes

@@ -13,7 +13,7 @@ import {
   sensitivitySentences,
   summarizeCell,
 } from '../src/experiment/sensitivity';
-import { sensitivity, sensitivityMain } from '../cli/sensitivity';
+import { sensitivity, sensitivityMain, summarizeStudy } from '../cli/sensitivity';
 import { tempRuns, tinyRecipe } from './recipes-helpers';
 
 const silent = () => createProgress({ silent: true });
@@ -193,6 +193,9 @@ describe('npm run reproduce -- --sensitivity', () => {
     const md = fs.readFileSync(path.join(result.dir, 'sensitivity.md'), 'utf8');
     expect(md).toContain('| adversarial | any | 1000000000 | 0.0 |');
     expect(md).toMatch(/Selective − random-freeze on FGSM, 2 settings at n = 2 seeds each/);
+    expect(study.summaries[1].allFragile).toEqual({ skipped: 0, refreshes: 2 });
+    // rewriting the study from its runs gives the same table
+    expect(summarizeStudy(result.dir)).toBe(md);
 
     const errors: string[] = [];
     const error = jest.spyOn(console, 'error').mockImplementation((m) => errors.push(String(m)));

@@ -47,6 +47,11 @@ export interface CellSummary extends SensitivityCell {
   seeds: number[];
   /** Layers frozen at the selective arm's end, mean over seeds. */
   frozenAtEnd: number;
+  /**
+   * Refreshes of the selective arm (over all seeds) that froze nothing because every analysed
+   * weight was fragile (freezing all would leave nothing to train), and all its refreshes.
+   */
+  allFragile: { skipped: number; refreshes: number };
   /** Selective − normal, random-freeze − normal, selective − random-freeze (paired over seeds). */
   gains: Record<'selective' | 'randomFreeze' | 'selectiveVsRandom', Record<Metric, PairedGain>>;
   /**
@@ -84,6 +89,7 @@ export function summarizeCell(
   cell: SensitivityCell,
   comparisons: readonly Comparison[],
   cells: number,
+  allFragile: CellSummary['allFragile'] = { skipped: 0, refreshes: 0 },
 ): CellSummary {
   const gains = { selective: {}, randomFreeze: {}, selectiveVsRandom: {} } as CellSummary['gains'];
   for (const metric of METRICS) {
@@ -99,6 +105,7 @@ export function summarizeCell(
     ...cell,
     seeds: comparisons.map((c) => c.seeds[0].seed),
     frozenAtEnd: frozen.reduce((a, b) => a + b, 0) / Math.max(1, frozen.length),
+    allFragile,
     gains,
     fgsmVsRandomCorrected: corrected(gains.selectiveVsRandom.fgsm, cells),
   };
@@ -117,8 +124,12 @@ export function sensitivityTable(summaries: readonly CellSummary[]): string {
   ];
   for (const s of summaries) {
     const g = s.gains;
+    const { skipped, refreshes } = s.allFragile;
+    const frozen =
+      s.frozenAtEnd.toFixed(1) +
+      (skipped ? ` (all fragile: ${skipped} of ${refreshes} refreshes froze nothing)` : '');
     lines.push(
-      `| ${s.score} | ${s.rule} | ${s.tolerance} | ${s.frozenAtEnd.toFixed(1)} | ${cell(g.selective.fgsm)} | ` +
+      `| ${s.score} | ${s.rule} | ${s.tolerance} | ${frozen} | ${cell(g.selective.fgsm)} | ` +
         `${cell(g.randomFreeze.fgsm)} | ${cell(g.selectiveVsRandom.fgsm)} | ${cell(g.selectiveVsRandom.pgd)} | ` +
         `${cell(g.selectiveVsRandom.clean)} |`,
     );

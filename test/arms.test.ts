@@ -3,6 +3,7 @@ import * as path from 'path';
 import { runRecipe, type FrozenRecord, RUN_FILES, validateRecipe } from '../src/experiment';
 import { createProgress } from '../src/experiment/progress';
 import { runResultLines } from '../cli/main';
+import { buildModel } from '../src/models';
 import { tempRuns, tinyRecipe } from './recipes-helpers';
 
 const ARMS = ['normal', 'selective', 'random-freeze', 'adversarial', 'selective-adversarial'];
@@ -41,6 +42,19 @@ describe('retraining arms', () => {
       expect(of('selective').length).toBe(2);
     }
     expect(frozen.some((r) => r.phase.startsWith('selective-s') && r.layers.length > 0)).toBe(true);
+
+    // the fraction of weights frozen: the frozen layers' elements over all trainable elements
+    const model = buildModel('small_cnn', { inputShape: [28, 28, 1], classes: 10 });
+    const size = (names: string[]) =>
+      model.layers
+        .filter((l) => names.includes(l.name))
+        .flatMap((l) => l.weights)
+        .reduce((sum, w) => sum + w.shape.reduce<number>((a, b) => a * (b ?? 0), 1), 0);
+    const total = size(model.layers.map((l) => l.name));
+    for (const record of frozen) {
+      expect(record.weights).toEqual({ frozen: size(record.layers), total });
+    }
+    model.dispose();
 
     // the selective arms skip the analysis after their final epoch (its labels decide nothing)
     const analysed = fs

@@ -12,7 +12,7 @@ import { MERGE_HELP, SHARDS_HELP, mergeCommand, shardsCommand } from './shards';
 import { createProgress } from '../src/experiment/progress';
 import { loadRecipe, RecipeError } from '../src/experiment/validate';
 import { recipeSchemaJson } from '../src/experiment/schema';
-import { RunFolder, RUN_FILES } from '../src/experiment/run-folder';
+import { RunFolder, RUN_FILES, timestamp } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { gainLines } from '../src/experiment/comparison';
 import { syncSpools } from '../src/mlflow/sync';
@@ -39,7 +39,8 @@ const defaultIo: CliIo = {
 /** Exit codes. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
-class UsageError extends Error {}
+/** A bad command line: the verb's help follows the message (exit 2). */
+export class UsageError extends Error {}
 
 const HELP: Record<string, string> = {
   get analyze() {
@@ -326,11 +327,7 @@ async function compareCommand(args: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length < 1) throw new UsageError('compare needs at least one run folder');
-  const stamp = new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\..*$/, '')
-    .replace('T', '-');
+  const stamp = timestamp();
   const out =
     (values.out as string | undefined) ??
     path.join(path.dirname(path.resolve(positionals[0])), `compare-${stamp}.html`);

@@ -22,7 +22,7 @@ import { parseArgs } from 'util';
 import { compareRuns, runResultLines, type CliIo } from './main';
 import { MlflowClient, MlflowRun } from '../src/mlflow';
 import { createProgress } from '../src/experiment/progress';
-import { RUN_FILES, RunFolder, type RunManifest } from '../src/experiment/run-folder';
+import { RUN_FILES, RunFolder, timestamp, type RunManifest } from '../src/experiment/run-folder';
 import { runRecipe, type RunResult } from '../src/experiment/runner';
 import { writeRunReport } from '../src/report/run-report';
 import { gainMetrics } from '../src/experiment/comparison';
@@ -113,10 +113,6 @@ export interface ReproduceResult {
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-
-export function stamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
-}
 
 function runSeconds(info: RunManifest): number {
   return info.invocations.reduce((sum, inv) => {
@@ -364,7 +360,7 @@ export async function reproduce(options: ReproduceOptions): Promise<ReproduceRes
   const shard: SweepShardRun | undefined = options.shard
     ? await startSweepShard(options, recipes, options.shard, log)
     : undefined;
-  const dir = shard?.dir ?? path.resolve(options.outDir ?? 'runs', `reproduce-${stamp()}`);
+  const dir = shard?.dir ?? path.resolve(options.outDir ?? 'runs', `reproduce-${timestamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const own = shard ? undefined : await startParent(options, dir, log);
   const parent = shard ? shard.parent : own;

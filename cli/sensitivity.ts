@@ -16,7 +16,7 @@ import { SCORE_IDS } from '../src/analysis/types';
 import type { Comparison } from '../src/experiment/comparison';
 import { CHECKPOINT_FILES } from '../src/experiment/checkpoint';
 import { forkRun } from '../src/experiment/fork';
-import { readJsonFile, RunFolder } from '../src/experiment/run-folder';
+import { readJsonFile, RunFolder, timestamp } from '../src/experiment/run-folder';
 import type { CheckpointState } from '../src/experiment/run-context';
 import type { Progress } from '../src/experiment/progress';
 import { runRecipe, type RunRecipeOptions } from '../src/experiment/runner';
@@ -32,9 +32,7 @@ import {
   type SensitivityGrid,
 } from '../src/experiment/sensitivity';
 import { loadRecipe } from '../src/experiment/validate';
-
-/** A bad command-line option (exit 2). */
-class UsageError extends Error {}
+import { UsageError } from './main';
 import { QUICK, systemRecipes } from './systems';
 
 const ARMS = 'retraining.arms=["normal","selective","random-freeze"]';
@@ -87,10 +85,6 @@ function refreshesOf(runDir: string, seed: number): { skipped: number; refreshes
   const history = folder.readJson<CheckpointState>(file).selective?.history ?? [];
   const skipped = history.filter((r) => r.skipped && /every trainable weight/.test(r.skipped));
   return { skipped: skipped.length, refreshes: history.length };
-}
-
-function stamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
 }
 
 /** The recipe of one cell and seed. */
@@ -172,7 +166,7 @@ export async function sensitivity(
   const cells = sensitivityCells(options.grid);
   // Bad recipes or overrides fail here, before anything runs.
   for (const cell of cells) cellRecipe(options, cell, options.seeds[0]);
-  const dir = path.resolve(options.outDir ?? 'runs', `sensitivity-${stamp()}`);
+  const dir = path.resolve(options.outDir ?? 'runs', `sensitivity-${timestamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const started = Date.now();
   const runs: StudyRun[] = [];

@@ -13,6 +13,7 @@ import { ShardMergeError, type ShardId } from '../src/analysis/shards';
 import { shardParentRun } from '../src/experiment/shard-tracking';
 import { summarizeSweep } from '../src/experiment/summary';
 import type { Recipe } from '../src/experiment/schema';
+import { timestamp } from '../src/experiment/run-folder';
 import {
   isSweepShardFolder,
   mergeSweepShards,
@@ -28,7 +29,6 @@ import type { Values } from './analyze';
 import { EXIT, type CliIo } from './main';
 import {
   comparePage,
-  stamp,
   summaryMetrics,
   writeResults,
   type ReproduceOptions,
@@ -178,7 +178,7 @@ export async function mergeSweep(
     experiment: fingerprint.experiment,
     command: first.command?.replace(/ --shards? \S+/, ''),
   };
-  const dir = path.resolve(out ?? 'runs', `reproduce-merged-${stamp()}`);
+  const dir = path.resolve(out ?? 'runs', `reproduce-merged-${timestamp()}`);
   fs.mkdirSync(dir, { recursive: true });
   const sweep: Sweep = {
     dir,

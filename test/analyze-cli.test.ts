@@ -10,35 +10,17 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { main, type CliIo } from '../cli/main';
+import { main } from '../cli/main';
 import { loadData } from '../datasets';
 import { loadModelFile } from '../src/experiment/model-file';
 import { useMlflowServer } from './support/mlflow-server';
+import { captureCli } from './support/cli-io';
 
 const ROOT = path.resolve(__dirname, '..');
 const PYTHON = path.join(ROOT, '.venv', 'bin', 'python');
 let dir: string;
 let fx: (name: string) => string;
 let expected: Record<string, { predictions: number[][]; accuracy: number }>;
-
-function capture(onProgressLine?: (line: string) => void) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) onProgressLine?.(line);
-      done();
-    },
-  });
-  const io: CliIo = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    progressStream: stream,
-    tty: false,
-  };
-  return { io, out, err };
-}
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'analyze-cli-'));
@@ -97,7 +79,7 @@ describe('analyze', () => {
     '%s with --data npz: report.clean equals Keras accuracy; the folder holds every file',
     async (file) => {
       const out = path.join(dir, `runs-${file}`);
-      const c = capture();
+      const c = captureCli();
       const args = ['analyze', fx(file), '--data', `npz:${fx('data.npz')}`, '--epsilon', '0.3'];
       const code = await main(
         [...args, '--steps', '3', '--filters', 'lowpass,pulse', '--out', out],
@@ -132,7 +114,7 @@ describe('analyze', () => {
   it('Ctrl-C during the analysis exits 130 with run.json killed', async () => {
     const out = path.join(dir, 'runs-killed');
     let sent = false;
-    const c = capture((line) => {
+    const c = captureCli((line) => {
       if (!sent && line.startsWith('analyse')) {
         sent = true;
         process.emit('SIGINT');
@@ -169,7 +151,7 @@ describe('tfjs models and other data', () => {
     await model.save(`file://${modelDir}`);
     model.dispose();
     const out = path.join(dir, 'runs-images');
-    const c = capture();
+    const c = captureCli();
     const args = ['analyze', `file://${modelDir}/model.json`, '--data', `imagefolder:${images}`];
     expect(await main([...args, '--epsilon', '0.1', '--steps', '3', '--out', out], c.io)).toBe(0);
     const run = path.join(out, fs.readdirSync(out)[0]);
@@ -289,7 +271,7 @@ describe('bad input: exit 2, a clear message, nothing written', () => {
     '%s',
     async (_name, args, message) => {
       const out = path.join(dir, 'rejected');
-      const c = capture();
+      const c = captureCli();
       const code = await main(['analyze', ...args(), '--epsilon', '0.3', '--out', out], c.io);
       expect(c.err.join('\n')).toMatch(message);
       expect(code).toBe(2);
@@ -299,7 +281,7 @@ describe('bad input: exit 2, a clear message, nothing written', () => {
   );
 
   it("a missing --epsilon is the schema's required option", async () => {
-    const c = capture();
+    const c = captureCli();
     expect(await main(['analyze', fx('cnn.keras'), '--data', 'mnist'], c.io)).toBe(2);
     expect(c.err.join('\n')).toMatch(/option 'epsilon' is required/);
   });
@@ -309,7 +291,7 @@ describe('with MLflow', () => {
   const server = useMlflowServer();
   it('logs params, psi_* metrics, the report files and the model', async () => {
     const out = path.join(dir, 'runs-mlflow');
-    const c = capture();
+    const c = captureCli();
     const args = [
       'analyze',
       fx('cnn.keras'),

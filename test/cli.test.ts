@@ -5,31 +5,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Writable } from 'stream';
-import { main, type CliIo } from '../cli/main';
+import { main } from '../cli/main';
 import { createProgress, plainLine } from '../src/experiment/progress';
 import { tempRuns } from './recipes-helpers';
-
-function capture(onProgressLine?: (line: string) => void) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const progress: string[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) {
-        progress.push(line);
-        onProgressLine?.(line);
-      }
-      done();
-    },
-  });
-  const io: CliIo = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    progressStream: stream,
-    tty: false,
-  };
-  return { io, out, err, progress };
-}
+import { captureCli } from './support/cli-io';
 
 const TINY = {
   name: 'cli-tiny',
@@ -57,18 +36,18 @@ describe('tfjs-antifragile CLI', () => {
       ['schema', '--help'],
       ['analyze', '--help'],
     ]) {
-      const c = capture();
+      const c = captureCli();
       expect(await main(argv, c.io)).toBe(0);
       expect(c.out.join('\n')).toMatch(/Usage/);
     }
-    const none = capture();
+    const none = captureCli();
     expect(await main([], none.io)).toBe(2);
-    const unknown = capture();
+    const unknown = captureCli();
     expect(await main(['train'], unknown.io)).toBe(2);
     expect(unknown.err.join('\n')).toMatch(
       /unknown command 'train'; use one of run, report, compare, sync, mlflow, schema/,
     );
-    const badFlag = capture();
+    const badFlag = captureCli();
     expect(await main(['run', recipeFile, '--epochs', '3'], badFlag.io)).toBe(2);
     expect(badFlag.err.join('\n')).toMatch(/Unknown option '--epochs'/);
   });
@@ -85,7 +64,7 @@ describe('tfjs-antifragile CLI', () => {
       }),
     );
     const out = path.join(dir, 'bad-runs');
-    const c = capture();
+    const c = captureCli();
     expect(await main(['run', bad, '--out', out], c.io)).toBe(2);
     const text = c.err.join('\n');
     expect(text).toMatch(/bad\.json: 3 problems in the recipe/);
@@ -97,7 +76,7 @@ describe('tfjs-antifragile CLI', () => {
   });
 
   it('report --help offers no option it rejects', async () => {
-    const c = capture();
+    const c = captureCli();
     expect(await main(['report', '--help'], c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/^Usage: tfjs-antifragile report <run-dir>$/m);
     expect(c.out.join('\n')).not.toContain('--open');
@@ -116,7 +95,7 @@ describe('tfjs-antifragile CLI', () => {
       }),
     );
     const out = path.join(dir, 'no-data-runs');
-    const c = capture();
+    const c = captureCli();
     expect(await main(['run', recipeFile, '--out', out], c.io)).toBe(2);
     expect(c.err.join('\n')).toContain(
       `/dataset/dir: the cifar10 folder "${missing}" does not exist`,
@@ -126,17 +105,17 @@ describe('tfjs-antifragile CLI', () => {
 
   it('--set overrides recipe fields (validated, recorded in the run folder); not on --resume', async () => {
     const out = path.join(dir, 'set-runs');
-    const bad = capture();
+    const bad = captureCli();
     expect(
       await main(['run', recipeFile, '--out', out, '--set', 'training.epochs=-1'], bad.io),
     ).toBe(2);
     expect(bad.err.join('\n')).toContain('/training/epochs: must be >= 1; got -1');
-    const noEq = capture();
+    const noEq = captureCli();
     expect(await main(['run', recipeFile, '--set', 'training.epochs'], noEq.io)).toBe(2);
     expect(noEq.err.join('\n')).toMatch(/expected <field\.path>=<value>/);
     expect(fs.existsSync(out)).toBe(false);
 
-    const c = capture();
+    const c = captureCli();
     const args = ['run', recipeFile, '--out', out, '--no-report'];
     const sets = ['training.epochs=1', 'retraining.enabled=false', 'analysis.steps=4'];
     const code = await main([...args, ...sets.flatMap((s) => ['--set', s])], c.io);
@@ -149,7 +128,7 @@ describe('tfjs-antifragile CLI', () => {
     expect(saved.analysis.steps).toBe(4);
     const rows = JSON.parse(fs.readFileSync(path.join(runDir, 'metrics.json'), 'utf8'));
     expect(rows.map((r: { phase: string }) => r.phase)).toEqual(['train']);
-    const resumed = capture();
+    const resumed = captureCli();
     expect(await main(['run', '--resume', runDir, '--set', 'training.epochs=3'], resumed.io)).toBe(
       2,
     );
@@ -159,7 +138,7 @@ describe('tfjs-antifragile CLI', () => {
   it('Ctrl-C stops after the epoch (exit 130); --resume finishes; report and compare read the folder', async () => {
     const out = path.join(dir, 'runs');
     let sent = false;
-    const first = capture((line) => {
+    const first = captureCli((line) => {
       if (!sent && line.startsWith('train epoch 1/2: 4/4 batches in')) {
         sent = true;
         process.emit('SIGINT');
@@ -177,11 +156,11 @@ describe('tfjs-antifragile CLI', () => {
     // A different recipe cannot take over the run.
     const other = path.join(dir, 'other.json');
     fs.writeFileSync(other, JSON.stringify({ ...TINY, training: { ...TINY.training, epochs: 3 } }));
-    const mismatch = capture();
+    const mismatch = captureCli();
     expect(await main(['run', other, '--resume', runDir], mismatch.io)).toBe(2);
     expect(mismatch.err.join('\n')).toMatch(/differs from the recipe of/);
 
-    const second = capture();
+    const second = captureCli();
     expect(await main(['run', '--resume', runDir], second.io)).toBe(0);
     const progress = second.progress.join('\n');
     expect(progress).toMatch(/train: resuming at epoch 2\/2/);
@@ -207,25 +186,25 @@ describe('tfjs-antifragile CLI', () => {
     expect(fs.existsSync(path.join(runDir, 'report.html'))).toBe(true);
 
     fs.rmSync(path.join(runDir, 'report.html'));
-    const report = capture();
+    const report = captureCli();
     expect(await main(['report', runDir], report.io)).toBe(0);
     expect(fs.existsSync(path.join(runDir, 'report.html'))).toBe(true);
 
     const page = path.join(dir, 'side-by-side.html');
-    const compare = capture();
+    const compare = captureCli();
     expect(await main(['compare', runDir, runDir, '--out', page], compare.io)).toBe(0);
     const table = compare.out.join('\n');
     expect(table).toMatch(/^run\s+status\s+model\s+dataset\s+epochs\s+test acc\s+FGSM acc/);
     expect(table.split('\n').filter((l) => l.startsWith(path.basename(runDir)))).toHaveLength(2);
     expect(fs.existsSync(page)).toBe(true);
 
-    const missing = capture();
+    const missing = captureCli();
     expect(await main(['report', path.join(dir, 'nope')], missing.io)).toBe(1);
     expect(missing.err.join('\n')).toMatch(/is not a run folder: run\.json is missing/);
   });
 
   it('schema prints or writes the published schema', async () => {
-    const c = capture();
+    const c = captureCli();
     expect(await main(['schema'], c.io)).toBe(0);
     expect(JSON.parse(c.out.join(''))).toEqual(
       JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'recipes', 'schema.json'), 'utf8')),

@@ -27,3 +27,28 @@ export function tinyRecipe(overrides: Record<string, unknown> = {}): Recipe {
 export function tempRuns(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `tfa-${prefix}-`));
 }
+
+/**
+ * Writes a recipe file small enough for a sweep (`npm run reproduce`) in seconds, with `fields`
+ * replacing whole sections; returns its path.
+ */
+export function writeTinySystem(
+  dir: string,
+  name: string,
+  fields: Record<string, unknown> = {},
+): string {
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      name,
+      model: { architecture: 'small_cnn' },
+      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
+      training: { batchSize: 50, epochs: 1 },
+      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
+      retraining: { enabled: true, epochs: 1 },
+      ...fields,
+    }),
+  );
+  return file;
+}

@@ -10,33 +10,15 @@ import { reproduce } from '../cli/reproduce';
 import { MlflowClient, type Run } from '../src/mlflow';
 import type { Comparison } from '../src/experiment';
 import { useMlflowServer } from './support/mlflow-server';
-import { tempRuns } from './recipes-helpers';
+import { tempRuns, writeTinySystem } from './recipes-helpers';
 
 const mlflow = useMlflowServer();
 
 const quiet = new Writable({ write: (_c, _e, done) => done() });
 
-/** Writes a recipe small enough for a sweep in seconds; returns its file. */
-function tinySystem(dir: string, name: string, fields: Record<string, unknown> = {}): string {
-  const file = path.join(dir, `${name}.json`);
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      name,
-      model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
-      training: { batchSize: 50, epochs: 1 },
-      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
-      retraining: { enabled: true, epochs: 1 },
-      ...fields,
-    }),
-  );
-  return file;
-}
-
 it('runs each seed with the runner as a library, compares, summarises, and nests the MLflow runs', async () => {
   const dir = tempRuns('reproduce');
-  const recipe = tinySystem(dir, 'tiny-system', {
+  const recipe = writeTinySystem(dir, 'tiny-system', {
     dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
     tracking: { mlflow: { experimentName: 'not-this-one' } },
   });
@@ -122,7 +104,7 @@ it('runs each seed with the runner as a library, compares, summarises, and nests
 
 it('Ctrl-C stops the reproduction, keeps what finished and marks the parent run KILLED', async () => {
   const dir = tempRuns('reproduce-stop');
-  const recipe = tinySystem(dir, 'tiny-stop');
+  const recipe = writeTinySystem(dir, 'tiny-stop');
   let sent = false;
   const result = await reproduce({
     recipes: [recipe],
@@ -152,7 +134,7 @@ it('Ctrl-C stops the reproduction, keeps what finished and marks the parent run 
 
 it('Ctrl-C during a run stops that run after its current epoch, and the reproduction with it', async () => {
   const dir = tempRuns('reproduce-stop-run');
-  const recipe = tinySystem(dir, 'tiny-stop-run');
+  const recipe = writeTinySystem(dir, 'tiny-stop-run');
   let sent = false;
   // The run's progress lines: the end of the training epoch is where Ctrl-C is pressed.
   const progressStream = new Writable({

@@ -14,7 +14,7 @@ import {
   summarizeCell,
 } from '../src/experiment/sensitivity';
 import { sensitivity, sensitivityMain, summarizeStudy } from '../cli/sensitivity';
-import { tempRuns, tinyRecipe } from './recipes-helpers';
+import { tempRuns, tinyRecipe, writeTinySystem } from './recipes-helpers';
 
 const silent = () => createProgress({ silent: true });
 const ARMS = ['normal', 'selective', 'random-freeze'];
@@ -154,19 +154,10 @@ describe('the sensitivity table', () => {
 describe('npm run reproduce -- --sensitivity', () => {
   it('runs the first setting per seed and forks it for the others, writing the table', async () => {
     const dir = tempRuns('sensitivity');
-    const file = path.join(dir, 'tiny.json');
-    fs.writeFileSync(
-      file,
-      JSON.stringify({
-        name: 'tiny',
-        model: { architecture: 'small_cnn' },
-        dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
-        training: { batchSize: 50, epochs: 1 },
-        analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
-        retraining: { enabled: true, epochs: 1 },
-        tracking: { mlflow: { enabled: false } },
-      }),
-    );
+    const file = writeTinySystem(dir, 'tiny', {
+      dataset: { name: 'mnist', trainSize: 150, validationSize: 40, testSize: 60 },
+      tracking: { mlflow: { enabled: false } },
+    });
     const lines: string[] = [];
     const result = await sensitivity({
       recipe: file,

@@ -11,29 +11,17 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
-import { main, type CliIo } from '../cli/main';
+import { main } from '../cli/main';
 import { loadBuiltinMnist } from '../datasets/mnist-builtin';
 import { MlflowClient } from '../src/mlflow';
 import { SHARD_KEY_TAG } from '../src/experiment/shard-tracking';
 import { REQUIRE_TYPESCRIPT, projectPath } from './support/child-script';
 import { useMlflowServer } from './support/mlflow-server';
+import { captureCli } from './support/cli-io';
 
 let dir: string;
 let fullJson: string;
 const ANALYSIS = ['--data', 'mnist', '--examples', '30', '--epsilon', '0.1', '--steps', '3'];
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    progressStream: new Writable({ write: (_c, _e, done) => done() }),
-    tty: false,
-  };
-  return { io, out, err };
-}
 
 /** A tiny CNN on 28×28 digits, trained a little, saved as a tfjs model.json under `name/`. */
 async function saveModel(name: string, seed: number): Promise<string> {
@@ -136,7 +124,7 @@ describe('through a shared folder, without MLflow', () => {
     const folders = fs.readdirSync(shared).sort();
     expect(folders).toEqual(['a-shard-0-of-2', 'a-shard-1-of-2']);
     const out = path.join(dir, 'merged-folder');
-    const { io, err } = capture();
+    const { io, err } = captureCli();
     expect(
       await main(['merge', ...folders.map((f) => path.join(shared, f)), '--out', out], io),
     ).toBe(0);
@@ -153,12 +141,12 @@ describe('through a shared folder, without MLflow', () => {
 
   it('refuses a shard of another model: exit 2, nothing written, the shard named', async () => {
     const other = path.join(dir, 'other');
-    const { io } = capture();
+    const { io } = captureCli();
     expect(await main(['analyze', modelB, ...ANALYSIS, '--shard', '1/2', '--out', other], io)).toBe(
       0,
     );
     const out = path.join(dir, 'refused');
-    const run = capture();
+    const run = captureCli();
     const code = await main(
       [
         'merge',
@@ -177,7 +165,7 @@ describe('through a shared folder, without MLflow', () => {
   });
 
   it('refuses a missing shard and --shards without JOB_COMPLETION_INDEX (exit 2)', async () => {
-    const run = capture();
+    const run = captureCli();
     expect(
       await main(
         ['merge', path.join(dir, 'shared', 'a-shard-0-of-2'), '--out', path.join(dir, 'x')],
@@ -185,7 +173,7 @@ describe('through a shared folder, without MLflow', () => {
       ),
     ).toBe(2);
     expect(run.err.join('\n')).toContain('merge: shard 1/2 missing');
-    const bad = capture();
+    const bad = captureCli();
     delete process.env.JOB_COMPLETION_INDEX;
     expect(
       await main(
@@ -230,7 +218,7 @@ describe('through MLflow, as a Kubernetes Indexed Job', () => {
     expect(parent(runs[2])).toBe(runId);
 
     // Shard 1 died between writing its temporary file and renaming it: it is missing.
-    const early = capture();
+    const early = captureCli();
     const out = path.join(dir, 'merged-mlflow');
     expect(await main(['merge', '--mlflow-run', runId!, '--out', out], early.io)).toBe(2);
     expect(early.err.join('\n')).toContain('merge: shard 1/3 missing');
@@ -240,7 +228,7 @@ describe('through MLflow, as a Kubernetes Indexed Job', () => {
     const rerun = await cli(shardArgs, { ...env, JOB_COMPLETION_INDEX: '1' });
     expect(rerun.code).toBe(0);
     expect(parent(rerun)).toBe(runId);
-    const merged = capture();
+    const merged = captureCli();
     expect(await main(['merge', '--mlflow-run', runId!, '--out', out], merged.io)).toBe(0);
     expect(withoutSeconds(mergedJson(out))).toBe(withoutSeconds(fullJson));
 

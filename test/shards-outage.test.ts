@@ -10,29 +10,17 @@ import '@tensorflow/tfjs-node';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { main, type CliIo } from '../cli/main';
 import { MlflowClient } from '../src/mlflow';
 import { PENDING_UPLOAD_FILE, SHARD_KEY_TAG } from '../src/experiment/shard-tracking';
 import { shardKey } from '../src/experiment/fingerprint';
 import type { ShardPartial } from '../src/analysis/shards';
 import { useMlflowServer } from './support/mlflow-server';
+import { captureCli } from './support/cli-io';
 
 const mlflow = useMlflowServer();
 const ANALYSIS = ['--data', 'mnist', '--examples', '20', '--epsilon', '0.1', '--steps', '3'];
 let dir: string;
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = {
-    out: (t) => out.push(t),
-    err: (t) => err.push(t),
-    progressStream: new Writable({ write: (_c, _e, done) => done() }),
-    tty: false,
-  };
-  return { io, out, err };
-}
 
 /** A tiny dense model on 28×28 digits (untrained: the upload, not the analysis, is tested). */
 async function saveModel(): Promise<string> {
@@ -78,7 +66,7 @@ it('a shard keeps its partial through an outage and sends it when MLflow is back
   await mlflow().stop();
 
   // Shard 0 gives up at once: exit 1, the record stays, the message says how to send it.
-  const gaveUp = capture();
+  const gaveUp = captureCli();
   const code = await shard(0, '0', gaveUp.io);
   if (code !== 1) throw new Error(gaveUp.err.join('\n'));
   const said = gaveUp.err.join('\n');
@@ -88,7 +76,7 @@ it('a shard keeps its partial through an outage and sends it when MLflow is back
   expect(fs.existsSync(path.join(folder(0), 'shard-0-of-2.json'))).toBe(true);
 
   // Shard 1 waits: the server comes back while it retries, and it finishes.
-  const waited = capture();
+  const waited = captureCli();
   const running = shard(1, '300', waited.io);
   await waitFor(
     () => waited.err.some((l) => l.startsWith('MLflow unreachable')),
@@ -100,7 +88,7 @@ it('a shard keeps its partial through an outage and sends it when MLflow is back
   expect(fs.existsSync(path.join(folder(1), PENDING_UPLOAD_FILE))).toBe(false);
 
   // shards upload sends shard 0's; a folder with nothing pending is said so.
-  const upload = capture();
+  const upload = captureCli();
   expect(await main(['shards', 'upload', folder(0), folder(1)], upload.io)).toBe(0);
   expect(upload.out).toContain(`${folder(1)}: nothing pending (no ${PENDING_UPLOAD_FILE})`);
   expect(upload.out).toContain('shards upload: 1 of 1 pending partial(s) sent');

@@ -7,49 +7,17 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { reproduce, reproduceMain } from '../cli/reproduce';
 import { mergeCommand } from '../cli/shards';
 import { sweepPlan, sweepShardWork, SWEEP_SHARD_FILE } from '../src/experiment/sweep-shards';
 import { MlflowClient } from '../src/mlflow';
 import { SHARD_KEY_TAG } from '../src/experiment/shard-tracking';
 import { useMlflowServer } from './support/mlflow-server';
-import { tempRuns } from './recipes-helpers';
+import { tempRuns, writeTinySystem } from './recipes-helpers';
+import { captureCli } from './support/cli-io';
 
 const mlflow = useMlflowServer();
-const quiet = new Writable({ write: (_c, _e, done) => done() });
 const EXPERIMENT = 'sweep-shards-test';
-
-function tinySystem(dir: string, name: string): string {
-  const file = path.join(dir, `${name}.json`);
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      name,
-      model: { architecture: 'small_cnn' },
-      dataset: { name: 'mnist', trainSize: 100, validationSize: 40, testSize: 40 },
-      training: { batchSize: 50, epochs: 1 },
-      analysis: { epsilon: 0.3, steps: 3, filters: ['lowpass'], examples: 40 },
-      retraining: { enabled: true, epochs: 1 },
-    }),
-  );
-  return file;
-}
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    io: {
-      out: (t: string) => out.push(t),
-      err: (t: string) => err.push(t),
-      progressStream: quiet,
-      tty: false,
-    },
-  };
-}
 
 /** results.json without what legitimately differs: timings, paths and the command line. */
 function comparable(dir: string) {
@@ -99,9 +67,13 @@ it('--shards without JOB_COMPLETION_INDEX, or with --shard, is a usage error (ex
 
 it('2 sweep shards merge into the unsharded results; one MLflow parent holds the shards’ runs', async () => {
   const dir = tempRuns('sweep-shards');
-  const recipe = tinySystem(dir, 'tiny-sweep');
+  const recipe = writeTinySystem(dir, 'tiny-sweep');
   const common = { recipes: [recipe], seeds: [0, 1], experiment: EXPERIMENT, log: () => undefined };
-  const whole = await reproduce({ ...common, outDir: path.join(dir, 'whole'), io: capture().io });
+  const whole = await reproduce({
+    ...common,
+    outDir: path.join(dir, 'whole'),
+    io: captureCli().io,
+  });
   expect(whole.status).toBe('finished');
 
   const shardsOut = path.join(dir, 'shards');
@@ -111,7 +83,7 @@ it('2 sweep shards merge into the unsharded results; one MLflow parent holds the
       ...common,
       outDir: shardsOut,
       shard: { index, count: 2 },
-      io: capture().io,
+      io: captureCli().io,
     });
     expect(r.runs).toHaveLength(1);
     expect(path.basename(r.dir)).toBe(`reproduce-shard-${index}-of-2`);
@@ -121,15 +93,15 @@ it('2 sweep shards merge into the unsharded results; one MLflow parent holds the
 
   // Refused: a missing shard, a duplicated one; nothing written.
   const refusedOut = path.join(dir, 'refused');
-  const missing = capture();
+  const missing = captureCli();
   expect(await mergeCommand([folders[0], '--out', refusedOut], missing.io)).toBe(2);
   expect(missing.err.join('\n')).toContain('missing shard(s) 0/2 of 2');
-  const dup = capture();
+  const dup = captureCli();
   expect(await mergeCommand([folders[0], folders[0], '--out', refusedOut], dup.io)).toBe(2);
   expect(dup.err.join('\n')).toMatch(/shard 1\/2 \(.*reproduce-shard-1-of-2\) is duplicated/);
   expect(fs.existsSync(refusedOut)).toBe(false);
 
-  const merged = capture();
+  const merged = captureCli();
   const mergedOut = path.join(dir, 'merged');
   expect(await mergeCommand([...folders, '--out', mergedOut], merged.io)).toBe(0);
   const [mergedDir] = fs.readdirSync(mergedOut).map((d) => path.join(mergedOut, d));

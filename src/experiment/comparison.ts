@@ -177,7 +177,8 @@ export function compareBranches(
   };
 }
 
-const points = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
+/** A fraction as signed accuracy points with one decimal: `+1.2`, `-0.3`. */
+export const points = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
 
 /** A gain in accuracy points with its interval: `+1.2 points [−0.3, +2.7]`. */
 export function formatGain(gain: PairedGain): string {

@@ -76,6 +76,11 @@ export function readJsonFile<T>(file: string, expected: string): T {
   }
 }
 
+/** A file-name-safe UTC timestamp, `20261203-112624`: what run and output folders are named by. */
+export function timestamp(now = new Date()): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+}
+
 /** The file layout of a run folder. */
 export const RUN_FILES = {
   recipe: 'recipe.json',
@@ -124,7 +129,7 @@ export class RunFolder {
 
   /** Creates `<outDir>/<name>-<timestamp>` (a suffix is added if it exists). */
   static create(outDir: string, name: string, now = new Date()): RunFolder {
-    const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+    const stamp = timestamp(now);
     let id = `${name}-${stamp}`;
     for (let i = 2; fs.existsSync(path.join(outDir, id)); i++) id = `${name}-${stamp}-${i}`;
     const dir = path.resolve(outDir, id);

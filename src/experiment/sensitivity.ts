@@ -4,7 +4,13 @@
  * as many layers at random? Pure: the grid, and the table from the runs' comparisons.
  */
 import type { ScoreId } from '../analysis/types';
-import { formatGain, type AccuracyPair, type ArmResult, type Comparison } from './comparison';
+import {
+  formatGain,
+  points,
+  type AccuracyPair,
+  type ArmResult,
+  type Comparison,
+} from './comparison';
 import { pairedGain, studentTQuantile, type PairedGain } from './statistics';
 
 /** One setting of the selective arm. */
@@ -136,8 +142,6 @@ export function sensitivityTable(summaries: readonly CellSummary[]): string {
   }
   return lines.join('\n');
 }
-
-const points = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
 
 /**
  * What the grid allows us to say: in how many cells selective beats or trails random-freeze on

@@ -8,6 +8,9 @@
  * the addon needs into `node_modules/@tensorflow/tfjs-node/deps/`, and compile the addon with
  * the node-gyp that npm bundles, against the headers of the running Node.js.
  *
+ * Before compiling, `./binding-patch.js` lets the addon take list-of-strings and list-of-types
+ * attributes (for TensorFlow's fused kernels, src/kernels/native/fused-ops.ts).
+ *
  * Idempotent: a stamp file records what was installed; a second run only verifies. The built
  * addon is kept in the same cache, keyed by everything it depends on (TensorFlow, tfjs-node,
  * Node-API and Node ABI versions), so another project's setup (`npx tfjs-antifragile setup`)
@@ -17,6 +20,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const cp = require('child_process');
+const { patchBinding, BINDING_PATCH } = require('./binding-patch');
 
 /** TensorFlow release whose C library we link. 2.12 is the oldest wheel on PyPI that ships
  * the C API in a library free of Python symbols (`libtensorflow_cc.so.2`); tfjs-node 4.22 was
@@ -66,7 +70,9 @@ function cacheDir() {
 
 /** Where a built addon for `wanted` (the stamp's contents) is kept. */
 function addonCachePath(wanted) {
-  const key = `tf${wanted.tensorflow}-tfjs-node${wanted.tfjsNode}-napi${wanted.napi}-abi${wanted.node}`;
+  const key =
+    `tf${wanted.tensorflow}-tfjs-node${wanted.tfjsNode}-napi${wanted.napi}-abi${wanted.node}` +
+    `-patch${wanted.bindingPatch}`;
   return path.join(cacheRoot(), 'addon', key, 'tfjs_binding.node');
 }
 
@@ -270,6 +276,7 @@ function setupNative(root) {
     tfjsNode: pkg.version,
     napi,
     node: process.versions.modules,
+    bindingPatch: BINDING_PATCH,
   };
   const binding = path.join(dir, 'lib', `napi-v${napi}`, 'tfjs_binding.node');
   if (fs.existsSync(stampPath) && fs.existsSync(binding)) {
@@ -284,6 +291,7 @@ function setupNative(root) {
   fs.rmSync(depsDir, { recursive: true, force: true });
   extractWheel(downloadWheel(cacheDir()), depsDir);
   if (!reuseCachedAddon(dir, binding, wanted)) {
+    patchBinding(dir);
     buildAddon(dir, napi);
     const check = verify(dir);
     if (!check.ok) {

@@ -44,22 +44,79 @@ function isSoftmaxLayer(layer: tf.layers.Layer): boolean {
   return cls === 'Softmax' || (cls === 'Activation' && layer.getConfig().activation === 'softmax');
 }
 
+/** Activations that tfjs' fused ops apply after the bias (the rest run as their own op). */
+const FUSABLE = new Set(['linear', 'relu', 'relu6', 'elu', 'sigmoid']);
+
+function convGeometry(layer: tf.layers.Layer): {
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  rate: number | [number, number];
+} {
+  const config = layer.getConfig();
+  const dilation = config.dilationRate as number | [number, number];
+  const rate: number | [number, number] = Array.isArray(dilation)
+    ? [dilation[0], dilation[1]]
+    : dilation;
+  return {
+    strides: config.strides as [number, number],
+    padding: config.padding as 'same' | 'valid',
+    rate,
+  };
+}
+
 function convolve(
   layer: tf.layers.Layer,
   x: tf.Tensor4D,
   kernel: tf.Tensor4D,
   depthwise: boolean,
 ): tf.Tensor {
-  const config = layer.getConfig();
-  const dilation = config.dilationRate as number | [number, number];
-  const rate: number | [number, number] = Array.isArray(dilation)
-    ? [dilation[0], dilation[1]]
-    : dilation;
-  const strides = config.strides as [number, number];
-  const padding = config.padding as 'same' | 'valid';
+  const { strides, padding, rate } = convGeometry(layer);
   return depthwise
     ? tf.depthwiseConv2d(x, kernel, strides, padding, 'NHWC', rate)
     : tf.conv2d(x, kernel, strides, padding, 'NHWC', rate);
+}
+
+/**
+ * A Conv2D or Dense layer with a bias as one fused op (product, bias, activation): fewer passes
+ * over the output, same values. Only for passes that are not differentiated: tfjs' fused ops'
+ * gradient computes the kernel's gradient too. Undefined where it does not apply.
+ */
+function applyFused(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  withActivation: boolean,
+  read: WeightReader,
+): tf.Tensor | undefined {
+  const cls = layer.getClassName();
+  const own = layer as unknown as KernelLayer;
+  if (!own.kernel || !own.bias || (cls !== 'Conv2D' && cls !== 'Dense')) return undefined;
+  const name = withActivation && own.activation ? own.activation.getClassName() : 'linear';
+  const activation = FUSABLE.has(name) ? (name as tf.fused.Activation) : 'linear';
+  let y: tf.Tensor;
+  if (cls === 'Dense') {
+    y = tf.fused.matMul({
+      a: x as tf.Tensor2D,
+      b: read(own.kernel) as tf.Tensor2D,
+      bias: read(own.bias),
+      activation,
+    });
+  } else {
+    if (layer.getConfig().dataFormat !== 'channelsLast') return undefined;
+    const { strides, padding, rate } = convGeometry(layer);
+    y = tf.fused.conv2d({
+      x: x as tf.Tensor4D,
+      filter: read(own.kernel) as tf.Tensor4D,
+      strides,
+      pad: padding,
+      dilations: rate,
+      bias: read(own.bias),
+      activation,
+    });
+  }
+  if (activation === 'linear' && name !== 'linear' && withActivation && own.activation) {
+    y = own.activation.apply(y);
+  }
+  return y;
 }
 
 /**
@@ -74,8 +131,13 @@ function applyUnfused(
   x: tf.Tensor,
   withActivation: boolean,
   read: WeightReader = readWeight,
+  forwardOnly = false,
 ): tf.Tensor | undefined {
   const cls = layer.getClassName();
+  if (forwardOnly && x.rank === UNFUSED_RANK[cls]) {
+    const fused = applyFused(layer, x, withActivation, read);
+    if (fused) return fused;
+  }
   const own = layer as unknown as KernelLayer;
   const kernel = cls === 'DepthwiseConv2D' ? own.depthwiseKernel : own.kernel;
   if (!kernel || UNFUSED_RANK[cls] === undefined || x.rank !== UNFUSED_RANK[cls]) return undefined;
@@ -114,12 +176,67 @@ export function canVary(layer: tf.layers.Layer, variable: tf.LayerVariable): boo
   return calls.every((n) => n.inputTensors.length === 1 && n.inputTensors[0].rank === rank);
 }
 
+/** Layers that act on each channel alone: they run unchanged on the stacked layout. */
+function isChannelwise(layer: tf.layers.Layer): boolean {
+  const cls = layer.getClassName();
+  if (cls === 'MaxPooling2D' || cls === 'AveragePooling2D') {
+    return layer.getConfig().dataFormat === 'channelsLast';
+  }
+  if (cls === 'Activation') return FUSABLE.has(layer.getConfig().activation as string);
+  return cls === 'ReLU' || cls === 'Dropout';
+}
+
+/**
+ * The stacked layout of `count` variants of a layer's output, `[M, ..., count·channels]` with
+ * variant b in channels `[b·channels, (b+1)·channels)`, as the block layout `[count·M, ...,
+ * channels]` (block b = variant b).
+ */
+function unstack(y: tf.Tensor, count: number, channels: number): tf.Tensor {
+  const [m, ...rest] = y.shape;
+  const inner = rest.slice(0, -1);
+  const split = tf.reshape(y, [m, ...inner, count, channels]);
+  const axis = inner.length + 1;
+  const perm = [axis, ...Array.from({ length: axis }, (_, i) => i), axis + 1];
+  return tf.reshape(tf.transpose(split, perm), [count * m, ...inner, channels]);
+}
+
+/**
+ * All variants of a Conv2D or Dense layer on one shared input as one fused op: the variants'
+ * kernels (and biases) concatenated along the output channels, so the product runs once with
+ * `count·channels` outputs instead of `count` times, and the layers after it that act per
+ * channel (pooling, ReLU) run on that stacked layout before it is rearranged into blocks
+ * (4× smaller after a 2×2 pooling). Undefined where it does not apply (no bias, an activation
+ * that mixes channels such as softmax, another layer class).
+ */
+function applyStacked(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  variants: WeightVariants,
+): { y: tf.Tensor; channels: number } | undefined {
+  const own = layer as unknown as KernelLayer;
+  const activation = own.activation?.getClassName() ?? 'linear';
+  const cls = layer.getClassName();
+  if (!own.kernel || !own.bias || !FUSABLE.has(activation)) return undefined;
+  if ((cls !== 'Conv2D' && cls !== 'Dense') || x.rank !== UNFUSED_RANK[cls]) return undefined;
+  const stackOf = (v: tf.LayerVariable) => {
+    const values = variants.values.get(v) ?? Array.from({ length: variants.count }, () => v.read());
+    return tf.concat(values, values[0].rank - 1);
+  };
+  const kernel = own.kernel;
+  const bias = own.bias;
+  const y = applyFused(layer, x, true, (v) => (v === kernel || v === bias ? stackOf(v) : v.read()));
+  if (!y) return undefined;
+  return { y, channels: kernel.shape[kernel.shape.length - 1] as number };
+}
+
 interface RunOptions {
   /** Take the logits behind a final softmax. */
   stripSoftmax?: boolean;
   variants?: WeightVariants;
   /** Fed tensors holding one block (not `count`): tiled for every layer but a varied one. */
   shared?: Set<number>;
+  /** The pass is not differentiated: Conv2D and Dense may run as fused ops. */
+  forwardOnly?: boolean;
 }
 
 interface NodeLike {
@@ -223,7 +340,7 @@ export class GraphRunner {
       const feed = new Map<number, tf.Tensor>();
       split.frontier.forEach((t, i) => feed.set(t.id, frontier[i]));
       const shared = variants ? new Set(feed.keys()) : undefined;
-      return this.output(this.run(split.suffix, feed, { variants, shared }));
+      return this.output(this.run(split.suffix, feed, { variants, shared, forwardOnly: true }));
     });
   }
 
@@ -232,7 +349,9 @@ export class GraphRunner {
    * holds `variants.count` blocks of examples, block b run with the weights' values b.
    */
   predict(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
-    return tf.tidy(() => this.output(this.run(this.nodes, this.feedInputs(xs), { variants })));
+    return tf.tidy(() =>
+      this.output(this.run(this.nodes, this.feedInputs(xs), { variants, forwardOnly: true })),
+    );
   }
 
   /** The model output through the same ops as {@link logits}, softmax kept. Differentiable. */
@@ -294,10 +413,30 @@ export class GraphRunner {
     const values = new Map(feed);
     const last = this.nodes[this.nodes.length - 1];
     const tiled = new Map<number, tf.Tensor>();
+    // Outputs in the stacked layout (see applyStacked): id → channels per variant.
+    const stacked = new Map<number, number>();
+    const count = options.variants?.count ?? 1;
+    const plain = (id: number): tf.Tensor | undefined => {
+      const v = values.get(id);
+      const channels = stacked.get(id);
+      if (!v || channels === undefined) return v;
+      const u = unstack(v, count, channels);
+      values.set(id, u);
+      stacked.delete(id);
+      return u;
+    };
     for (const node of nodes) {
       const varied = options.variants && this.varies(node.layer, options.variants);
+      const input = node.inputs.length === 1 ? node.inputs[0].id : undefined;
+      if (input !== undefined && stacked.has(input) && isChannelwise(node.layer)) {
+        // Pooling and element-wise layers run on the stacked layout as they are.
+        const y = this.applyNode(node, [values.get(input) as tf.Tensor], true, true) as tf.Tensor;
+        values.set(node.outputs[0].id, y);
+        stacked.set(node.outputs[0].id, stacked.get(input) as number);
+        continue;
+      }
       const args = node.inputs.map((t) => {
-        const v = values.get(t.id);
+        const v = plain(t.id);
         if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
         if (varied || !options.shared?.has(t.id) || !options.variants) return v;
         // A shared block feeds a layer of the variants' blocks: repeat it once per variant.
@@ -314,12 +453,26 @@ export class GraphRunner {
         continue;
       }
       const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
+      const stack =
+        varied &&
+        options.forwardOnly &&
+        count > 1 &&
+        input !== undefined &&
+        options.shared?.has(input)
+          ? applyStacked(node.layer, args[0], options.variants as WeightVariants)
+          : undefined;
+      if (stack) {
+        values.set(node.outputs[0].id, stack.y);
+        stacked.set(node.outputs[0].id, stack.channels);
+        continue;
+      }
       const result = varied
         ? this.applyVariants(node, args[0], withActivation, options)
-        : this.applyNode(node, args, withActivation);
+        : this.applyNode(node, args, withActivation, options.forwardOnly);
       const outs = Array.isArray(result) ? result : [result];
       node.outputs.forEach((t, i) => values.set(t.id, outs[i]));
     }
+    plain(this.outputId);
     return values;
   }
 
@@ -331,9 +484,12 @@ export class GraphRunner {
     node: GraphNode,
     args: tf.Tensor[],
     withActivation: boolean,
+    forwardOnly = false,
   ): tf.Tensor | tf.Tensor[] {
     const unfused =
-      args.length === 1 ? applyUnfused(node.layer, args[0], withActivation) : undefined;
+      args.length === 1
+        ? applyUnfused(node.layer, args[0], withActivation, readWeight, forwardOnly)
+        : undefined;
     if (!unfused && !withActivation) {
       throw new Error(
         `cannot take the logits of layer '${node.layer.name}' (${node.layer.getClassName()} with a softmax activation); ` +
@@ -362,7 +518,13 @@ export class GraphRunner {
     const blocks = shared || variants.count === 1 ? undefined : tf.split(x, variants.count);
     const outs = Array.from({ length: variants.count }, (_, b) => {
       const read: WeightReader = (v) => variants.values.get(v)?.[b] ?? v.read();
-      const y = applyUnfused(node.layer, blocks ? blocks[b] : x, withActivation, read);
+      const y = applyUnfused(
+        node.layer,
+        blocks ? blocks[b] : x,
+        withActivation,
+        read,
+        options.forwardOnly,
+      );
       if (!y) {
         throw new Error(
           `internal: layer '${node.layer.name}' (${node.layer.getClassName()}) cannot run filtered variants`,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerNativeAdam, unregisterNativeAdam } from './adam';
+import { registerFusedKernels, unregisterFusedKernels } from './fused-ops';
 import { registerSmallConvKernels, unregisterSmallConvKernels } from './small-conv';
 
 /** The slice of tfjs-node's `NodeJSKernelBackend` these kernels use (it is not exported typed). */
@@ -26,7 +27,9 @@ export function fastTensorflowKernelsRegistered(): boolean {
  * backend (`./adam.ts`: one native op instead of fourteen, same values to float32 rounding),
  * and runs stride-1 convolutions on maps smaller than their kernel, or of one pixel, as one
  * matrix product, depthwise ones on one pixel as an element-wise product (`./small-conv.ts`:
- * only the in-bounds multiply-adds; ResNet-18's and ShuffleNet V2's last stages at CIFAR size).
+ * only the in-bounds multiply-adds; ResNet-18's and ShuffleNet V2's last stages at CIFAR size),
+ * and runs tfjs' fused convolution and matrix product (bias, ReLU) as TensorFlow's own fused
+ * kernels (`./fused-ops.ts`: one pass instead of three, same values).
  * Idempotent; a no-op when the backend is absent. Returns whether the kernels are in effect.
  */
 export function registerFastTensorflowKernels(): boolean {
@@ -36,6 +39,8 @@ export function registerFastTensorflowKernels(): boolean {
   if (!stock) return false;
   original = stock;
   registerNativeAdam();
+  // Before the small-map kernels, which fall back to whatever FusedConv2D was registered before them.
+  registerFusedKernels();
   registerSmallConvKernels();
   tf.unregisterKernel('Step', BACKEND);
   tf.registerKernel({
@@ -66,4 +71,5 @@ export function unregisterFastTensorflowKernels(): void {
   original = undefined;
   unregisterNativeAdam();
   unregisterSmallConvKernels();
+  unregisterFusedKernels();
 }

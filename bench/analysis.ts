@@ -502,7 +502,11 @@ async function run(argv: string[]): Promise<void> {
   const args = parseArgs(argv, ['examples', 'steps', 'naive', 'model']);
   const examples = intArg(args, 'examples', 128);
   const steps = intArg(args, 'steps', 25);
-  const naive = intArg(args, 'naive', 1) === 1;
+  const naiveArg = args.get('naive') ?? '1';
+  if (naiveArg !== '0' && naiveArg !== '1') {
+    throw new Error(`--naive must be 0 (skip the naive sweep) or 1; got '${naiveArg}'`);
+  }
+  const naive = naiveArg === '1';
   const keys = args.has('model') ? [args.get('model') as string] : Object.keys(MODELS);
   for (const k of keys) {
     if (!MODELS[k])

@@ -564,10 +564,12 @@ class AnalysisSession {
     oneHot: tf.Tensor,
     variants: WeightVariants,
   ): { adversarial: tf.Tensor; cleanPredictions?: tf.Tensor1D } {
+    // FGSM's one gradient is taken at the clean batch, the same in every copy (PGD moves away).
+    const copies = this.opts.attack === 'fgsm';
     const logits = (x: tf.Tensor) =>
       this.opts.output === 'logits'
-        ? this.runner.raw(x, variants)
-        : this.runner.logits(x, variants);
+        ? this.runner.raw(x, variants, copies)
+        : this.runner.logits(x, variants, copies);
     if (this.opts.attack === 'pgd') {
       const settings = this.opts.pgd as { steps: number; stepSize: number };
       return {

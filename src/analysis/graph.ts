@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { sharedPrefix, type PrefixNode } from './shared-prefix';
 
 /** One call of a layer in a model's graph. */
 interface GraphNode {
@@ -251,8 +252,19 @@ interface NodeLike {
  * filtering step. Relies on tfjs-layers' symbolic graph (`SymbolicTensor.sourceLayer`,
  * `nodeIndex`, `Layer.inboundNodes`), as `model.predict` itself does.
  */
+/** How {@link GraphRunner} runs copies of one batch: the prefix once, then the suffix. */
+interface SharedPlan {
+  /** Copies of a batch → the frontier tensors' copies, flattened and concatenated. */
+  prefix: (xs: tf.Tensor, count: number) => tf.Tensor;
+  frontier: tf.SymbolicTensor[];
+  /** Values per example of each frontier tensor. */
+  sizes: number[];
+  suffix: GraphNode[];
+}
+
 export class GraphRunner {
   readonly nodes: GraphNode[];
+  private readonly plans = new Map<tf.layers.Layer, SharedPlan | undefined>();
   private readonly inputIds: number[];
   private readonly outputId: number;
 
@@ -354,9 +366,13 @@ export class GraphRunner {
     );
   }
 
-  /** The model output through the same ops as {@link logits}, softmax kept. Differentiable. */
-  raw(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
-    return this.output(this.run(this.nodes, this.feedInputs(xs), { variants }));
+  /**
+   * The model output through the same ops as {@link logits}, softmax kept. Differentiable.
+   * With `copies`, `xs` holds `variants.count` identical copies of one batch (see
+   * {@link logits}).
+   */
+  raw(xs: tf.Tensor, variants?: WeightVariants, copies = false): tf.Tensor {
+    return this.throughGraph(xs, { variants }, copies);
   }
 
   /**
@@ -374,8 +390,57 @@ export class GraphRunner {
    * end in a softmax. Differentiable (no tidy: callers run it under `tf.grad`). `variants` as in
    * {@link predict}.
    */
-  logits(xs: tf.Tensor, variants?: WeightVariants): tf.Tensor {
-    return this.output(this.run(this.nodes, this.feedInputs(xs), { stripSoftmax: true, variants }));
+  logits(xs: tf.Tensor, variants?: WeightVariants, copies = false): tf.Tensor {
+    return this.throughGraph(xs, { stripSoftmax: true, variants }, copies);
+  }
+
+  /**
+   * The whole graph on `xs`; with `copies` (`xs` = `variants.count` copies of one batch, as when
+   * the batched sweep attacks many filtered models of one clean batch) the layers upstream of
+   * the varied one run once (see ./shared-prefix.ts), where their chain allows it.
+   */
+  private throughGraph(xs: tf.Tensor, options: RunOptions, copies: boolean): tf.Tensor {
+    const plan = copies && options.variants ? this.sharedPlan(options.variants) : undefined;
+    if (!plan || !options.variants) {
+      return this.output(this.run(this.nodes, this.feedInputs(xs), options));
+    }
+    const packed = plan.prefix(xs, options.variants.count);
+    // (tfjs' gradient of a one-part split is broken: no split for one frontier tensor.)
+    const parts = plan.sizes.length === 1 ? [packed] : tf.split(packed, plan.sizes, 1);
+    const feed = new Map<number, tf.Tensor>();
+    plan.frontier.forEach((t, i) => {
+      feed.set(t.id, tf.reshape(parts[i], [packed.shape[0], ...(t.shape.slice(1) as number[])]));
+    });
+    return this.output(this.run(plan.suffix, feed, options));
+  }
+
+  /** The shared-prefix plan for the layer that `variants` vary, cached; undefined where none applies. */
+  private sharedPlan(variants: WeightVariants): SharedPlan | undefined {
+    const layers = new Set(
+      this.nodes.filter((n) => this.varies(n.layer, variants)).map((n) => n.layer),
+    );
+    if (layers.size !== 1) return undefined;
+    const [layer] = [...layers];
+    if (!this.plans.has(layer)) this.plans.set(layer, this.planFor(layer));
+    return this.plans.get(layer);
+  }
+
+  private planFor(layer: tf.layers.Layer): SharedPlan | undefined {
+    const split = this.split(layer);
+    if (this.inputIds.length !== 1 || split.prefix.length === 0) return undefined;
+    if (split.frontier.some((t) => this.inputIds.includes(t.id))) return undefined;
+    const apply = (node: PrefixNode, args: tf.Tensor[]) =>
+      this.applyNode(node as GraphNode, args, true) as tf.Tensor;
+    const prefix = sharedPrefix(
+      split.prefix,
+      this.inputIds[0],
+      split.frontier.map((t) => t.id),
+      apply,
+    );
+    const sizes = split.frontier.map((t) =>
+      t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1),
+    );
+    return prefix && { prefix, frontier: split.frontier, sizes, suffix: split.suffix };
   }
 
   /**

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerWasmKernels } from './wasm';
 import { useThreadedWasm, wasmThreading } from './wasm/threads';
 import { registerFastTensorflowKernels } from './native/fast-kernels';
+import { registerLeanGradients } from './gradients/batch-norm';
 import { assertOneTfjs } from '../util/tfjs-copies';
 
 /** The backends we know how to set up, best first. */
@@ -109,6 +110,7 @@ async function activate(candidate: Candidate): Promise<void> {
   const ok = await tf.setBackend(candidate.tfjsName);
   if (!ok) throw new Error(`tf.setBackend('${candidate.tfjsName}') failed`);
   await tf.ready();
+  registerLeanGradients();
   if (candidate.tfjsName === 'tensorflow') registerFastTensorflowKernels();
 }
 

@@ -1,0 +1,295 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * The layers before an ablated one, run once for many copies of the same inputs.
+ *
+ * With `regenerate: true` the batched sweep attacks `count` filtered models at once: an input
+ * gradient over `count` copies of one batch. The layers upstream of the ablated one are not
+ * filtered and see the same clean inputs in every copy, so their forward pass is the same in
+ * every copy: it is computed once, on one copy, and repeated at the frontier. Their backward pass
+ * is linear in the incoming gradient, about the same point for every copy, and runs on all
+ * copies with the same ops tfjs' own gradients run, so the values are the same: convolutions,
+ * dense layers and ReLU from the one copy's ReLU masks, batch norm (inference) from its
+ * variance and scale, max pooling from its inputs and outputs repeated per copy, padding, add,
+ * flatten and dropout. A prefix with any other layer is not handled (the caller then runs the
+ * whole graph on every copy).
+ */
+
+/** One call of a layer in the prefix, in graph order, as the graph runner sees it. */
+export interface PrefixNode {
+  layer: tf.layers.Layer;
+  inputs: { id: number }[];
+  outputs: { id: number }[];
+}
+
+/** How the graph runner computes a node (the same ops as its whole-graph passes). */
+export type ApplyNode = (node: PrefixNode, args: tf.Tensor[]) => tf.Tensor;
+
+type Apply = (args: tf.Tensor[]) => tf.Tensor;
+
+interface KernelLayer {
+  kernel?: tf.LayerVariable;
+  bias?: tf.LayerVariable | null;
+  activation?: { getClassName(): string } | null;
+}
+
+/** A layer's forward pass on one copy (its output, what backward needs) and its backward step. */
+interface Step {
+  forward(args: tf.Tensor[]): { y: tf.Tensor; save: tf.Tensor[] };
+  /** The gradients of the layer's inputs on `count` copies, one per input. */
+  backward(dy: tf.Tensor, saved: tf.Tensor[], count: number): tf.Tensor[];
+}
+
+/** `dy` (count copies) times `mask` (one copy), copy by copy. */
+function maskCopies(dy: tf.Tensor, mask: tf.Tensor, count: number): tf.Tensor {
+  const blocks = tf.reshape(dy, [count, ...mask.shape]);
+  return tf.reshape(tf.mul(blocks, mask), dy.shape);
+}
+
+/** `t` repeated `count` times along the batch. */
+function copies(t: tf.Tensor, count: number): tf.Tensor {
+  return tf.tile(t, [count, ...t.shape.slice(1).map(() => 1)]);
+}
+
+function pair(v: unknown): [number, number] {
+  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
+}
+
+/**
+ * A Conv2D or Dense layer with a linear or ReLU activation: forward as the graph runner computes
+ * it, backward as tfjs' gradients of those ops (ReLU: times step(pre-activation); product: the
+ * transposed product with the kernel), the mask taken from the one copy.
+ */
+function productStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
+  const cls = layer.getClassName();
+  const own = layer as unknown as KernelLayer;
+  const config = layer.getConfig();
+  const activation = own.activation?.getClassName() ?? 'linear';
+  const kernel = own.kernel;
+  if (!kernel || (activation !== 'relu' && activation !== 'linear')) return undefined;
+  if (cls === 'Conv2D') {
+    const dilation = pair(config.dilationRate ?? 1);
+    if (config.dataFormat !== 'channelsLast' || dilation[0] !== 1 || dilation[1] !== 1) {
+      return undefined;
+    }
+  } else if (cls !== 'Dense') {
+    return undefined;
+  }
+  const strides = pair(config.strides ?? 1);
+  const padding = config.padding as 'same' | 'valid';
+  return {
+    forward([x]) {
+      const y = apply([x]);
+      // ReLU's gradient is dy·step(pre); pre > 0 exactly where the output is > 0.
+      return { y, save: activation === 'relu' ? [x, tf.step(y)] : [x] };
+    },
+    backward(dy, [x, mask], count) {
+      const g = mask ? maskCopies(dy, mask, count) : dy;
+      if (cls === 'Dense') {
+        return [tf.matMul(g as tf.Tensor2D, kernel.read() as tf.Tensor2D, false, true)];
+      }
+      const shape = [count * x.shape[0], ...x.shape.slice(1)] as [number, number, number, number];
+      return [
+        tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, padding),
+      ];
+    },
+  };
+}
+
+/** A ReLU layer (no cap, no threshold): the mask of its one-copy output. */
+function reluStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
+  const cls = layer.getClassName();
+  const config = layer.getConfig();
+  const plain =
+    cls === 'ReLU'
+      ? config.maxValue == null && !config.threshold && !config.negativeSlope
+      : cls === 'Activation' && config.activation === 'relu';
+  if (!plain) return undefined;
+  return {
+    forward([x]) {
+      const y = apply([x]);
+      return { y, save: [tf.step(y)] };
+    },
+    backward: (dy, [mask], count) => [maskCopies(dy, mask, count)],
+  };
+}
+
+/** Max pooling: TensorFlow's MaxPoolGrad (what tfjs' gradient runs), its inputs repeated per copy. */
+function poolStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
+  const config = layer.getConfig();
+  if (config.dataFormat !== 'channelsLast') return undefined;
+  const filterSize = pair(config.poolSize);
+  const strides = pair(config.strides ?? config.poolSize);
+  const pad = config.padding as 'same' | 'valid';
+  return {
+    forward([x]) {
+      const y = apply([x]);
+      return { y, save: [x, y] };
+    },
+    backward: (dy, [x, y], count) => [
+      tf
+        .engine()
+        .runKernel(
+          'MaxPoolGrad',
+          { dy, input: copies(x, count), output: copies(y, count) },
+          { filterSize, strides, pad },
+        ) as tf.Tensor,
+    ],
+  };
+}
+
+/** BatchNormalization in inference (tf.batchNorm on the last axis): dy·(1/√(var + ε))·γ. */
+function batchNormStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
+  const config = layer.getConfig();
+  const own = layer as unknown as {
+    movingVariance?: tf.LayerVariable;
+    gamma?: tf.LayerVariable | null;
+  };
+  const axis = config.axis as number;
+  const rank = (layer.input as tf.SymbolicTensor).rank;
+  if (!own.movingVariance || (axis !== -1 && axis !== rank - 1)) return undefined;
+  const variance = own.movingVariance;
+  const epsilon = config.epsilon as number;
+  return {
+    forward: ([x]) => ({ y: apply([x]), save: [] }),
+    backward(dy) {
+      const scale = own.gamma ? own.gamma.read() : tf.scalar(1);
+      const r = tf.rsqrt(tf.add(variance.read(), tf.scalar(epsilon)));
+      return [tf.reshape(tf.mul(tf.mul(dy, r), scale), dy.shape)];
+    },
+  };
+}
+
+/** Zero padding: the gradient is the unpadded window of dy. */
+function paddingStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
+  const config = layer.getConfig();
+  if (config.dataFormat !== 'channelsLast') return undefined;
+  const [[top], [left]] = config.padding as [[number, number], [number, number]];
+  return {
+    forward: ([x]) => ({ y: apply([x]), save: [x] }),
+    backward: (dy, [x], count) => [
+      tf.slice(dy, [0, top, left, 0], [count * x.shape[0], ...x.shape.slice(1)]),
+    ],
+  };
+}
+
+function sameShapes(node: PrefixNode): boolean {
+  const shapes = node.inputs.map((t) => JSON.stringify((t as tf.SymbolicTensor).shape));
+  return shapes.every((s) => s === shapes[0]);
+}
+
+/** The node's step, or undefined for a layer this module does not handle. */
+function stepOf(node: PrefixNode, applyNode: ApplyNode): Step | undefined {
+  const apply: Apply = (args) => applyNode(node, args);
+  const layer = node.layer;
+  switch (layer.getClassName()) {
+    case 'Dropout':
+      return { forward: ([x]) => ({ y: x, save: [] }), backward: (dy) => [dy] };
+    case 'Flatten':
+      return {
+        forward: ([x]) => ({ y: apply([x]), save: [x] }),
+        backward: (dy, [x], count) => [tf.reshape(dy, [count * x.shape[0], ...x.shape.slice(1)])],
+      };
+    case 'Conv2D':
+    case 'Dense':
+      return productStep(layer, apply);
+    case 'ReLU':
+    case 'Activation':
+      return reluStep(layer, apply);
+    case 'MaxPooling2D':
+      return poolStep(layer, apply);
+    case 'BatchNormalization':
+      return batchNormStep(layer, apply);
+    case 'ZeroPadding2D':
+      return paddingStep(layer, apply);
+    case 'Add':
+      // Same shapes: tfjs' gradient hands dy to every input unchanged.
+      if (!sameShapes(node)) return undefined;
+      return {
+        forward: (args) => ({ y: apply(args), save: [] }),
+        backward: (dy) => node.inputs.map(() => dy),
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The prefix `nodes` (graph order, each with one output) from the model input `inputId` to the
+ * `frontier` tensors, as one differentiable function of `count` copies of a batch (stacked along
+ * the batch) that returns the frontier tensors' `count` copies, each flattened per example and
+ * concatenated in frontier order (`[count·n, Σ sizes]`): the forward pass runs on the first copy.
+ */
+export function sharedPrefix(
+  nodes: PrefixNode[],
+  inputId: number,
+  frontier: number[],
+  applyNode: ApplyNode,
+): ((xs: tf.Tensor, count: number) => tf.Tensor) | undefined {
+  if (nodes.length === 0 || nodes.some((n) => n.outputs.length !== 1)) return undefined;
+  const found = nodes.map((n) => stepOf(n, applyNode));
+  if (found.some((step) => !step)) return undefined;
+  const steps = found as Step[];
+  return (xs, count) => {
+    const n = xs.shape[0] / count;
+    const op = tf.customGrad(
+      (input: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+        const values = new Map<number, tf.Tensor>([[inputId, tf.slice(input as tf.Tensor, 0, n)]]);
+        const saved: tf.Tensor[] = [];
+        const spans: number[] = [];
+        nodes.forEach((node, i) => {
+          const out = steps[i].forward(node.inputs.map((t) => values.get(t.id) as tf.Tensor));
+          values.set(node.outputs[0].id, out.y);
+          saved.push(...out.save);
+          spans.push(out.save.length);
+        });
+        (save as tf.GradSaveFunc)(saved);
+        const outs = frontier.map((id) => values.get(id) as tf.Tensor);
+        const shapes = outs.map((t) => t.shape.slice(1));
+        const sizes = shapes.map((s) => s.reduce((p, d) => p * d, 1));
+        const packed = tf.concat(
+          outs.map((t) => tf.reshape(t, [n, -1])),
+          1,
+        );
+        return {
+          value: copies(packed, count),
+          gradFunc: (dy: tf.Tensor, kept: tf.Tensor[]) =>
+            backward(nodes, steps, spans, kept, inputId, frontier, shapes, sizes, dy, count),
+        };
+      },
+    );
+    return op(xs);
+  };
+}
+
+/** The prefix's backward pass on `count` copies: each node's step, gradients summed per tensor. */
+function backward(
+  nodes: PrefixNode[],
+  steps: Step[],
+  spans: number[],
+  kept: tf.Tensor[],
+  inputId: number,
+  frontier: number[],
+  shapes: number[][],
+  sizes: number[],
+  dy: tf.Tensor,
+  count: number,
+): tf.Tensor {
+  const grads = new Map<number, tf.Tensor>();
+  const parts = sizes.length === 1 ? [dy] : tf.split(dy, sizes, 1);
+  frontier.forEach((id, i) => grads.set(id, tf.reshape(parts[i], [dy.shape[0], ...shapes[i]])));
+  let end = kept.length;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const start = end - spans[i];
+    const g = grads.get(nodes[i].outputs[0].id);
+    if (g) {
+      const dxs = steps[i].backward(g, kept.slice(start, end), count);
+      nodes[i].inputs.forEach((t, k) => {
+        const previous = grads.get(t.id);
+        grads.set(t.id, previous ? tf.add(previous, dxs[k]) : dxs[k]);
+      });
+    }
+    end = start;
+  }
+  return grads.get(inputId) ?? tf.zerosLike(dy);
+}

@@ -503,14 +503,7 @@ export class GraphRunner {
       const args = node.inputs.map((t) => {
         const v = plain(t.id);
         if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
-        if (varied || !options.shared?.has(t.id) || !options.variants) return v;
-        // A shared block feeds a layer of the variants' blocks: repeat it once per variant.
-        let tv = tiled.get(t.id);
-        if (!tv) {
-          tv = tf.tile(v, [options.variants.count, ...v.shape.slice(1).map(() => 1)]);
-          tiled.set(t.id, tv);
-        }
-        return tv;
+        return varied ? v : this.blocksOf(t.id, v, options, tiled);
       });
       const strip = options.stripSoftmax === true && node === last;
       if (strip && isSoftmaxLayer(node.layer)) {
@@ -539,6 +532,22 @@ export class GraphRunner {
     }
     plain(this.outputId);
     return values;
+  }
+
+  /** A shared block `v` feeding a layer of the variants' blocks: repeated once per variant. */
+  private blocksOf(
+    id: number,
+    v: tf.Tensor,
+    options: RunOptions,
+    tiled: Map<number, tf.Tensor>,
+  ): tf.Tensor {
+    if (!options.shared?.has(id) || !options.variants) return v;
+    let tv = tiled.get(id);
+    if (!tv) {
+      tv = tf.tile(v, [options.variants.count, ...v.shape.slice(1).map(() => 1)]);
+      tiled.set(id, tv);
+    }
+    return tv;
   }
 
   private varies(layer: tf.layers.Layer, variants: WeightVariants): boolean {

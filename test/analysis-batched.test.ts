@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { analyze, GraphRunner } from '../src/analysis';
+import { defaultVariantMemoryMiB } from '../src/analysis/options';
 import type { AnalysisReport, AnalyzeOptions } from '../src/analysis';
 import { selectParameters } from '../src/analysis/parameters';
 import { buildModel, type ModelName } from '../src/models';
@@ -193,5 +194,24 @@ describe('option variantMemoryMiB', () => {
     } finally {
       release(c);
     }
+  });
+
+  it('defaults to 2048 MiB on tfjs-node and 512 on the other backends', () => {
+    expect(defaultVariantMemoryMiB('tensorflow')).toBe(2048);
+    for (const backend of ['wasm', 'webgl', 'cpu'])
+      expect(defaultVariantMemoryMiB(backend)).toBe(512);
+  });
+
+  it("counts a convolution's bias and activation outputs in a pass's memory", () => {
+    const input = tf.input({ shape: [6, 6, 2] });
+    const plain = tf.layers.conv2d({ filters: 3, kernelSize: 3, useBias: false }).apply(input);
+    const full = tf.layers
+      .conv2d({ filters: 3, kernelSize: 3, activation: 'relu' })
+      .apply(input) as tf.SymbolicTensor;
+    const bytes = (output: tf.SymbolicTensor) =>
+      new GraphRunner(tf.model({ inputs: input, outputs: output })).exampleBytes();
+    // 4 × 4 × 3 floats out: once without bias and activation, three times with both.
+    expect(bytes(plain as tf.SymbolicTensor)).toBe(4 * 48);
+    expect(bytes(full)).toBe(3 * 4 * 48);
   });
 });

@@ -10,6 +10,7 @@ import {
 } from './input-checks';
 import { canVary, GraphRunner, type GraphSplit, type WeightVariants } from './graph';
 import {
+  defaultVariantMemoryMiB,
   reportOptions,
   resolveAnalyzeOptions,
   type AnalyzeOptions,
@@ -468,7 +469,8 @@ class AnalysisSession {
     const perExample = split
       ? 2 * this.runner.exampleBytes(split.suffix)
       : (this.opts.regenerate ? 3 : 1) * this.runner.exampleBytes();
-    const budget = this.opts.variantMemoryMiB * 2 ** 20;
+    const mib = this.opts.variantMemoryMiB ?? defaultVariantMemoryMiB(tf.getBackend());
+    const budget = mib * 2 ** 20;
     return Math.max(1, Math.floor(budget / (perExample * examples)));
   }
 

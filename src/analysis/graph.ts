@@ -445,13 +445,19 @@ export class GraphRunner {
 
   /**
    * Bytes of the activations one example makes through `nodes` (every node by default): the
-   * float32 outputs of each layer, a measure of a pass's working memory.
+   * float32 outputs of each layer, a measure of a pass's working memory. A Conv2D, Depthwise or
+   * Dense layer counts its output once more for a bias and once more for an activation: the
+   * unfused ops that attacks run keep each of those tensors.
    */
   exampleBytes(nodes: GraphNode[] = this.nodes): number {
     let floats = 0;
     for (const node of nodes) {
+      const own = node.layer as unknown as KernelLayer;
+      const kernel = UNFUSED_RANK[node.layer.getClassName()] !== undefined;
+      const linear = (own.activation?.getClassName() ?? 'linear') === 'linear';
+      const copies = kernel ? 1 + (own.bias ? 1 : 0) + (linear ? 0 : 1) : 1;
       for (const t of node.outputs) {
-        floats += t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
+        floats += copies * t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
       }
     }
     return 4 * floats;

@@ -69,30 +69,60 @@ function forwardFlops(layers: tf.layers.Layer[]): number {
   return 2 * layers.reduce((sum, l) => sum + layerMacs(l), 0);
 }
 
+/** What the analysis' passes cost in one unit (FLOPs or seconds), over the n examples. */
+interface PassCost {
+  /** A forward pass through `layers`. */
+  forward(layers: tf.layers.Layer[]): number;
+  /** One input gradient of the whole model (forward plus a data-gradient backward). */
+  gradient: number;
+}
+
 /**
- * The work an analysis cannot avoid, in FLOPs: the reference (a forward pass of the clean set,
- * an input gradient — forward plus a data-gradient backward ≈ one more forward — and a forward
- * pass of the adversarial set), then for each distinct filtered model: with `regenerate: false`
- * the layers downstream of the ablated one on the clean and adversarial sets; with
- * `regenerate: true` an input gradient of the whole model (which also yields clean accuracy) and
- * a forward pass of the new adversarial set.
+ * The work an analysis cannot avoid, at `cost`: the reference (a forward pass of the clean set,
+ * an input gradient and a forward pass of the adversarial set), then for each distinct filtered
+ * model: with `regenerate: false` the layers downstream of the ablated one on the clean and
+ * adversarial sets; with `regenerate: true` an input gradient of the whole model (which also
+ * yields clean accuracy) and a forward pass of the new adversarial set.
  */
-function boundFlops(model: tf.LayersModel, report: AnalysisReport, regenerate: boolean): number {
-  const n = report.examples;
+function unavoidableWork(
+  model: tf.LayersModel,
+  report: AnalysisReport,
+  regenerate: boolean,
+  cost: PassCost,
+): number {
   const runner = new GraphRunner(model);
-  const full = forwardFlops(model.layers);
-  const reference = 4 * full * n;
   const params = selectParameters(model);
-  let cells = 0;
+  const full = cost.forward(model.layers);
+  let total = 2 * full + cost.gradient;
   report.parameters.forEach((p, i) => {
     if (regenerate) {
-      cells += p.evaluated * 3 * full * n;
+      total += p.evaluated * (cost.gradient + full);
     } else {
       const suffix = runner.split(params[i].layer).suffix.map((node) => node.layer);
-      cells += p.evaluated * forwardFlops(suffix) * 2 * n;
+      total += p.evaluated * 2 * cost.forward(suffix);
     }
   });
-  return reference + cells;
+  return total;
+}
+
+/** FLOPs: a data-gradient backward ≈ one more forward. The FLOP bound is these at the matmul rate. */
+function flopCost(model: tf.LayersModel, n: number): PassCost {
+  return {
+    forward: (layers) => forwardFlops(layers) * n,
+    gradient: 2 * forwardFlops(model.layers) * n,
+  };
+}
+
+/**
+ * Seconds at the measured time of one forward pass and one FGSM input gradient of the model over
+ * the n examples (the pass bound); downstream-only passes scaled by their share of the FLOPs.
+ */
+function passCost(model: tf.LayersModel, passes: { forward: number; gradient: number }): PassCost {
+  const full = forwardFlops(model.layers);
+  return {
+    forward: (layers) => (passes.forward * forwardFlops(layers)) / full,
+    gradient: passes.gradient,
+  };
 }
 
 /** Seconds per example of the backend's own product kernels for one layer (bias, activation apart). */
@@ -164,66 +194,24 @@ async function layerKernelTimes(
 }
 
 /**
- * The FLOP bound's work at the speed of the backend's own product kernels on these shapes
- * (layerKernelTimes): the same passes over the same layers as {@link boundFlops}, each layer's
- * forward product and input gradient at its measured time instead of its FLOPs at the 1024²
- * matmul rate. Nothing else (bias, activations, pooling, batch norm) is counted: the time our
- * sweep could reach with these kernels if everything around them were free.
+ * Seconds at the speed of the backend's own product kernels on these shapes (layerKernelTimes):
+ * each layer's forward product and input gradient at its measured time instead of its FLOPs at
+ * the 1024² matmul rate. Nothing else (bias, activations, pooling, batch norm) is counted: with
+ * {@link unavoidableWork}, the kernel bound, the time our sweep could reach with these kernels if
+ * everything around them were free.
  */
-function kernelBound(
-  model: tf.LayersModel,
-  report: AnalysisReport,
-  regenerate: boolean,
-  times: LayerKernelTimes[],
-): number {
-  const n = report.examples;
+function kernelCost(model: tf.LayersModel, n: number, times: LayerKernelTimes[]): PassCost {
   const byName = new Map(times.map((t) => [t.layer, t]));
   const sum = (layers: tf.layers.Layer[], pick: (t: LayerKernelTimes) => number) =>
-    layers.reduce(
-      (s, l) => s + (byName.has(l.name) ? pick(byName.get(l.name) as LayerKernelTimes) : 0),
-      0,
-    );
-  const forward = sum(model.layers, (t) => t.forward);
-  const gradient = forward + sum(model.layers, (t) => t.inputGradient);
-  const runner = new GraphRunner(model);
-  const params = selectParameters(model);
-  let seconds = (2 * forward + gradient) * n; // reference: clean and adversarial, one attack
-  report.parameters.forEach((p, i) => {
-    if (regenerate) {
-      seconds += p.evaluated * (gradient + forward) * n;
-    } else {
-      const suffix = runner.split(params[i].layer).suffix.map((node) => node.layer);
-      seconds += p.evaluated * sum(suffix, (t) => t.forward) * 2 * n;
-    }
-  });
-  return seconds;
-}
-
-/**
- * The same unavoidable work counted in passes of this model at this backend's measured speed:
- * `forward` = seconds of one forward pass over the n examples, `gradient` = seconds of one FGSM
- * input gradient over them. Downstream-only passes are scaled by their share of the FLOPs.
- */
-function passBound(
-  model: tf.LayersModel,
-  report: AnalysisReport,
-  regenerate: boolean,
-  forward: number,
-  gradient: number,
-): number {
-  const runner = new GraphRunner(model);
-  const full = forwardFlops(model.layers);
-  const params = selectParameters(model);
-  let total = 2 * forward + gradient; // reference: clean and adversarial forward, one attack
-  report.parameters.forEach((p, i) => {
-    if (regenerate) {
-      total += p.evaluated * (gradient + forward);
-    } else {
-      const suffix = runner.split(params[i].layer).suffix.map((node) => node.layer);
-      total += p.evaluated * 2 * forward * (forwardFlops(suffix) / full);
-    }
-  });
-  return total;
+    layers.reduce((s, l) => {
+      const t = byName.get(l.name);
+      return s + (t ? pick(t) : 0);
+    }, 0);
+  const forward = (layers: tf.layers.Layer[]) => sum(layers, (t) => t.forward) * n;
+  return {
+    forward,
+    gradient: forward(model.layers) + sum(model.layers, (t) => t.inputGradient) * n,
+  };
 }
 
 async function passTimes(
@@ -422,9 +410,15 @@ async function benchModel(
       oursSeconds: ours.seconds,
       evaluated: ours.parameters.reduce((s, p) => s + p.evaluated, 0),
       cells: ours.parameters.length * 3 * steps,
-      boundSeconds: boundFlops(model, ours, regenerate) / (gflops * 1e9),
-      kernelBoundSeconds: kernelBound(model, ours, regenerate, kernels),
-      passBoundSeconds: passBound(model, ours, regenerate, passes.forward, passes.gradient),
+      boundSeconds:
+        unavoidableWork(model, ours, regenerate, flopCost(model, ours.examples)) / (gflops * 1e9),
+      kernelBoundSeconds: unavoidableWork(
+        model,
+        ours,
+        regenerate,
+        kernelCost(model, ours.examples, kernels),
+      ),
+      passBoundSeconds: unavoidableWork(model, ours, regenerate, passCost(model, passes)),
       peerSeconds: peer.seconds,
       peerError: peer.error,
       identical: reference ? sameResults(ours, reference).identical : undefined,

@@ -1,22 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-
-/** The slice of tfjs-node's `NodeJSKernelBackend` used here (it is not exported typed). */
-interface NativeBackend {
-  binding: {
-    TF_ATTR_TYPE: number;
-    TF_ATTR_FLOAT: number;
-    TF_ATTR_STRING: number;
-    TF_ATTR_BOOL: number;
-    TF_FLOAT: number;
-  };
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
-  executeMultipleOutputs(
-    name: string,
-    attrs: unknown[],
-    inputs: tf.TensorInfo[],
-    outputs: number,
-  ): tf.Tensor[];
-}
+import type { NativeBackend } from '../kernels/native/native-backend';
 
 /** The fields of tfjs-layers' `BatchNormalization` this layer reads (private in its typings). */
 interface BatchNormFields {

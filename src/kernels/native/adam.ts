@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { NativeBackend } from './native-backend';
 import {
   ensureMoments,
   finishAdamStep,
@@ -7,23 +8,6 @@ import {
   type AdamFields,
   type Gradients,
 } from '../optimizers/adam-internals';
-
-/** The slice of tfjs-node's `NodeJSKernelBackend` used here (it is not exported typed). */
-interface NativeBackend {
-  binding: {
-    TF_ATTR_TYPE: number;
-    TF_ATTR_BOOL: number;
-    TF_ATTR_STRING: number;
-    TF_ATTR_SHAPE: number;
-    TF_FLOAT: number;
-    executeOp(name: string, attrs: unknown[], inputs: number[], outputs: number): { id: number }[];
-    createTensor(shape: number[], dtype: number, values: Float32Array): number;
-    tensorDataSync(id: number): Float32Array;
-    deleteTensor(id: number): void;
-  };
-  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-  createOutputTensor(metadata: { id: number }): tf.Tensor;
-}
 
 /** TensorFlow resource variables mirroring one trained variable, its `m` and its `v`. */
 interface Slot {

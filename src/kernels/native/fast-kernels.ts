@@ -1,13 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import type { NativeBackend } from './native-backend';
 import { registerNativeAdam, unregisterNativeAdam } from './adam';
 import { registerFusedKernels, unregisterFusedKernels } from './fused-ops';
 import { registerSmallConvKernels, unregisterSmallConvKernels } from './small-conv';
-
-/** The slice of tfjs-node's `NodeJSKernelBackend` these kernels use (it is not exported typed). */
-interface NativeBackend extends tf.KernelBackend {
-  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
-}
 
 const BACKEND = 'tensorflow';
 let original: tf.KernelConfig | undefined;

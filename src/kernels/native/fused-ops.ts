@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { NativeBackend } from './native-backend';
 
 /**
  * tfjs' fused convolution and matrix product (`FusedConv2D`, `_FusedMatMul`: bias and
@@ -13,24 +14,6 @@ import * as tf from '@tensorflow/tfjs';
  * patched it (our setup compiles the addon with that patch). On an unpatched binding (tfjs-node
  * installed another way) a probe at registration fails and tfjs-node's kernels stay.
  */
-
-/** The slice of tfjs-node's `NodeJSKernelBackend` these kernels use (it is not exported typed). */
-interface NativeBackend extends tf.KernelBackend {
-  binding: {
-    TF_ATTR_TYPE: number;
-    TF_ATTR_INT: number;
-    TF_ATTR_FLOAT: number;
-    TF_ATTR_BOOL: number;
-    TF_ATTR_STRING: number;
-    TF_FLOAT: number;
-  };
-  executeMultipleOutputs(
-    name: string,
-    attrs: unknown[],
-    inputs: tf.TensorInfo[],
-    count: number,
-  ): tf.Tensor[];
-}
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 

@@ -8,6 +8,7 @@ import {
   checkModel,
   checkWeightsFinite,
 } from './input-checks';
+import { copies } from './blocks';
 import { canVary, GraphRunner, type GraphSplit, type WeightVariants } from './graph';
 import {
   defaultVariantMemoryMiB,
@@ -507,7 +508,7 @@ class AnalysisSession {
     const size = b.xs.shape[0];
     const counts = tf.tidy(() => {
       const out = this.runner.suffixOutput(split, frontier, variants);
-      const ids = tf.tile(tf.concat([b.ids, b.ids]), [variants.count]);
+      const ids = copies(tf.concat([b.ids, b.ids]), variants.count);
       const hits = out.argMax(-1).toInt().equal(ids.toInt()).toInt();
       return hits.reshape([variants.count, 2, size]).sum(2);
     });
@@ -526,9 +527,8 @@ class AnalysisSession {
     variants: WeightVariants,
   ): { clean: number[]; adversarial: number[] } {
     const count = variants.count;
-    const tile = (t: tf.Tensor) => tf.tile(t, [count, ...t.shape.slice(1).map(() => 1)]);
-    const xs = tile(b.xs);
-    const ids = tile(b.ids) as tf.Tensor1D;
+    const xs = copies(b.xs, count);
+    const ids = copies(b.ids, count) as tf.Tensor1D;
     const perVariant = (predictions: tf.Tensor): number[] => {
       const counts = tf.tidy(() =>
         predictions.toInt().equal(ids).toInt().reshape([count, -1]).sum(1),
@@ -540,7 +540,7 @@ class AnalysisSession {
     const predict = (x: tf.Tensor) => tf.tidy(() => this.runner.predict(x, variants).argMax(-1));
     try {
       if (!this.opts.regenerate) {
-        const adversarial = tile(b.adversarial);
+        const adversarial = copies(b.adversarial, count);
         const hits = {
           clean: perVariant(predict(xs)),
           adversarial: perVariant(predict(adversarial)),
@@ -548,7 +548,7 @@ class AnalysisSession {
         adversarial.dispose();
         return hits;
       }
-      const oneHot = tile(b.oneHot);
+      const oneHot = copies(b.oneHot, count);
       const attacked = this.attackVariants(xs, oneHot, variants);
       oneHot.dispose();
       const clean = perVariant(attacked.cleanPredictions ?? predict(xs));

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { copies, perExample } from './blocks';
 import { sharedPrefix, type PrefixNode } from './shared-prefix';
 
 /** One call of a layer in a model's graph. */
@@ -25,7 +26,7 @@ interface ActivationLike {
 }
 
 /** Private fields of tfjs-layers' Conv2D, DepthwiseConv2D and Dense that the unfused path reads. */
-interface KernelLayer {
+export interface KernelLayer {
   kernel?: tf.LayerVariable;
   depthwiseKernel?: tf.LayerVariable;
   bias?: tf.LayerVariable | null;
@@ -240,6 +241,16 @@ interface RunOptions {
   forwardOnly?: boolean;
 }
 
+/** How {@link GraphRunner} runs copies of one batch: the prefix once, then the suffix. */
+interface SharedPlan {
+  /** Copies of a batch → the frontier tensors' copies, flattened and concatenated. */
+  prefix: (xs: tf.Tensor, count: number) => tf.Tensor;
+  frontier: tf.SymbolicTensor[];
+  /** Values per example of each frontier tensor. */
+  sizes: number[];
+  suffix: GraphNode[];
+}
+
 interface NodeLike {
   inputTensors: tf.SymbolicTensor[];
   outputTensors: tf.SymbolicTensor[];
@@ -252,16 +263,6 @@ interface NodeLike {
  * filtering step. Relies on tfjs-layers' symbolic graph (`SymbolicTensor.sourceLayer`,
  * `nodeIndex`, `Layer.inboundNodes`), as `model.predict` itself does.
  */
-/** How {@link GraphRunner} runs copies of one batch: the prefix once, then the suffix. */
-interface SharedPlan {
-  /** Copies of a batch → the frontier tensors' copies, flattened and concatenated. */
-  prefix: (xs: tf.Tensor, count: number) => tf.Tensor;
-  frontier: tf.SymbolicTensor[];
-  /** Values per example of each frontier tensor. */
-  sizes: number[];
-  suffix: GraphNode[];
-}
-
 export class GraphRunner {
   readonly nodes: GraphNode[];
   private readonly plans = new Map<tf.layers.Layer, SharedPlan | undefined>();
@@ -437,9 +438,7 @@ export class GraphRunner {
       split.frontier.map((t) => t.id),
       apply,
     );
-    const sizes = split.frontier.map((t) =>
-      t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1),
-    );
+    const sizes = split.frontier.map((t) => perExample(t.shape));
     return prefix && { prefix, frontier: split.frontier, sizes, suffix: split.suffix };
   }
 
@@ -455,9 +454,9 @@ export class GraphRunner {
       const own = node.layer as unknown as KernelLayer;
       const kernel = UNFUSED_RANK[node.layer.getClassName()] !== undefined;
       const linear = (own.activation?.getClassName() ?? 'linear') === 'linear';
-      const copies = kernel ? 1 + (own.bias ? 1 : 0) + (linear ? 0 : 1) : 1;
+      const kept = kernel ? 1 + (own.bias ? 1 : 0) + (linear ? 0 : 1) : 1;
       for (const t of node.outputs) {
-        floats += copies * t.shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
+        floats += kept * perExample(t.shape);
       }
     }
     return 4 * floats;
@@ -550,7 +549,7 @@ export class GraphRunner {
     if (!options.shared?.has(id) || !options.variants) return v;
     let tv = tiled.get(id);
     if (!tv) {
-      tv = tf.tile(v, [options.variants.count, ...v.shape.slice(1).map(() => 1)]);
+      tv = copies(v, options.variants.count);
       tiled.set(id, tv);
     }
     return tv;

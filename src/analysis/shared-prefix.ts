@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { copies, perExample } from './blocks';
+import type { KernelLayer } from './graph';
 
 /**
  * The layers before an ablated one, run once for many copies of the same inputs.
@@ -27,12 +29,6 @@ export type ApplyNode = (node: PrefixNode, args: tf.Tensor[]) => tf.Tensor;
 
 type Apply = (args: tf.Tensor[]) => tf.Tensor;
 
-interface KernelLayer {
-  kernel?: tf.LayerVariable;
-  bias?: tf.LayerVariable | null;
-  activation?: { getClassName(): string } | null;
-}
-
 /** A layer's forward pass on one copy (its output, what backward needs) and its backward step. */
 interface Step {
   forward(args: tf.Tensor[]): { y: tf.Tensor; save: tf.Tensor[] };
@@ -44,11 +40,6 @@ interface Step {
 function maskCopies(dy: tf.Tensor, mask: tf.Tensor, count: number): tf.Tensor {
   const blocks = tf.reshape(dy, [count, ...mask.shape]);
   return tf.reshape(tf.mul(blocks, mask), dy.shape);
-}
-
-/** `t` repeated `count` times along the batch. */
-function copies(t: tf.Tensor, count: number): tf.Tensor {
-  return tf.tile(t, [count, ...t.shape.slice(1).map(() => 1)]);
 }
 
 function pair(v: unknown): [number, number] {
@@ -246,7 +237,7 @@ export function sharedPrefix(
         (save as tf.GradSaveFunc)(saved);
         const outs = frontier.map((id) => values.get(id) as tf.Tensor);
         const shapes = outs.map((t) => t.shape.slice(1));
-        const sizes = shapes.map((s) => s.reduce((p, d) => p * d, 1));
+        const sizes = outs.map((t) => perExample(t.shape));
         const packed = tf.concat(
           outs.map((t) => tf.reshape(t, [n, -1])),
           1,

@@ -6,9 +6,9 @@
  * on the backend `initBackend` picks (`TFJS_BACKEND=wasm|tensorflow|cpu` to choose).
  */
 import * as tf from '@tensorflow/tfjs';
-import { chromium } from 'playwright-core';
 import { initBackend, SynapticFilterCallback, smallCnn, type AnalysisReport } from '../../index';
 import { digitsBinary, startDemoServer } from '../../cli/demo';
+import { launchChromium } from '../lib/chromium';
 import { MNIST_MEAN, MNIST_STD } from '../../datasets/mnist-stats';
 import { DEMO } from '../../demo/settings';
 
@@ -23,10 +23,7 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 
 async function inBrowser(backend: string, epochs: number): Promise<Timing> {
   const server = await startDemoServer();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`${server.url}?epochs=${epochs}&backend=${backend}`);

@@ -5,9 +5,9 @@
  * `tsc -p tsconfig.json && TFJS_BACKEND=wasm node dist/bench/tools/browser-fit.js [epochs]`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { chromium } from 'playwright-core';
 import * as lib from '../../index';
 import { startDemoServer } from '../../cli/demo';
+import { launchChromium } from '../lib/chromium';
 
 type Lib = Pick<typeof lib, 'smallCnn'>;
 
@@ -30,10 +30,7 @@ async function fitEpochs(tfp: typeof tf, l: Lib, epochs: number): Promise<number
 
 async function inChromium(epochs: number): Promise<number[]> {
   const server = await startDemoServer();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`${server.url}lib.html`);

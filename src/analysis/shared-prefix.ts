@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { copies, perExample } from './blocks';
 import type { KernelLayer } from './graph';
 
@@ -12,7 +13,8 @@ import type { KernelLayer } from './graph';
  * is linear in the incoming gradient, about the same point for every copy, and runs on all
  * copies with the same ops tfjs' own gradients run, so the values are the same: convolutions,
  * dense layers and ReLU from the one copy's ReLU masks, batch norm (inference) from its
- * variance and scale, max pooling from its inputs and outputs repeated per copy, padding, add,
+ * variance and scale, max pooling from the one copy's argmax (or its inputs and outputs repeated
+ * per copy), padding, add,
  * flatten and dropout. A prefix with any other layer is not handled (the caller then runs the
  * whole graph on every copy).
  */
@@ -105,7 +107,12 @@ function reluStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   };
 }
 
-/** Max pooling: TensorFlow's MaxPoolGrad (what tfjs' gradient runs), its inputs repeated per copy. */
+/**
+ * Max pooling. On tfjs-node the one copy's argmax is found in the forward pass and each backward
+ * pass scatters into it, repeated per copy (`maxPoolGradFromArgmax`: same values, about a fifth
+ * of the time); elsewhere TensorFlow's MaxPoolGrad (what tfjs' gradient runs), its inputs
+ * repeated per copy.
+ */
 function poolStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   const config = layer.getConfig();
   if (config.dataFormat !== 'channelsLast') return undefined;
@@ -115,21 +122,23 @@ function poolStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   return {
     forward([x]) {
       const y = apply([x]);
-      return { y, save: [x, y] };
+      const argmax = maxPoolArgmax(x, filterSize, strides, pad);
+      return { y, save: argmax ? [x, argmax] : [x, y] };
     },
-    backward: (dy, [x, y], count) => [
-      tf
-        .engine()
-        .runKernel(
-          'MaxPoolGrad',
-          { dy, input: copies(x, count), output: copies(y, count) },
-          { filterSize, strides, pad },
-        ) as tf.Tensor,
-    ],
+    backward(dy, [x, saved], count) {
+      const shape = [count * x.shape[0], ...x.shape.slice(1)];
+      if (saved.dtype === 'int32') {
+        return [maxPoolGradFromArgmax(dy, copies(saved, count), shape, filterSize, strides, pad)];
+      }
+      const inputs = { dy, input: copies(x, count), output: copies(saved, count) };
+      return [
+        tf.engine().runKernel('MaxPoolGrad', inputs, { filterSize, strides, pad }) as tf.Tensor,
+      ];
+    },
   };
 }
 
-/** BatchNormalization in inference (tf.batchNorm on the last axis): dy·(1/√(var + ε))·γ. */
+/** BatchNormalization in inference (tf.batchNorm on the last axis): dy·(γ/√(var + ε)). */
 function batchNormStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   const config = layer.getConfig();
   const own = layer as unknown as {
@@ -146,7 +155,8 @@ function batchNormStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
     backward(dy) {
       const scale = own.gamma ? own.gamma.read() : tf.scalar(1);
       const r = tf.rsqrt(tf.add(variance.read(), tf.scalar(epsilon)));
-      return [tf.reshape(tf.mul(tf.mul(dy, r), scale), dy.shape)];
+      // The product the lean BatchNorm gradient computes (src/kernels/gradients/batch-norm.ts).
+      return [tf.reshape(tf.mul(dy, tf.mul(r, scale)), dy.shape)];
     },
   };
 }

@@ -2,12 +2,14 @@ import * as tf from '@tensorflow/tfjs';
 
 /**
  * tfjs' gradient of `FusedBatchNorm` (tf.batchNorm, what BatchNormalization layers run), with
- * the same values and less work. tfjs' own computes `x − mean` and `dy · scale` (two passes over
- * the whole activation) before it knows which gradients are wanted, and for the input's gradient
- * tiles `1/√(variance + ε)` to the activation's full shape before multiplying (a third pass and a
+ * less work. tfjs' own computes `x − mean` and `dy · scale` (two passes over the whole
+ * activation) before it knows which gradients are wanted, and for the input's gradient tiles
+ * `1/√(variance + ε)` to the activation's full shape before multiplying (a third pass and a
  * full-size tensor). An attack's input gradient through a ResNet wants only the input's: here
- * every gradient is computed only when asked for, and the input's multiplies by the broadcast
- * `[C]` vector: the same products, element for element, as the tiled one.
+ * every gradient is computed only when asked for, and the input's is one pass, `dy` times the
+ * `[C]` vector `γ/√(variance + ε)` (as PyTorch computes it; tfjs multiplies by the two factors in
+ * turn, so the values differ from tfjs' in float32 rounding). The other four gradients are
+ * tfjs' values exactly.
  */
 
 let original: tf.GradConfig | undefined;
@@ -29,7 +31,8 @@ const leanBatchNormGradient: tf.GradConfig = {
     const oneOverSqrtVariance = () => tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon)));
     const reduce = (t: tf.Tensor) => tf.reshape(perChannel ? tf.sum(t, axes) : t, mean.shape);
     return {
-      x: () => tf.reshape(tf.mul(tf.mul(grad, oneOverSqrtVariance()), scaleValue), x.shape),
+      // One pass over dy: the [C] factor γ/√(variance + ε) first.
+      x: () => tf.reshape(tf.mul(grad, tf.mul(oneOverSqrtVariance(), scaleValue)), x.shape),
       mean: () =>
         reduce(tf.mul(tf.mul(oneOverSqrtVariance(), tf.scalar(-1)), tf.mul(grad, scaleValue))),
       variance: () => {

@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** A TensorFlow tensor handle as the binding returns it (`dtype` a `TF_*` code). */
+export interface TensorMetadata {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
 /**
  * The slice of tfjs-node's `NodeJSKernelBackend` (the `tensorflow` backend) that our native
  * kernels and layers use: it is not exported with types. `binding` is the addon itself.
@@ -13,7 +20,9 @@ export interface NativeBackend extends tf.KernelBackend {
     TF_ATTR_STRING: number;
     TF_ATTR_SHAPE: number;
     TF_FLOAT: number;
-    executeOp(name: string, attrs: unknown[], inputs: number[], outputs: number): { id: number }[];
+    TF_INT32: number;
+    TF_INT64: number;
+    executeOp(name: string, attrs: unknown[], inputs: number[], outputs: number): TensorMetadata[];
     createTensor(shape: number[], dtype: number, values: Float32Array): number;
     tensorDataSync(id: number): Float32Array;
     deleteTensor(id: number): void;
@@ -26,5 +35,5 @@ export interface NativeBackend extends tf.KernelBackend {
     outputs: number,
   ): tf.Tensor[];
   getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-  createOutputTensor(metadata: { id: number }): tf.Tensor;
+  createOutputTensor(metadata: TensorMetadata): tf.Tensor;
 }

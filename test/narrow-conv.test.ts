@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs';
+import {
+  registerFastTensorflowKernels,
+  unregisterFastTensorflowKernels,
+} from '../src/kernels/native/fast-kernels';
+import { narrowConvCallCount } from '../src/kernels/native/narrow-conv';
+
+/**
+ * The input gradient of a convolution into fewer than 8 channels runs TensorFlow's own kernel
+ * (explicit padding) instead of oneDNN's: the same values to float32 rounding, for every padding
+ * and stride tfjs passes, and wider inputs keep tfjs-node's kernel.
+ */
+describe('input gradient into few channels (registered by initBackend on the native backend)', () => {
+  const native = () => tf.getBackend() === 'tensorflow';
+
+  /** `f` with tfjs-node's kernels, then with ours: both results and how many calls were ours. */
+  function stockAndOurs(f: () => tf.Tensor): { stock: tf.Tensor; ours: tf.Tensor; calls: number } {
+    unregisterFastTensorflowKernels();
+    const stock = f();
+    expect(registerFastTensorflowKernels()).toBe(true);
+    const before = narrowConvCallCount();
+    const ours = f();
+    return { stock, ours, calls: narrowConvCallCount() - before };
+  }
+
+  function expectClose(ours: tf.Tensor, stock: tf.Tensor): void {
+    expect(ours.shape).toEqual(stock.shape);
+    const scale = tf.max(tf.abs(stock)).dataSync()[0];
+    const error = tf.max(tf.abs(tf.sub(ours, stock))).dataSync()[0];
+    expect(scale).toBeGreaterThan(0);
+    expect(error / scale).toBeLessThan(1e-5);
+  }
+
+  const CASES: [string, number[], number[], 'same' | 'valid', number][] = [
+    ['3×3 valid, 1 channel (small CNN conv1)', [6, 28, 28, 1], [3, 3, 1, 16], 'valid', 1],
+    [
+      '7×7 stride 2 valid, 1 channel (ResNet stem after padding)',
+      [4, 34, 34, 1],
+      [7, 7, 1, 16],
+      'valid',
+      2,
+    ],
+    ['7×7 stride 2 same, 3 channels (uneven padding)', [3, 33, 32, 3], [7, 7, 3, 8], 'same', 2],
+    ['3×3 same, 4 channels', [2, 9, 9, 4], [3, 3, 4, 12], 'same', 1],
+  ];
+
+  it.each(CASES)(
+    '%s: the same values as oneDNN, through conv2dTranspose and the gradient',
+    (_n, xShape, wShape, pad, stride) => {
+      if (!native()) return;
+      const x = tf.randomNormal(xShape, 0, 1, 'float32', 1) as tf.Tensor4D;
+      const w = tf.randomNormal(wShape, 0, 0.3, 'float32', 2) as tf.Tensor4D;
+      const yShape = tf.conv2d(x, w, stride, pad).shape;
+      const dy = tf.randomNormal(yShape, 0, 1, 'float32', 3) as tf.Tensor4D;
+      const transpose = stockAndOurs(() => tf.conv2dTranspose(dy, w, x.shape, stride, pad));
+      expect(transpose.calls).toBe(1);
+      expectClose(transpose.ours, transpose.stock);
+      const loss = (input: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(input as tf.Tensor4D, w, stride, pad), dy));
+      const gradient = stockAndOurs(() => tf.grad(loss)(x));
+      expect(gradient.calls).toBe(1);
+      expectClose(gradient.ours, gradient.stock);
+      tf.dispose([x, w, dy, transpose.stock, transpose.ours, gradient.stock, gradient.ours]);
+    },
+  );
+
+  it('leaves inputs with 8 or more channels to tfjs-node (oneDNN is the faster there)', () => {
+    if (!native()) return;
+    const w = tf.randomNormal([3, 3, 8, 4], 0, 0.3, 'float32', 2) as tf.Tensor4D;
+    const dy = tf.randomNormal([2, 5, 5, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const before = narrowConvCallCount();
+    const dx = tf.conv2dTranspose(dy, w, [2, 7, 7, 8], 1, 'valid');
+    expect(narrowConvCallCount()).toBe(before);
+    expect(dx.shape).toEqual([2, 7, 7, 8]);
+    tf.dispose([w, dy, dx]);
+  });
+
+  it('keeps no tensors', () => {
+    if (!native()) return;
+    const w = tf.randomNormal([3, 3, 1, 4]) as tf.Tensor4D;
+    const dy = tf.randomNormal([2, 5, 5, 4]) as tf.Tensor4D;
+    tf.dispose(tf.conv2dTranspose(dy, w, [2, 7, 7, 1], 1, 'valid'));
+    const before = tf.memory().numTensors;
+    tf.dispose(tf.conv2dTranspose(dy, w, [2, 7, 7, 1], 1, 'valid'));
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([w, dy]);
+  });
+});

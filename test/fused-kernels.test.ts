@@ -33,6 +33,14 @@ describe('fused convolution and matrix product (registered by initBackend on the
       ['3×3 valid, ReLU', [5, 13, 13, 16], [3, 3, 16, 32], 'valid', 1, 'relu'],
       ['3×3 same, stride 2, linear', [3, 12, 12, 8], [3, 3, 8, 24], 'same', 2, 'linear'],
       ['1×1, ReLU6', [4, 7, 7, 12], [1, 1, 12, 20], 'valid', 1, 'relu6'],
+      [
+        'one input channel into 64 (stacked variants of a stem)',
+        [3, 12, 12, 1],
+        [3, 3, 1, 64],
+        'valid',
+        1,
+        'relu',
+      ],
     ];
 
   it.each(CONV_CASES)(
@@ -83,7 +91,7 @@ describe('fused convolution and matrix product (registered by initBackend on the
     },
   );
 
-  it('leaves what it does not cover to tfjs-node (no bias, one input channel, sigmoid, batched products)', () => {
+  it('leaves what it does not cover to tfjs-node (no bias, one input channel into few, sigmoid, batched products)', () => {
     if (!native()) return;
     const x = tf.randomNormal([2, 9, 9, 8], 0, 1, 'float32', 7) as tf.Tensor4D;
     const narrow = tf.randomNormal([2, 9, 9, 1], 0, 1, 'float32', 8) as tf.Tensor4D;

@@ -196,10 +196,18 @@ describe('option variantMemoryMiB', () => {
     }
   });
 
-  it('defaults to 2048 MiB on tfjs-node and 512 on the other backends', () => {
-    expect(defaultVariantMemoryMiB('tensorflow')).toBe(2048);
+  it('defaults on tfjs-node to a quarter of the available memory (512 to 4096 MiB), elsewhere to 512', () => {
+    expect(defaultVariantMemoryMiB('tensorflow', 10_000)).toBe(2500);
+    expect(defaultVariantMemoryMiB('tensorflow', 1_000)).toBe(512);
+    expect(defaultVariantMemoryMiB('tensorflow', 100_000)).toBe(4096);
+    expect(defaultVariantMemoryMiB('tensorflow', null)).toBe(2048);
+    // This machine's own figure, from Node.
+    const available = process.availableMemory() / 2 ** 20;
+    expect(defaultVariantMemoryMiB('tensorflow')).toBe(
+      Math.floor(Math.min(4096, Math.max(512, available / 4))),
+    );
     for (const backend of ['wasm', 'webgl', 'cpu'])
-      expect(defaultVariantMemoryMiB(backend)).toBe(512);
+      expect(defaultVariantMemoryMiB(backend, 100_000)).toBe(512);
   });
 
   it("counts a convolution's bias and activation outputs in a pass's memory", () => {

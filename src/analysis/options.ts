@@ -147,7 +147,7 @@ export const ANALYZE_OPTIONS_SCHEMA = {
       type: 'number',
       exclusiveMinimum: 0,
       description:
-        'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it. Default: 2048 on the native backends (tfjs-node), 512 on the others (wasm, webgl, cpu: a browser tab has less memory).',
+        'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it. Default: on the native backends (tfjs-node) a quarter of the memory available to the process, from 512 to 4096 (2048 where Node cannot tell); 512 on the others (wasm, webgl, cpu: a browser tab has less memory).',
     },
   },
 } as const;
@@ -178,13 +178,27 @@ export interface ResolvedOptions extends Readonly<Omit<Filled, 'filters' | 'para
   readonly onProgress?: (progress: AnalysisProgress) => void;
 }
 
+/** Memory the process can still use, in MiB (Node ≥ 20.13); null where it cannot tell. */
+function availableMemoryMiB(): number | null {
+  const node = (globalThis as { process?: { availableMemory?: () => number } }).process;
+  const bytes = typeof node?.availableMemory === 'function' ? node.availableMemory() : undefined;
+  return bytes && Number.isFinite(bytes) ? bytes / 2 ** 20 : null;
+}
+
 /**
- * The default of `variantMemoryMiB` on `backend`: 2048 MiB on tfjs-node's backends, where
- * larger passes were measured faster (ResNet-18, K = 25, FGSM regenerated: 55 s at 512 MiB,
- * 38 s at 2048), 512 elsewhere (a browser tab has less memory).
+ * The default of `variantMemoryMiB` on `backend`. On tfjs-node's backends: a quarter of the memory
+ * available to the process, from 512 to 4096 MiB (2048 where Node cannot tell), because larger
+ * passes were measured faster (ResNet-18 width 0.25, K = 25, FGSM regenerated: 55 s at 512 MiB,
+ * 38 s at 2048, 29 s at 4096 with the whole process peaking at 3.8 GB, 30 s at 8192). 512
+ * elsewhere (wasm, webgl, cpu: a browser tab has less memory).
  */
-export function defaultVariantMemoryMiB(backend: string): number {
-  return backend === 'tensorflow' ? 2048 : 512;
+export function defaultVariantMemoryMiB(
+  backend: string,
+  availableMiB: number | null = availableMemoryMiB(),
+): number {
+  if (backend !== 'tensorflow') return 512;
+  if (availableMiB === null) return 2048;
+  return Math.floor(Math.min(4096, Math.max(512, availableMiB / 4)));
 }
 
 /** Resolved options recorded in a report (the selection becomes the analysed weight names). */

@@ -14,9 +14,8 @@ import type { KernelLayer } from './graph';
  * copies with the same ops tfjs' own gradients run, so the values are the same: convolutions,
  * dense layers and ReLU from the one copy's ReLU masks, batch norm (inference) from its
  * variance and scale, max pooling from the one copy's argmax (or its inputs and outputs repeated
- * per copy), padding, add,
- * flatten and dropout. A prefix with any other layer is not handled (the caller then runs the
- * whole graph on every copy).
+ * per copy), padding, add, flatten and dropout. A prefix with any other layer is not handled
+ * (the caller then runs the whole graph on every copy).
  */
 
 /** One call of a layer in the prefix, in graph order, as the graph runner sees it. */
@@ -127,6 +126,7 @@ function poolStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
     },
     backward(dy, [x, saved], count) {
       const shape = [count * x.shape[0], ...x.shape.slice(1)];
+      // `saved` is the argmax (int32) where forward found one, else the pooled output.
       if (saved.dtype === 'int32') {
         return [maxPoolGradFromArgmax(dy, copies(saved, count), shape, filterSize, strides, pad)];
       }

@@ -19,7 +19,7 @@ import { swappedIsCheaper } from '../src/kernels/wasm/batch-mat-mul';
 import { directConvLimits, directConvStats } from '../src/kernels/wasm/conv-forward';
 import { simdKernels, simdPool, simdSettings } from '../src/kernels/wasm/simd';
 import { wasmThreading } from '../src/kernels/wasm/threads';
-import { RELU_GRAD_KERNEL, reluGradient } from '../src/kernels/wasm/relu-grad';
+import { RELU_GRAD_KERNEL, reluGradient } from '../src/kernels/gradients/relu';
 import { seededRandom } from '../src/util/random';
 import { switchToWasm } from './support/wasm';
 

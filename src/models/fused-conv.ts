@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { reluGradient } from '../kernels/wasm/relu-grad';
+import { reluGradient } from '../kernels/gradients/relu';
 
 /** The activations {@link fusedConv2d} takes (those whose gradient follows from the output). */
 export type FusedConvActivation = 'linear' | 'relu';

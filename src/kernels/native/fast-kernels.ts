@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './native-backend';
 import { registerNativeAdam, unregisterNativeAdam } from './adam';
 import { registerFusedKernels, unregisterFusedKernels } from './fused-ops';
+import { registerReluGradient } from '../gradients/relu';
 import { registerNarrowConvKernels, unregisterNarrowConvKernels } from './narrow-conv';
+import { registerNativeReluGrad, unregisterNativeReluGrad } from './relu-grad';
 import { registerSmallConvKernels, unregisterSmallConvKernels } from './small-conv';
 
 const BACKEND = 'tensorflow';
@@ -27,7 +29,8 @@ export function fastTensorflowKernelsRegistered(): boolean {
  * and runs tfjs' fused convolution and matrix product (bias, ReLU) as TensorFlow's own fused
  * kernels (`./fused-ops.ts`: one pass instead of three, same values), and the input gradient of
  * a convolution into few channels with TensorFlow's own kernel instead of oneDNN's
- * (`./narrow-conv.ts`: about twice as fast on a network's stem).
+ * (`./narrow-conv.ts`: about twice as fast on a network's stem), and `Relu`'s gradient as
+ * TensorFlow's `ReluGrad` (`./relu-grad.ts`: one pass instead of three).
  * Idempotent; a no-op when the backend is absent. Returns whether the kernels are in effect.
  */
 export function registerFastTensorflowKernels(): boolean {
@@ -41,6 +44,8 @@ export function registerFastTensorflowKernels(): boolean {
   registerFusedKernels();
   registerNarrowConvKernels();
   registerSmallConvKernels();
+  registerNativeReluGrad();
+  registerReluGradient();
   tf.unregisterKernel('Step', BACKEND);
   tf.registerKernel({
     kernelName: 'Step',
@@ -71,5 +76,6 @@ export function unregisterFastTensorflowKernels(): void {
   unregisterNativeAdam();
   unregisterSmallConvKernels();
   unregisterNarrowConvKernels();
+  unregisterNativeReluGrad();
   unregisterFusedKernels();
 }

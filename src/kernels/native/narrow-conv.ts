@@ -25,6 +25,14 @@ const MAX_CHANNELS = 8;
 let original: tf.KernelConfig | undefined;
 let calls = 0;
 
+/**
+ * Whether an input gradient into `channels` channels may be asked for with explicit padding on
+ * the active backend: this kernel takes it (tfjs-node's own refuses it).
+ */
+export function narrowConvTakesExplicitPadding(channels: number): boolean {
+  return original !== undefined && tf.getBackend() === BACKEND && channels < MAX_CHANNELS;
+}
+
 /** How many input gradients this kernel computed (tests check it is used). */
 export function narrowConvCallCount(): number {
   return calls;

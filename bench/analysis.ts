@@ -362,9 +362,62 @@ interface Row {
   boundSeconds: number;
   kernelBoundSeconds: number;
   passBoundSeconds: number;
+  /** The matmul rate (GFLOP/s) measured right before this row's timed runs. */
+  matmulGflops: number;
   peerSeconds?: number;
   peerError?: string;
   identical?: boolean;
+}
+
+/** What {@link benchSetting} needs of its model's run. */
+interface SettingContext {
+  key: string;
+  spec: BenchModel;
+  model: tf.LayersModel;
+  data: { xs: tf.Tensor; ys: tf.Tensor };
+  passes: { forward: number; gradient: number };
+  steps: number;
+  naive: boolean;
+  repeats: number;
+}
+
+/**
+ * One `regenerate` setting of one model: ours (the median of `repeats` timed runs after an
+ * untimed warm-up), the naive sweep, the PyTorch peer, and the bounds at rates measured right
+ * before ours is timed.
+ */
+async function benchSetting(c: SettingContext, regenerate: boolean): Promise<Row> {
+  const { model, data, steps, repeats } = c;
+  const options: AnalyzeOptions = { epsilon: 0.1, steps, regenerate, batchSize: 256 };
+  // Warm-up, untimed (the peer does the same): kernels' first calls, allocator.
+  await analyze(model, data, { ...options, steps: WARMUP_STEPS });
+  // This machine's speed drifts by tens of percent within minutes, so the rates the bounds use
+  // are measured again right before the timed runs.
+  const rate = await matmulGflops(1024, 5);
+  const kernels = await layerKernelTimes(model, KERNEL_EXAMPLES);
+  const runs: AnalysisReport[] = [];
+  for (let r = 0; r < repeats; r++) runs.push(await analyze(model, data, options));
+  const ours = [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(repeats / 2)];
+  const reference = c.naive
+    ? await analyze(model, data, { ...options, strategy: 'naive' })
+    : undefined;
+  const peer = peerSweep(c.spec, data.xs.shape[0], steps, regenerate);
+  const work = (cost: PassCost) => unavoidableWork(model, ours, regenerate, cost);
+  return {
+    model: c.key,
+    regenerate,
+    naiveSeconds: reference?.seconds,
+    oursSeconds: ours.seconds,
+    evaluated: ours.parameters.reduce((sum, p) => sum + p.evaluated, 0),
+    cells: ours.parameters.length * 3 * steps,
+    boundSeconds: work(flopCost(model, ours.examples)) / (rate * 1e9),
+    kernelBoundSeconds: work(kernelCost(model, ours.examples, kernels)),
+    matmulGflops: rate,
+    passBoundSeconds: work(passCost(model, c.passes)),
+    peerSeconds: peer.seconds,
+    peerError: peer.error,
+    identical: reference ? sameResults(ours, reference).identical : undefined,
+  };
 }
 
 /** One model: ours, the naive sweep and the peer, both regenerate settings. */
@@ -393,40 +446,8 @@ async function benchModel(
       `(1024², float32); forward ${(passes.forward * 1000).toFixed(1)} ms, FGSM gradient ` +
       `${(passes.gradient * 1000).toFixed(1)} ms over the ${examples} digits`,
   );
-  const rows: Row[] = [];
-  for (const regenerate of [false, true]) {
-    const options: AnalyzeOptions = { epsilon: 0.1, steps, regenerate, batchSize: 256 };
-    // Warm-up, untimed (the peer does the same): kernels' first calls, allocator.
-    await analyze(model, data, { ...options, steps: WARMUP_STEPS });
-    // The median of `repeats` timed runs (this machine's speed drifts by tens of percent).
-    const runs: AnalysisReport[] = [];
-    for (let r = 0; r < repeats; r++) runs.push(await analyze(model, data, options));
-    const ours = [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(repeats / 2)];
-    const reference = naive
-      ? await analyze(model, data, { ...options, strategy: 'naive' })
-      : undefined;
-    const peer = peerSweep(spec, examples, steps, regenerate);
-    rows.push({
-      model: key,
-      regenerate,
-      naiveSeconds: reference?.seconds,
-      oursSeconds: ours.seconds,
-      evaluated: ours.parameters.reduce((s, p) => s + p.evaluated, 0),
-      cells: ours.parameters.length * 3 * steps,
-      boundSeconds:
-        unavoidableWork(model, ours, regenerate, flopCost(model, ours.examples)) / (gflops * 1e9),
-      kernelBoundSeconds: unavoidableWork(
-        model,
-        ours,
-        regenerate,
-        kernelCost(model, ours.examples, kernels),
-      ),
-      passBoundSeconds: unavoidableWork(model, ours, regenerate, passCost(model, passes)),
-      peerSeconds: peer.seconds,
-      peerError: peer.error,
-      identical: reference ? sameResults(ours, reference).identical : undefined,
-    });
-  }
+  const context: SettingContext = { key, spec, model, data, passes, steps, naive, repeats };
+  const rows = [await benchSetting(context, false), await benchSetting(context, true)];
   tf.dispose([data.xs, data.ys, train.xs, train.ys]);
   model.dispose();
   const base = measureMemory('base', key, examples, steps);
@@ -537,6 +558,7 @@ async function run(argv: string[]): Promise<void> {
         'naive',
         'ours',
         'models evaluated',
+        'matmul GFLOP/s',
         'FLOP bound',
         'ours / bound',
         'kernel bound',
@@ -552,6 +574,7 @@ async function run(argv: string[]): Promise<void> {
         opt(r.naiveSeconds, seconds),
         seconds(r.oursSeconds),
         `${r.evaluated}/${r.cells}`,
+        r.matmulGflops.toFixed(0),
         seconds(r.boundSeconds),
         ratio(r.oursSeconds / r.boundSeconds),
         seconds(r.kernelBoundSeconds),
@@ -568,7 +591,8 @@ async function run(argv: string[]): Promise<void> {
   console.log(
     '\nFLOP bound: per distinct filtered model, regenerate false = the layers downstream of the ablated one on ' +
       'the clean and adversarial sets (2n forward); regenerate true = input gradient (≈ 2 forward) + forward of ' +
-      'the new adversarial set, on n; plus the reference (4 forward on n), at the measured matmul rate. The pass ' +
+      'the new adversarial set, on n; plus the reference (4 forward on n), at the matmul rate measured right before ' +
+      "that row's timed runs (the product kernels too; the header's figures are the first measurement). The pass " +
       'bound counts the same passes at the measured time of one forward pass and one input gradient of the model ' +
       "over the n digits (unbatched). The kernel bound counts the same work at the speed of the backend's own " +
       `convolution / matrix-product kernels on these layers (forward and input gradient, timed on ${KERNEL_EXAMPLES} examples), ` +

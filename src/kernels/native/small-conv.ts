@@ -8,10 +8,10 @@ import * as tf from '@tensorflow/tfjs';
  * of TensorFlow's convolution on taps that fall on the zero padding. The same linear map is
  * `y = x · M` with `x` the image flattened to `H·W·C` values and `M` the `[H·W·C, Ho·Wo·F]`
  * matrix whose block (input pixel, output pixel) is the kernel tap that links them (zero where
- * none does): exactly the in-bounds multiply-adds. It runs as one batched GEMM over output
- * pixels (`[1, N, H·W·C] × [Ho·Wo, H·W·C, F]`, the taps gathered per output pixel, no transpose
- * of the filter), a plain GEMM with the centre tap on a 1×1 map. The input gradient is
- * `dy · Mᵀ`, the filter gradient `xᵀ · dy` summed back onto the taps (`UnsortedSegmentSum`).
+ * none does): exactly the in-bounds multiply-adds. It runs as one GEMM (`M` built from the taps
+ * gathered per output pixel: weight-sized work), with the centre tap alone on a 1×1 map. The
+ * input gradient is `dy · Mᵀ`, also one GEMM; the filter gradient `xᵀ · dy` per output pixel,
+ * summed back onto the taps (`UnsortedSegmentSum`).
  * Values equal TensorFlow's to float32 rounding (only the summation order differs).
  *
  * Also: a depthwise convolution on a 1×1 map is an element-wise product with the one tap that
@@ -164,28 +164,37 @@ function singleTap(filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor2D
   ]);
 }
 
-/** `conv2d(x, filter)`: per output pixel, the flattened image times that pixel's taps. */
+/**
+ * `M` itself, `[H·W·C, Ho·Wo·F]`: rows are (input pixel, channel), columns (output pixel, filter),
+ * so that `x · M` is the output in NHWC order and `dy · Mᵀ` the input gradient, each one matrix
+ * product (weight-sized work to build; measured faster than one product per output pixel, which
+ * needs the output or `dy` transposed and, for the gradient, a sum over output pixels).
+ */
+function tapMatrix(filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor2D {
+  const blocks = tapBlocks(filter, g, table); // [Ho·Wo, H·W·C, F]
+  return tf.reshape(tf.transpose(blocks, [1, 0, 2]), [
+    g.inH * g.inW * g.inC,
+    g.outH * g.outW * g.outC,
+  ]);
+}
+
+/** `conv2d(x, filter)`: the flattened image times {@link tapMatrix}. */
 function forward(x: tf.Tensor, filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor {
   return tf.tidy(() => {
     const xs = tf.reshape(x, [g.batch, g.inH * g.inW * g.inC]);
-    if (table.single !== undefined) {
-      return tf.reshape(tf.matMul(xs, singleTap(filter, g, table)), [g.batch, 1, 1, g.outC]);
-    }
-    const y = tf.matMul(tf.expandDims(xs, 0), tapBlocks(filter, g, table)); // [Ho·Wo, N, F]
-    return tf.reshape(tf.transpose(y, [1, 0, 2]), [g.batch, g.outH, g.outW, g.outC]);
+    const taps =
+      table.single !== undefined ? singleTap(filter, g, table) : tapMatrix(filter, g, table);
+    return tf.reshape(tf.matMul(xs, taps), [g.batch, g.outH, g.outW, g.outC]);
   });
 }
 
-/** The input gradient: per output pixel, `dy` times that pixel's taps transposed, summed. */
+/** The input gradient: the flattened `dy` times {@link tapMatrix} transposed. */
 function inputGradient(dy: tf.Tensor, filter: tf.Tensor, g: Geometry, table: TapTable): tf.Tensor {
   return tf.tidy(() => {
-    const shape = [g.batch, g.inH, g.inW, g.inC];
-    if (table.single !== undefined) {
-      const dys = tf.reshape(dy, [g.batch, g.outC]);
-      return tf.reshape(tf.matMul(dys, singleTap(filter, g, table), false, true), shape);
-    }
-    const dx = tf.matMul(perOutputPixel(dy, g), tapBlocks(filter, g, table), false, true);
-    return tf.reshape(tf.sum(dx, 0), shape);
+    const dys = tf.reshape(dy, [g.batch, g.outH * g.outW * g.outC]);
+    const taps =
+      table.single !== undefined ? singleTap(filter, g, table) : tapMatrix(filter, g, table);
+    return tf.reshape(tf.matMul(dys, taps, false, true), [g.batch, g.inH, g.inW, g.inC]);
   });
 }
 

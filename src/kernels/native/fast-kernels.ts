@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './native-backend';
 import { registerNativeAdam, unregisterNativeAdam } from './adam';
 import { registerFusedKernels, unregisterFusedKernels } from './fused-ops';
+import { overrideKernel, restoreKernel } from './kernel-override';
 import { registerReluGradient } from '../gradients/relu';
 import { registerNarrowConvKernels, unregisterNarrowConvKernels } from './narrow-conv';
 import { registerNativeReluGrad, unregisterNativeReluGrad } from './relu-grad';
@@ -36,7 +37,7 @@ export function fastTensorflowKernelsRegistered(): boolean {
 export function registerFastTensorflowKernels(): boolean {
   if (original) return true;
   if (!tf.findBackend(BACKEND)) return false;
-  const stock = tf.getKernel('Step', BACKEND);
+  const stock = overrideKernel('Step', reluStep);
   if (!stock) return false;
   original = stock;
   registerNativeAdam();
@@ -46,32 +47,28 @@ export function registerFastTensorflowKernels(): boolean {
   registerSmallConvKernels();
   registerNativeReluGrad();
   registerReluGradient();
-  tf.unregisterKernel('Step', BACKEND);
-  tf.registerKernel({
-    kernelName: 'Step',
-    backendName: BACKEND,
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
-      if (alpha !== 0 || x.dtype !== 'float32') return stock.kernelFunc(args);
-      const backend = args.backend as NativeBackend;
-      const attrs = [
-        { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT },
-      ];
-      const relu = backend.executeSingleOutput('Relu', attrs, [x]);
-      const step = backend.executeSingleOutput('Sign', attrs, [relu]);
-      relu.dispose();
-      return step;
-    },
-  });
   return true;
+}
+
+/** `Step` with alpha 0 on float32 as `Sign(Relu(x))`; undefined (tfjs-node's kernel) otherwise. */
+function reluStep(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | undefined {
+  const x = args.inputs.x as tf.TensorInfo;
+  const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
+  if (alpha !== 0 || x.dtype !== 'float32') return undefined;
+  const backend = args.backend as NativeBackend;
+  const attrs = [
+    { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT },
+  ];
+  const relu = backend.executeSingleOutput('Relu', attrs, [x]);
+  const step = backend.executeSingleOutput('Sign', attrs, [relu]);
+  relu.dispose();
+  return step;
 }
 
 /** Restores tfjs-node's own kernels (for comparisons). */
 export function unregisterFastTensorflowKernels(): void {
   if (!original) return;
-  tf.unregisterKernel('Step', BACKEND);
-  tf.registerKernel(original);
+  restoreKernel(original);
   original = undefined;
   unregisterNativeAdam();
   unregisterSmallConvKernels();

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { overrideKernel, restoreKernel } from './kernel-override';
 import type { NativeBackend } from './native-backend';
 
 /**
@@ -191,24 +192,14 @@ export function registerFusedKernels(): boolean {
     ['_FusedMatMul', fusedMatMul],
   ];
   for (const [name, fused] of kernels) {
-    const original = tf.getKernel(name, BACKEND);
-    if (!original) continue;
-    originals.set(name, original);
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({
-      kernelName: name,
-      backendName: BACKEND,
-      kernelFunc: (args) => fused(args) ?? original.kernelFunc(args),
-    });
+    const original = overrideKernel(name, fused);
+    if (original) originals.set(name, original);
   }
   return originals.size > 0;
 }
 
 /** Restores tfjs-node's own fused kernels (for comparisons). */
 export function unregisterFusedKernels(): void {
-  for (const [name, original] of originals) {
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel(original);
-  }
+  originals.forEach(restoreKernel);
   originals.clear();
 }

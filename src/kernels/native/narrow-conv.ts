@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { overrideKernel, restoreKernel } from './kernel-override';
 import type { NativeBackend } from './native-backend';
 
 /**
@@ -84,23 +85,13 @@ function narrowInputGradient(args: KernelArgs): tf.Tensor | undefined {
  * dtypes run the original). Idempotent; returns whether it is registered.
  */
 export function registerNarrowConvKernels(): boolean {
-  if (original) return true;
-  const stock = tf.getKernel('Conv2DBackpropInput', BACKEND);
-  if (!stock) return false;
-  original = stock;
-  tf.unregisterKernel('Conv2DBackpropInput', BACKEND);
-  tf.registerKernel({
-    kernelName: 'Conv2DBackpropInput',
-    backendName: BACKEND,
-    kernelFunc: (args) => narrowInputGradient(args) ?? stock.kernelFunc(args),
-  });
-  return true;
+  original ??= overrideKernel('Conv2DBackpropInput', narrowInputGradient);
+  return original !== undefined;
 }
 
 /** Restores tfjs-node's kernel. */
 export function unregisterNarrowConvKernels(): void {
   if (!original) return;
-  tf.unregisterKernel('Conv2DBackpropInput', BACKEND);
-  tf.registerKernel(original);
+  restoreKernel(original);
   original = undefined;
 }

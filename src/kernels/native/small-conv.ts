@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { overrideKernel, restoreKernel } from './kernel-override';
 
 /**
  * Convolutions on tiny feature maps as one matrix product.
@@ -260,15 +261,6 @@ function depthwiseTap(filter: tf.Tensor, tap: number): tf.Tensor {
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 const BACKEND = 'tensorflow';
-const KERNELS = [
-  'Conv2D',
-  'FusedConv2D',
-  'Conv2DBackpropInput',
-  'Conv2DBackpropFilter',
-  'DepthwiseConv2dNative',
-  'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter',
-] as const;
 const originals = new Map<string, tf.KernelConfig>();
 let matrixCalls = 0;
 
@@ -289,28 +281,15 @@ export function smallConvKernelsRegistered(): boolean {
  */
 export function registerSmallConvKernels(): boolean {
   if (originals.size > 0) return true;
-  if (!tf.findBackend(BACKEND)) return false;
-  const stock = new Map<string, tf.KernelConfig>();
-  for (const name of KERNELS) {
-    const kernel = tf.getKernel(name, BACKEND);
-    if (kernel) stock.set(name, kernel);
-  }
-  if (!stock.has('Conv2D')) return false;
+  if (!tf.findBackend(BACKEND) || !tf.getKernel('Conv2D', BACKEND)) return false;
   const register = (name: string, func: (args: KernelArgs) => tf.Tensor | undefined) => {
-    const original = stock.get(name);
-    if (!original) return; // not a kernel of this tfjs-node version: nothing to speed up
-    originals.set(name, original);
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({
-      kernelName: name,
-      backendName: BACKEND,
-      kernelFunc: (args) => {
-        const result = func(args);
-        if (result === undefined) return original.kernelFunc(args);
-        matrixCalls += 1;
-        return result;
-      },
+    const original = overrideKernel(name, (args) => {
+      const result = func(args);
+      if (result !== undefined) matrixCalls += 1;
+      return result;
     });
+    // Undefined: not a kernel of this tfjs-node version, nothing to speed up.
+    if (original) originals.set(name, original);
   };
   const float = (...ts: tf.TensorInfo[]) => ts.every((t) => t.dtype === 'float32');
   const convForward = (args: KernelArgs) => {
@@ -388,9 +367,6 @@ export function registerSmallConvKernels(): boolean {
 
 /** Restores tfjs-node's own convolution kernels (for comparisons). */
 export function unregisterSmallConvKernels(): void {
-  for (const [name, original] of originals) {
-    tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel(original);
-  }
+  originals.forEach(restoreKernel);
   originals.clear();
 }

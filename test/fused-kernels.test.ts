@@ -4,6 +4,7 @@ import {
   unregisterFastTensorflowKernels,
 } from '../src/kernels/native/fast-kernels';
 import { fusedKernelCalls, fusedKernelsRegistered } from '../src/kernels/native/fused-ops';
+import { stockAndOurs } from './support/native-kernels';
 
 /**
  * tfjs' FusedConv2D and _FusedMatMul as TensorFlow's `_FusedConv2D` / `_FusedMatMul` (one op:
@@ -12,16 +13,6 @@ import { fusedKernelCalls, fusedKernelsRegistered } from '../src/kernels/native/
  */
 describe('fused convolution and matrix product (registered by initBackend on the native backend)', () => {
   const native = () => tf.getBackend() === 'tensorflow';
-
-  /** Runs `f` with tfjs-node's own kernels, then with ours; returns both results. */
-  function stockAndFused<T extends tf.Tensor>(f: () => T): { stock: T; fused: T; calls: number } {
-    unregisterFastTensorflowKernels();
-    const stock = f();
-    expect(registerFastTensorflowKernels()).toBe(true);
-    const before = fusedKernelCalls();
-    const fused = f();
-    return { stock, fused, calls: fusedKernelCalls() - before };
-  }
 
   it('are in effect on the native backend (our setup patches the binding for their list attributes)', () => {
     if (!native()) return;
@@ -51,7 +42,7 @@ describe('fused convolution and matrix product (registered by initBackend on the
       const filter = tf.randomNormal(wShape, 0, 0.3, 'float32', 2) as tf.Tensor4D;
       const bias = tf.randomNormal([wShape[3]], 0, 1, 'float32', 3);
       const run = () => tf.fused.conv2d({ x, filter, strides: stride, pad, bias, activation });
-      const { stock, fused, calls } = stockAndFused(run);
+      const { stock, ours: fused, calls } = stockAndOurs(run, fusedKernelCalls);
       expect(calls).toBe(1);
       expect(fused.shape).toEqual(stock.shape);
       expect(Array.from(fused.dataSync())).toEqual(Array.from(stock.dataSync()));
@@ -82,8 +73,13 @@ describe('fused convolution and matrix product (registered by initBackend on the
         5,
       ) as tf.Tensor2D;
       const bias = tf.randomNormal([20], 0, 1, 'float32', 6);
-      const { stock, fused, calls } = stockAndFused(() =>
-        tf.fused.matMul({ a, b, transposeA, transposeB, bias, activation }),
+      const {
+        stock,
+        ours: fused,
+        calls,
+      } = stockAndOurs(
+        () => tf.fused.matMul({ a, b, transposeA, transposeB, bias, activation }),
+        fusedKernelCalls,
       );
       expect(calls).toBe(1);
       expect(Array.from(fused.dataSync())).toEqual(Array.from(stock.dataSync()));
@@ -100,19 +96,25 @@ describe('fused convolution and matrix product (registered by initBackend on the
     const bias = tf.randomNormal([4]);
     const a3 = tf.randomNormal([2, 3, 5]) as tf.Tensor3D;
     const b3 = tf.randomNormal([2, 5, 4]) as tf.Tensor3D;
-    const { stock, fused, calls } = stockAndFused(() =>
-      tf.stack([
-        tf.fused.conv2d({ x, filter, pad: 'same', strides: 1, activation: 'relu' }).flatten(),
-        tf.fused
-          .conv2d({ x: narrow, filter: narrowFilter, pad: 'same', strides: 1, bias })
-          .flatten(),
-        tf.fused
-          .conv2d({ x, filter, pad: 'same', strides: 1, bias, activation: 'sigmoid' })
-          .flatten(),
-        tf.pad(tf.fused.matMul({ a: a3, b: b3, bias, activation: 'relu' }).flatten(), [
-          [0, 2 * 9 * 9 * 4 - 2 * 3 * 4],
+    const {
+      stock,
+      ours: fused,
+      calls,
+    } = stockAndOurs(
+      () =>
+        tf.stack([
+          tf.fused.conv2d({ x, filter, pad: 'same', strides: 1, activation: 'relu' }).flatten(),
+          tf.fused
+            .conv2d({ x: narrow, filter: narrowFilter, pad: 'same', strides: 1, bias })
+            .flatten(),
+          tf.fused
+            .conv2d({ x, filter, pad: 'same', strides: 1, bias, activation: 'sigmoid' })
+            .flatten(),
+          tf.pad(tf.fused.matMul({ a: a3, b: b3, bias, activation: 'relu' }).flatten(), [
+            [0, 2 * 9 * 9 * 4 - 2 * 3 * 4],
+          ]),
         ]),
-      ]),
+      fusedKernelCalls,
     );
     expect(calls).toBe(0);
     expect(Array.from(fused.dataSync())).toEqual(Array.from(stock.dataSync()));

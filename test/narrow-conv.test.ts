@@ -1,9 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import {
-  registerFastTensorflowKernels,
-  unregisterFastTensorflowKernels,
-} from '../src/kernels/native/fast-kernels';
 import { narrowConvCallCount } from '../src/kernels/native/narrow-conv';
+import { stockAndOurs } from './support/native-kernels';
 
 /**
  * The input gradient of a convolution into fewer than 8 channels runs TensorFlow's own kernel
@@ -12,16 +9,6 @@ import { narrowConvCallCount } from '../src/kernels/native/narrow-conv';
  */
 describe('input gradient into few channels (registered by initBackend on the native backend)', () => {
   const native = () => tf.getBackend() === 'tensorflow';
-
-  /** `f` with tfjs-node's kernels, then with ours: both results and how many calls were ours. */
-  function stockAndOurs(f: () => tf.Tensor): { stock: tf.Tensor; ours: tf.Tensor; calls: number } {
-    unregisterFastTensorflowKernels();
-    const stock = f();
-    expect(registerFastTensorflowKernels()).toBe(true);
-    const before = narrowConvCallCount();
-    const ours = f();
-    return { stock, ours, calls: narrowConvCallCount() - before };
-  }
 
   function expectClose(ours: tf.Tensor, stock: tf.Tensor): void {
     expect(ours.shape).toEqual(stock.shape);
@@ -52,12 +39,15 @@ describe('input gradient into few channels (registered by initBackend on the nat
       const w = tf.randomNormal(wShape, 0, 0.3, 'float32', 2) as tf.Tensor4D;
       const yShape = tf.conv2d(x, w, stride, pad).shape;
       const dy = tf.randomNormal(yShape, 0, 1, 'float32', 3) as tf.Tensor4D;
-      const transpose = stockAndOurs(() => tf.conv2dTranspose(dy, w, x.shape, stride, pad));
+      const transpose = stockAndOurs(
+        () => tf.conv2dTranspose(dy, w, x.shape, stride, pad),
+        narrowConvCallCount,
+      );
       expect(transpose.calls).toBe(1);
       expectClose(transpose.ours, transpose.stock);
       const loss = (input: tf.Tensor) =>
         tf.sum(tf.mul(tf.conv2d(input as tf.Tensor4D, w, stride, pad), dy));
-      const gradient = stockAndOurs(() => tf.grad(loss)(x));
+      const gradient = stockAndOurs(() => tf.grad(loss)(x), narrowConvCallCount);
       expect(gradient.calls).toBe(1);
       expectClose(gradient.ours, gradient.stock);
       tf.dispose([x, w, dy, transpose.stock, transpose.ours, gradient.stock, gradient.ours]);

@@ -233,6 +233,8 @@ class AnalysisSession {
   private examples = 0;
   private done = 0;
   private total = 0;
+  /** `variantMemoryMiB` in bytes, its default resolved once for the session. */
+  private readonly variantBudget: number;
 
   constructor(
     private readonly model: tf.LayersModel,
@@ -243,6 +245,8 @@ class AnalysisSession {
   ) {
     this.runner = new GraphRunner(model);
     this.logits = logitsFunction(model, opts.output);
+    this.variantBudget =
+      (opts.variantMemoryMiB ?? defaultVariantMemoryMiB(tf.getBackend())) * 2 ** 20;
   }
 
   /** Splits the data into batches, attacks the unfiltered model, measures the reference. */
@@ -470,9 +474,7 @@ class AnalysisSession {
     const perExample = split
       ? 2 * this.runner.exampleBytes(split.suffix)
       : (this.opts.regenerate ? 3 : 1) * this.runner.exampleBytes();
-    const mib = this.opts.variantMemoryMiB ?? defaultVariantMemoryMiB(tf.getBackend());
-    const budget = mib * 2 ** 20;
-    return Math.max(1, Math.floor(budget / (perExample * examples)));
+    return Math.max(1, Math.floor(this.variantBudget / (perExample * examples)));
   }
 
   /** Accuracies of `variants.count` filtered models, in order. */

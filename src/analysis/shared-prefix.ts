@@ -87,23 +87,22 @@ function productStep(layer: tf.layers.Layer, apply: Apply, folded?: Padding): St
         return [tf.matMul(g as tf.Tensor2D, kernel.read() as tf.Tensor2D, false, true)];
       }
       const [n, h, w, c] = x.shape;
-      if (folded) {
-        // The ZeroPadding2D before this layer, folded in: straight into its unpadded input.
-        const [[top, bottom], [left, right]] = folded;
-        const shape: Shape4 = [count * n, h - top - bottom, w - left - right, c];
-        const pads: Pads4 = [
-          [0, 0],
-          [top, bottom],
-          [left, right],
-          [0, 0],
-        ];
-        return [
-          tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, pads),
-        ];
-      }
-      const shape: Shape4 = [count * n, h, w, c];
+      // With the ZeroPadding2D before this layer folded in: straight into its unpadded input.
+      const [[top, bottom], [left, right]] = folded ?? [
+        [0, 0],
+        [0, 0],
+      ];
+      const shape: Shape4 = [count * n, h - top - bottom, w - left - right, c];
+      const pad: Pads4 | 'same' | 'valid' = folded
+        ? [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ]
+        : padding;
       return [
-        tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, padding),
+        tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, pad),
       ];
     },
   };
@@ -186,7 +185,7 @@ function batchNormStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
 function paddingStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   const config = layer.getConfig();
   if (config.dataFormat !== 'channelsLast') return undefined;
-  const [[top], [left]] = config.padding as [[number, number], [number, number]];
+  const [[top], [left]] = config.padding as Padding;
   return {
     forward: ([x]) => ({ y: apply([x]), save: [x] }),
     backward: (dy, [x], count) => [

@@ -21,6 +21,7 @@ const os = require('os');
 const path = require('path');
 const cp = require('child_process');
 const { patchBinding, BINDING_PATCH } = require('./binding-patch');
+const { setupKernelsAddon } = require('./kernels-addon');
 
 /** TensorFlow release whose C library we link. 2.12 is the oldest wheel on PyPI that ships
  * the C API in a library free of Python symbols (`libtensorflow_cc.so.2`); tfjs-node 4.22 was
@@ -250,6 +251,19 @@ function keepAddon(binding, wanted) {
   }
 }
 
+/** Our own TensorFlow ops, beside the addon and cached with it (./kernels-addon.js). */
+function setupOps(tfjsNodeDir, wanted) {
+  const key = path.basename(path.dirname(addonCachePath(wanted)));
+  setupKernelsAddon({
+    tfjsNodeDir,
+    napi: wanted.napi,
+    cacheDir: path.join(cacheRoot(), 'addon'),
+    gyp: nodeGypScript(),
+    headers: nodeHeadersDir(),
+    key,
+  });
+}
+
 function setupNative(root) {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     log(
@@ -284,6 +298,7 @@ function setupNative(root) {
     if (JSON.stringify(stamp) === JSON.stringify(wanted) && verify(dir).ok) {
       if (!fs.existsSync(addonCachePath(wanted))) keepAddon(binding, wanted);
       log(`ready (TensorFlow ${TENSORFLOW_VERSION}, ${path.relative(root, binding)})`);
+      setupOps(dir, wanted);
       return true;
     }
   }
@@ -303,6 +318,7 @@ function setupNative(root) {
   log(
     `installed TensorFlow ${TENSORFLOW_VERSION} for tfjs-node ${pkg.version} (${path.relative(root, binding)})`,
   );
+  setupOps(dir, wanted);
   return true;
 }
 

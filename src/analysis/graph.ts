@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { convPool, convPoolFits } from '../kernels/native/conv-pool';
 import { copies, perExample } from './blocks';
 import { sharedPrefix, type PrefixNode } from './shared-prefix';
 
@@ -251,6 +252,48 @@ interface SharedPlan {
   suffix: GraphNode[];
 }
 
+function pair(v: unknown): [number, number] {
+  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
+}
+
+/**
+ * Conv2D nodes (stride 1, `valid`, ReLU or linear, channels last) whose output is read only by
+ * a `valid` MaxPooling2D: each maps to that pooling node.
+ */
+function convPoolPairs(nodes: GraphNode[], outputId: number): Map<GraphNode, GraphNode> {
+  const readers = new Map<number, GraphNode[]>();
+  for (const node of nodes) {
+    for (const t of node.inputs) readers.set(t.id, [...(readers.get(t.id) ?? []), node]);
+  }
+  const pairs = new Map<GraphNode, GraphNode>();
+  for (const node of nodes) {
+    const config = node.layer.getConfig();
+    const own = node.layer as unknown as KernelLayer;
+    const activation = own.activation?.getClassName() ?? 'linear';
+    const conv =
+      node.layer.getClassName() === 'Conv2D' &&
+      own.kernel !== undefined &&
+      config.dataFormat === 'channelsLast' &&
+      config.padding === 'valid' &&
+      pair(config.strides).every((v) => v === 1) &&
+      pair(config.dilationRate ?? 1).every((v) => v === 1) &&
+      (activation === 'relu' || activation === 'linear');
+    const id = node.outputs[0].id;
+    const next = readers.get(id);
+    if (!conv || node.outputs.length !== 1 || id === outputId || next?.length !== 1) continue;
+    const pool = next[0];
+    const poolConfig = pool.layer.getConfig();
+    if (
+      pool.layer.getClassName() === 'MaxPooling2D' &&
+      poolConfig.dataFormat === 'channelsLast' &&
+      poolConfig.padding === 'valid'
+    ) {
+      pairs.set(node, pool);
+    }
+  }
+  return pairs;
+}
+
 interface NodeLike {
   inputTensors: tf.SymbolicTensor[];
   outputTensors: tf.SymbolicTensor[];
@@ -268,6 +311,8 @@ export class GraphRunner {
   private readonly plans = new Map<tf.layers.Layer, SharedPlan | undefined>();
   private readonly inputIds: number[];
   private readonly outputId: number;
+  /** Conv2D nodes whose output only a max pooling reads: one op in forward passes. */
+  private readonly pooledBy: Map<GraphNode, GraphNode>;
 
   constructor(private readonly model: tf.LayersModel) {
     if (model.outputs.length !== 1) {
@@ -294,6 +339,7 @@ export class GraphRunner {
       });
     };
     visit(model.outputs[0]);
+    this.pooledBy = convPoolPairs(this.nodes, this.outputId);
   }
 
   /** Splits the graph at every call of `layer`. */
@@ -495,7 +541,9 @@ export class GraphRunner {
       stacked.delete(id);
       return u;
     };
+    const done = new Set<GraphNode>();
     for (const node of nodes) {
+      if (done.has(node)) continue;
       const varied = options.variants && this.varies(node.layer, options.variants);
       const input = node.inputs.length === 1 ? node.inputs[0].id : undefined;
       if (input !== undefined && stacked.has(input) && isChannelwise(node.layer)) {
@@ -513,6 +561,13 @@ export class GraphRunner {
       const strip = options.stripSoftmax === true && node === last;
       if (strip && isSoftmaxLayer(node.layer)) {
         values.set(node.outputs[0].id, args[0]);
+        continue;
+      }
+      const pool = options.forwardOnly ? this.pooledBy.get(node) : undefined;
+      const pooled = pool && this.convThenPool(node, pool, args[0], varied === true, options);
+      if (pool && pooled) {
+        values.set(pool.outputs[0].id, pooled);
+        done.add(pool);
         continue;
       }
       const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
@@ -537,6 +592,44 @@ export class GraphRunner {
     }
     plain(this.outputId);
     return values;
+  }
+
+  /**
+   * A Conv2D and the max pooling after it as one op (src/kernels/native/conv-pool.ts), in the
+   * variants' block layout: the variants of a shared input as output groups, of blocks as
+   * per-block filters. Undefined where the op does not take them.
+   */
+  private convThenPool(
+    node: GraphNode,
+    pool: GraphNode,
+    x: tf.Tensor,
+    varied: boolean,
+    options: RunOptions,
+  ): tf.Tensor | undefined {
+    const own = node.layer as unknown as KernelLayer;
+    const kernel = own.kernel as tf.LayerVariable;
+    const config = pool.layer.getConfig();
+    const poolSize = pair(config.poolSize);
+    const strides = pair(config.strides ?? config.poolSize);
+    if (!convPoolFits({ input: x.shape, filter: kernel.shape as number[], poolSize, strides })) {
+      return undefined;
+    }
+    const variants = varied ? (options.variants as WeightVariants) : undefined;
+    const count = variants?.count ?? 1;
+    const valuesOf = (v: tf.LayerVariable) =>
+      variants?.values.get(v) ?? Array.from({ length: count }, () => v.read());
+    const shared = variants !== undefined && options.shared?.has(node.inputs[0].id) === true;
+    const gather = (v: tf.LayerVariable) =>
+      shared ? tf.expandDims(tf.concat(valuesOf(v), v.shape.length - 1), 0) : tf.stack(valuesOf(v));
+    return convPool({
+      x,
+      filters: gather(kernel),
+      biases: own.bias ? gather(own.bias) : null,
+      poolSize,
+      strides,
+      relu: own.activation?.getClassName() === 'relu',
+      groups: shared ? count : 1,
+    });
   }
 
   /** A shared block `v` feeding a layer of the variants' blocks: repeated once per variant. */

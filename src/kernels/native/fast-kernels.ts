@@ -5,6 +5,7 @@ import { registerFusedKernels, unregisterFusedKernels } from './fused-ops';
 import { overrideKernel, restoreKernel } from './kernel-override';
 import { registerReluGradient } from '../gradients/relu';
 import { registerNarrowConvKernels, unregisterNarrowConvKernels } from './narrow-conv';
+import { loadNativeOps } from './ops-module';
 import { registerNativeReluGrad, unregisterNativeReluGrad } from './relu-grad';
 import { registerSmallConvKernels, unregisterSmallConvKernels } from './small-conv';
 
@@ -31,7 +32,9 @@ export function fastTensorflowKernelsRegistered(): boolean {
  * kernels (`./fused-ops.ts`: one pass instead of three, same values), and the input gradient of
  * a convolution into few channels with TensorFlow's own kernel instead of oneDNN's
  * (`./narrow-conv.ts`: about twice as fast on a network's stem), and `Relu`'s gradient as
- * TensorFlow's `ReluGrad` (`./relu-grad.ts`: one pass instead of three).
+ * TensorFlow's `ReluGrad` (`./relu-grad.ts`: one pass instead of three), and loads our own
+ * TensorFlow ops (`./ops-module.ts`: a convolution into few channels with its bias, ReLU and max
+ * pooling in one op, `./conv-pool.ts`, which the analysis calls).
  * Idempotent; a no-op when the backend is absent. Returns whether the kernels are in effect.
  */
 export function registerFastTensorflowKernels(): boolean {
@@ -47,6 +50,7 @@ export function registerFastTensorflowKernels(): boolean {
   registerSmallConvKernels();
   registerNativeReluGrad();
   registerReluGradient();
+  loadNativeOps();
   return true;
 }
 

@@ -1,0 +1,224 @@
+import * as tf from '@tensorflow/tfjs';
+import { analyze } from '../src/analysis';
+import {
+  convPool,
+  convPoolAvailable,
+  convPoolCallCount,
+  convPoolFits,
+  enableConvPool,
+} from '../src/kernels/native/conv-pool';
+
+/**
+ * Our `AntifragileConvPool` op (convolution into few channels, bias, ReLU, max pooling) gives
+ * TensorFlow's own values bit for bit, in every layout the batched sweep asks for, and the
+ * analysis gives the same results with and without it.
+ */
+describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
+  const native = () => tf.getBackend() === 'tensorflow';
+
+  afterEach(() => enableConvPool(true));
+
+  it('is built and registered wherever the native backend runs', () => {
+    if (!native()) return;
+    expect(convPoolAvailable()).toBe(true);
+  });
+
+  /** TensorFlow's ops for `variants` filters on one input, laid out per variant. */
+  function reference(
+    x: tf.Tensor4D,
+    filters: tf.Tensor4D[],
+    biases: (tf.Tensor1D | null)[],
+    pool: [number, number, number, number],
+    relu: boolean,
+  ): tf.Tensor {
+    return tf.tidy(() =>
+      tf.concat(
+        filters.map((w, v) => {
+          let y: tf.Tensor4D = tf.conv2d(x, w, 1, 'valid');
+          const b = biases[v];
+          if (b) y = tf.add(y, b);
+          if (relu) y = tf.relu(y);
+          return tf.maxPool(y, [pool[0], pool[1]], [pool[2], pool[3]], 'valid');
+        }),
+      ),
+    );
+  }
+
+  function expectIdentical(ours: tf.Tensor | undefined, theirs: tf.Tensor): void {
+    expect(ours).toBeDefined();
+    const a = (ours as tf.Tensor).dataSync();
+    const b = theirs.dataSync();
+    expect((ours as tf.Tensor).shape).toEqual(theirs.shape);
+    let differing = 0;
+    for (let i = 0; i < b.length; i++) if (!Object.is(a[i], b[i])) differing++;
+    expect(differing).toBe(0);
+  }
+
+  const CASES: [string, number[], number[], [number, number, number, number], boolean, boolean][] =
+    [
+      [
+        '3×3 from 1 channel, 2×2 pooling, ReLU (small CNN conv1)',
+        [5, 28, 28, 1],
+        [3, 3, 1, 16],
+        [2, 2, 2, 2],
+        true,
+        true,
+      ],
+      [
+        '5×5 from 3 channels, 32 outputs, linear',
+        [3, 17, 19, 3],
+        [5, 5, 3, 32],
+        [2, 2, 2, 2],
+        false,
+        true,
+      ],
+      [
+        '3×3 from 7 channels, no bias, overlapping 3×3/2 pooling',
+        [2, 15, 14, 7],
+        [3, 3, 7, 16],
+        [3, 3, 2, 2],
+        true,
+        false,
+      ],
+      [
+        '1×2 pooling of stride 1, odd sizes',
+        [2, 10, 9, 2],
+        [2, 3, 2, 48],
+        [1, 2, 1, 1],
+        true,
+        true,
+      ],
+    ];
+
+  it.each(CASES)('%s: TensorFlow’s values, one filter', (_n, xs, ws, pool, relu, bias) => {
+    if (!native()) return;
+    tf.tidy(() => {
+      const x = tf.randomNormal(xs, 0, 1, 'float32', 3) as tf.Tensor4D;
+      const w = tf.randomNormal(ws, 0, 0.4, 'float32', 4) as tf.Tensor4D;
+      const b = bias ? (tf.randomNormal([ws[3]], 0, 0.5, 'float32', 5) as tf.Tensor1D) : null;
+      const before = convPoolCallCount();
+      const ours = convPool({
+        x,
+        filters: tf.expandDims(w, 0),
+        biases: b && tf.expandDims(b, 0),
+        poolSize: [pool[0], pool[1]],
+        strides: [pool[2], pool[3]],
+        relu,
+        groups: 1,
+      });
+      expect(convPoolCallCount()).toBe(before + 1);
+      expectIdentical(ours, reference(x, [w], [b], pool, relu));
+    });
+  });
+
+  it('lays out stacked variants per variant (groups) and runs per-block filters (blocks)', () => {
+    if (!native()) return;
+    tf.tidy(() => {
+      const n = 4;
+      const x = tf.randomNormal([n, 12, 12, 1], 0, 1, 'float32', 6) as tf.Tensor4D;
+      const ws = [7, 8, 9].map(
+        (s) => tf.randomNormal([3, 3, 1, 16], 0, 0.5, 'float32', s) as tf.Tensor4D,
+      );
+      const bs = [1, 2, 3].map((s) => tf.randomNormal([16], 0, 0.5, 'float32', s) as tf.Tensor1D);
+      const pool: [number, number, number, number] = [2, 2, 2, 2];
+      const args = {
+        poolSize: [2, 2] as [number, number],
+        strides: [2, 2] as [number, number],
+        relu: true,
+      };
+      const stacked = convPool({
+        ...args,
+        x,
+        filters: tf.expandDims(tf.concat(ws, 3), 0),
+        biases: tf.expandDims(tf.concat(bs), 0),
+        groups: 3,
+      });
+      expectIdentical(stacked, reference(x, ws, bs, pool, true));
+      // Blocks: block v of the input (its own examples) with filter v.
+      const xs = [10, 11, 12].map(
+        (s) => tf.randomNormal([n, 12, 12, 1], 0, 1, 'float32', s) as tf.Tensor4D,
+      );
+      const blocks = convPool({
+        ...args,
+        x: tf.concat(xs),
+        filters: tf.stack(ws),
+        biases: tf.stack(bs),
+        groups: 1,
+      });
+      const expected = tf.concat(xs.map((xv, v) => reference(xv, [ws[v]], [bs[v]], pool, true)));
+      expectIdentical(blocks, expected);
+    });
+  });
+
+  it('takes only the geometry whose values it repeats; rejects bad shapes with an error', () => {
+    if (!native()) return;
+    const shape = {
+      input: [1, 28, 28, 1],
+      filter: [3, 3, 1, 16],
+      poolSize: [2, 2] as [number, number],
+      strides: [2, 2] as [number, number],
+    };
+    expect(convPoolFits(shape)).toBe(true);
+    expect(convPoolFits({ ...shape, input: [1, 28, 28, 8], filter: [3, 3, 8, 16] })).toBe(false);
+    expect(convPoolFits({ ...shape, filter: [3, 3, 1, 10] })).toBe(false);
+    expect(convPoolFits({ ...shape, input: [1, 3, 3, 1] })).toBe(false);
+    enableConvPool(false);
+    expect(convPoolFits(shape)).toBe(false);
+    enableConvPool(true);
+    tf.tidy(() => {
+      const call = () =>
+        convPool({
+          x: tf.zeros([3, 8, 8, 1]),
+          filters: tf.zeros([2, 3, 3, 1, 16]), // 3 examples do not split into 2 blocks
+          biases: null,
+          poolSize: [2, 2],
+          strides: [2, 2],
+          relu: true,
+          groups: 1,
+        });
+      expect(call).toThrow(/AntifragileConvPool: inconsistent shapes/);
+    });
+  });
+
+  it('leaves the analysis unchanged, fixed and regenerated, and is used by it', async () => {
+    if (!native()) return;
+    const input = tf.input({ shape: [14, 14, 1] });
+    let h = tf.layers
+      .conv2d({
+        filters: 16,
+        kernelSize: 3,
+        activation: 'relu',
+        name: 'c1',
+        seed: 1,
+      } as tf.layers.ConvLayerArgs)
+      .apply(input) as tf.SymbolicTensor;
+    h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers
+      .conv2d({ filters: 16, kernelSize: 3, useBias: false, name: 'c2' })
+      .apply(h) as tf.SymbolicTensor;
+    h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.flatten().apply(h) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 3, activation: 'softmax', name: 'head' }).apply(h);
+    const model = tf.model({ inputs: input, outputs: out as tf.SymbolicTensor });
+    const xs = tf.randomUniform([24, 14, 14, 1], 0, 1, 'float32', 8);
+    const ys = tf.oneHot(
+      tf.tensor1d(
+        [...Array(24).keys()].map((i) => i % 3),
+        'int32',
+      ),
+      3,
+    );
+    for (const regenerate of [false, true]) {
+      const options = { epsilon: 0.1, steps: 5, regenerate, batchSize: 16 };
+      const before = convPoolCallCount();
+      const ours = await analyze(model, { xs, ys }, options);
+      expect(convPoolCallCount()).toBeGreaterThan(before);
+      enableConvPool(false);
+      const theirs = await analyze(model, { xs, ys }, options);
+      enableConvPool(true);
+      expect(JSON.stringify(ours.parameters)).toBe(JSON.stringify(theirs.parameters));
+    }
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+});

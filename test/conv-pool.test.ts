@@ -5,6 +5,9 @@ import {
   convPoolAvailable,
   convPoolCallCount,
   convPoolFits,
+  convPoolGrad,
+  convPoolGradFits,
+  convPoolRoute,
   enableConvPool,
 } from '../src/kernels/native/conv-pool';
 
@@ -148,6 +151,105 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
       const expected = tf.concat(xs.map((xv, v) => reference(xv, [ws[v]], [bs[v]], pool, true)));
       expectIdentical(blocks, expected);
     });
+  });
+
+  const GRAD_CASES: [string, number[], number[], boolean, boolean, number][] = [
+    [
+      '3×3 from 1 channel, ReLU, bias, 3 copies of one route',
+      [4, 14, 14, 1],
+      [3, 3, 1, 16],
+      true,
+      true,
+      3,
+    ],
+    ['5×5 from 3 channels, linear, no bias', [2, 13, 12, 3], [5, 5, 3, 32], false, false, 1],
+  ];
+
+  it.each(GRAD_CASES)(
+    '%s: the route and input gradient give tfjs’ gradient of the separate ops, bit for bit',
+    (_n, xs, ws, relu, bias, copies) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const x = tf.randomNormal(xs, 0, 1, 'float32', 20) as tf.Tensor4D;
+        const w = tf.randomNormal(ws, 0, 0.4, 'float32', 21) as tf.Tensor4D;
+        const b = bias ? (tf.randomNormal([ws[3]], 0, 0.5, 'float32', 22) as tf.Tensor1D) : null;
+        const layers = (input: tf.Tensor4D) => {
+          let y: tf.Tensor4D = tf.conv2d(input, w, 1, 'valid');
+          if (b) y = tf.add(y, b);
+          if (relu) y = tf.relu(y);
+          return tf.maxPool(y, 2, 2, 'valid');
+        };
+        const args = {
+          filters: tf.expandDims(w, 0),
+          biases: b && tf.expandDims(b, 0),
+          poolSize: [2, 2] as [number, number],
+          strides: [2, 2] as [number, number],
+          relu,
+        };
+        const out = convPoolRoute({ ...args, x });
+        expect(out).toBeDefined();
+        const { y, route } = out as { y: tf.Tensor; route: tf.Tensor };
+        expectIdentical(y, layers(x));
+        // Some windows are ReLU-masked and positions vary: the route is not trivial.
+        const codes = Array.from(route.dataSync());
+        expect(new Set(codes.map((c) => c & 0xff)).size).toBe(4);
+        if (relu) expect(codes.some((c) => c >= 256)).toBe(true);
+        // Copies of the batch share the route; each copy has its own gradient.
+        const tiled = tf.tile(x, [copies, 1, 1, 1]) as tf.Tensor4D;
+        const dy = tf.randomNormal([copies * xs[0], ...y.shape.slice(1)], 0, 1, 'float32', 23);
+        const theirs = tf.grad((input: tf.Tensor4D) => tf.sum(tf.mul(layers(input), dy)))(tiled);
+        const ours = convPoolGrad({ ...args, dy, route, inputSize: [xs[1], xs[2]] });
+        expectIdentical(ours, theirs);
+      });
+    },
+  );
+
+  it('the input gradient takes per-block filters, and only windows that do not overlap', () => {
+    if (!native()) return;
+    tf.tidy(() => {
+      const ws = [30, 31].map(
+        (s) => tf.randomNormal([3, 3, 1, 16], 0, 0.5, 'float32', s) as tf.Tensor4D,
+      );
+      const xs = [32, 33].map(
+        (s) => tf.randomNormal([3, 10, 10, 1], 0, 1, 'float32', s) as tf.Tensor4D,
+      );
+      const shape = {
+        poolSize: [2, 2] as [number, number],
+        strides: [2, 2] as [number, number],
+        relu: true,
+      };
+      const out = convPoolRoute({
+        ...shape,
+        x: tf.concat(xs),
+        filters: tf.stack(ws),
+        biases: null,
+      });
+      const { y, route } = out as { y: tf.Tensor; route: tf.Tensor };
+      const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 34);
+      const ours = convPoolGrad({
+        ...shape,
+        dy,
+        route,
+        filters: tf.stack(ws),
+        inputSize: [10, 10],
+      });
+      const dys = tf.split(dy, 2);
+      const theirs = tf.concat(
+        xs.map((x, v) =>
+          tf.grad((input: tf.Tensor4D) =>
+            tf.sum(
+              tf.mul(
+                tf.maxPool(tf.relu(tf.conv2d(input, ws[v], 1, 'valid')), 2, 2, 'valid'),
+                dys[v],
+              ),
+            ),
+          )(x),
+        ),
+      );
+      expectIdentical(ours, theirs);
+    });
+    expect(convPoolGradFits([2, 2], [2, 2])).toBe(true);
+    expect(convPoolGradFits([3, 3], [2, 2])).toBe(false);
   });
 
   it('takes only the geometry whose values it repeats; rejects bad shapes with an error', () => {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { convPool, convPoolFits } from '../kernels/native/conv-pool';
+import { convPoolPairs, convThenPool, ownWeights, type BlockWeights } from './conv-pool-block';
 import { copies, perExample } from './blocks';
 import { sharedPrefix, type PrefixNode } from './shared-prefix';
 
@@ -250,48 +250,6 @@ interface SharedPlan {
   /** Values per example of each frontier tensor. */
   sizes: number[];
   suffix: GraphNode[];
-}
-
-function pair(v: unknown): [number, number] {
-  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
-}
-
-/**
- * Conv2D nodes (stride 1, `valid`, ReLU or linear, channels last) whose output is read only by
- * a `valid` MaxPooling2D: each maps to that pooling node.
- */
-function convPoolPairs(nodes: GraphNode[], outputId: number): Map<GraphNode, GraphNode> {
-  const readers = new Map<number, GraphNode[]>();
-  for (const node of nodes) {
-    for (const t of node.inputs) readers.set(t.id, [...(readers.get(t.id) ?? []), node]);
-  }
-  const pairs = new Map<GraphNode, GraphNode>();
-  for (const node of nodes) {
-    const config = node.layer.getConfig();
-    const own = node.layer as unknown as KernelLayer;
-    const activation = own.activation?.getClassName() ?? 'linear';
-    const conv =
-      node.layer.getClassName() === 'Conv2D' &&
-      own.kernel !== undefined &&
-      config.dataFormat === 'channelsLast' &&
-      config.padding === 'valid' &&
-      pair(config.strides).every((v) => v === 1) &&
-      pair(config.dilationRate ?? 1).every((v) => v === 1) &&
-      (activation === 'relu' || activation === 'linear');
-    const id = node.outputs[0].id;
-    const next = readers.get(id);
-    if (!conv || node.outputs.length !== 1 || id === outputId || next?.length !== 1) continue;
-    const pool = next[0];
-    const poolConfig = pool.layer.getConfig();
-    if (
-      pool.layer.getClassName() === 'MaxPooling2D' &&
-      poolConfig.dataFormat === 'channelsLast' &&
-      poolConfig.padding === 'valid'
-    ) {
-      pairs.set(node, pool);
-    }
-  }
-  return pairs;
 }
 
 interface NodeLike {
@@ -563,8 +521,8 @@ export class GraphRunner {
         values.set(node.outputs[0].id, args[0]);
         continue;
       }
-      const pool = options.forwardOnly ? this.pooledBy.get(node) : undefined;
-      const pooled = pool && this.convThenPool(node, pool, args[0], varied === true, options);
+      const pool = this.pooledBy.get(node);
+      const pooled = pool && this.block(node, pool, args[0], varied === true, options);
       if (pool && pooled) {
         values.set(pool.outputs[0].id, pooled);
         done.add(pool);
@@ -595,41 +553,34 @@ export class GraphRunner {
   }
 
   /**
-   * A Conv2D and the max pooling after it as one op (src/kernels/native/conv-pool.ts), in the
-   * variants' block layout: the variants of a shared input as output groups, of blocks as
-   * per-block filters. Undefined where the op does not take them.
+   * A Conv2D and the max pooling after it as one op (./conv-pool-block.ts), in the variants'
+   * block layout: the variants of a shared input as output groups, of blocks as per-block
+   * filters; differentiable where the pass is. Undefined where the op does not take them.
    */
-  private convThenPool(
+  private block(
     node: GraphNode,
     pool: GraphNode,
     x: tf.Tensor,
     varied: boolean,
     options: RunOptions,
   ): tf.Tensor | undefined {
-    const own = node.layer as unknown as KernelLayer;
-    const kernel = own.kernel as tf.LayerVariable;
-    const config = pool.layer.getConfig();
-    const poolSize = pair(config.poolSize);
-    const strides = pair(config.strides ?? config.poolSize);
-    if (!convPoolFits({ input: x.shape, filter: kernel.shape as number[], poolSize, strides })) {
-      return undefined;
+    const differentiable = options.forwardOnly !== true;
+    if (!varied || !options.variants) {
+      return convThenPool(node.layer, pool.layer, x, ownWeights(node.layer), differentiable);
     }
-    const variants = varied ? (options.variants as WeightVariants) : undefined;
-    const count = variants?.count ?? 1;
+    const { count, values } = options.variants;
+    const own = node.layer as unknown as KernelLayer;
     const valuesOf = (v: tf.LayerVariable) =>
-      variants?.values.get(v) ?? Array.from({ length: count }, () => v.read());
-    const shared = variants !== undefined && options.shared?.has(node.inputs[0].id) === true;
+      values.get(v) ?? Array.from({ length: count }, () => v.read());
+    const shared = options.shared?.has(node.inputs[0].id) === true;
     const gather = (v: tf.LayerVariable) =>
       shared ? tf.expandDims(tf.concat(valuesOf(v), v.shape.length - 1), 0) : tf.stack(valuesOf(v));
-    return convPool({
-      x,
-      filters: gather(kernel),
+    const weights: BlockWeights = {
+      filters: gather(own.kernel as tf.LayerVariable),
       biases: own.bias ? gather(own.bias) : null,
-      poolSize,
-      strides,
-      relu: own.activation?.getClassName() === 'relu',
       groups: shared ? count : 1,
-    });
+    };
+    return convThenPool(node.layer, pool.layer, x, weights, differentiable);
   }
 
   /** A shared block `v` feeding a layer of the variants' blocks: repeated once per variant. */

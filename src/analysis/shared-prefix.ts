@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
 import { copies, perExample } from './blocks';
+import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
 import type { KernelLayer } from './graph';
 
 /**
@@ -233,6 +235,47 @@ function paddingFolds(
 
 type Folds = ReturnType<typeof paddingFolds>;
 
+/**
+ * A Conv2D and the max pooling that alone reads it as our ops (./conv-pool-block.ts): forward
+ * on the one copy with each pooled value's route, backward on every copy in one op. The same
+ * values as the two layers' steps. The pooling node's own step then passes values through.
+ */
+function convPoolStep(
+  conv: tf.layers.Layer,
+  pool: tf.layers.Layer,
+  input: number[],
+): Step | undefined {
+  const shape = convPoolStepShape(conv, pool, input);
+  if (!shape) return undefined;
+  return {
+    forward([x]) {
+      const { filters, biases } = ownWeights(conv);
+      const out = convPoolRoute({ ...shape, x, filters, biases });
+      if (!out) throw new Error('internal: the conv-pool op went away between calls');
+      return { y: out.y, save: [out.route, filters] };
+    },
+    backward: (dy, [route, filters]) => [
+      convPoolGrad({ ...shape, dy, route, filters, inputSize: [input[1], input[2]] }),
+    ],
+  };
+}
+
+const passThrough: Step = { forward: ([x]) => ({ y: x, save: [] }), backward: (dy) => [dy] };
+
+/** The prefix's conv-pool pairs that the ops take (none with a folded padding). */
+function blockPairs(nodes: PrefixNode[], folds: Folds): Map<PrefixNode, Step> {
+  const steps = new Map<PrefixNode, Step>();
+  for (const [conv, pool] of convPoolPairs(nodes, -1)) {
+    if (folds.convs.has(conv)) continue;
+    const input = [1, ...((conv.inputs[0] as tf.SymbolicTensor).shape.slice(1) as number[])];
+    const step = convPoolStep(conv.layer, pool.layer, input);
+    if (!step) continue;
+    steps.set(conv, step);
+    steps.set(pool, passThrough);
+  }
+  return steps;
+}
+
 /** The node's step, or undefined for a layer this module does not handle. */
 function stepOf(node: PrefixNode, applyNode: ApplyNode, folds: Folds): Step | undefined {
   const apply: Apply = (args) => applyNode(node, args);
@@ -286,7 +329,8 @@ export function sharedPrefix(
 ): ((xs: tf.Tensor, count: number) => tf.Tensor) | undefined {
   if (nodes.length === 0 || nodes.some((n) => n.outputs.length !== 1)) return undefined;
   const folds = paddingFolds(nodes, frontier);
-  const found = nodes.map((n) => stepOf(n, applyNode, folds));
+  const blocks = blockPairs(nodes, folds);
+  const found = nodes.map((n) => blocks.get(n) ?? stepOf(n, applyNode, folds));
   if (found.some((step) => !step)) return undefined;
   const steps = found as Step[];
   return (xs, count) => {

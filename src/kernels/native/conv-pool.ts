@@ -133,3 +133,77 @@ export function convPool(args: ConvPoolArgs): tf.Tensor | undefined {
     none?.dispose();
   }
 }
+
+/**
+ * {@link convPool} with one output group, and where each pooled value came from (int32, shaped
+ * like the output): its window position (row-major), plus 256 where the activation there is
+ * not positive (ReLU's gradient is 0). TensorFlow's argmax (the first strict maximum of the
+ * activated values), for {@link convPoolGrad}. Undefined where the op is not available.
+ */
+export function convPoolRoute(
+  args: Omit<ConvPoolArgs, 'groups'>,
+): { y: tf.Tensor; route: tf.Tensor } | undefined {
+  if (!convPoolAvailable() || args.x.dtype !== 'float32') return undefined;
+  const backend = tf.backend() as NativeBackend;
+  const b = backend.binding;
+  const attrs = [
+    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
+    { name: 'relu', type: b.TF_ATTR_BOOL, value: args.relu },
+    { name: 'groups', type: b.TF_ATTR_INT, value: 1 },
+  ];
+  const none = args.biases ? undefined : tf.zeros([0]);
+  try {
+    const [y, route] = backend.executeMultipleOutputs(
+      'AntifragileConvPoolRoute',
+      attrs,
+      [args.x, args.filters, args.biases ?? (none as tf.Tensor)],
+      2,
+    );
+    calls += 1;
+    return { y, route };
+  } finally {
+    none?.dispose();
+  }
+}
+
+/** The arguments of {@link convPoolGrad}. */
+export interface ConvPoolGradArgs {
+  /** The gradient at the pooled output, `[m, qh, qw, f]`. */
+  dy: tf.Tensor;
+  /** From {@link convPoolRoute}, `[r, qh, qw, f]`: example i uses route i mod r (copies). */
+  route: tf.Tensor;
+  /** `[blocks, kh, kw, c, f]`: example i uses filter i / (m / blocks). */
+  filters: tf.Tensor;
+  poolSize: Pair;
+  strides: Pair;
+  /** The convolution's input `[h, w]`. */
+  inputSize: Pair;
+}
+
+/** Whether {@link convPoolGrad} takes this pooling: windows that do not overlap. */
+export function convPoolGradFits(poolSize: Pair, strides: Pair): boolean {
+  return strides[0] >= poolSize[0] && strides[1] >= poolSize[1] && convPoolAvailable();
+}
+
+/**
+ * The input gradient of {@link convPoolRoute}'s block: TensorFlow's max-pool gradient into
+ * each window's argmax, times ReLU's mask, then the convolution's input gradient as TensorFlow's
+ * own `Conv2DBackpropInput` computes it (./narrow-conv.ts), bit for bit, in one pass over the
+ * routed values. `[m, h, w, c]`.
+ */
+export function convPoolGrad(args: ConvPoolGradArgs): tf.Tensor {
+  if (!convPoolAvailable()) throw new Error('convPoolGrad: our ops are not loaded');
+  const backend = tf.backend() as NativeBackend;
+  const b = backend.binding;
+  const attrs = [
+    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
+    { name: 'input_size', type: b.TF_ATTR_INT, value: [...args.inputSize] },
+  ];
+  const dx = backend.executeSingleOutput('AntifragileConvPoolGrad', attrs, [
+    args.dy,
+    args.route,
+    args.filters,
+  ]);
+  calls += 1;
+  return dx;
+}

@@ -19,6 +19,7 @@
 #include <tensorflow/c/tf_tensor.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -40,9 +41,13 @@ struct Geometry {
   bool bias;
 };
 
-// The scalar path: any CPU, any channel count.
+// Where a pooled value came from: its window position (row-major), plus kMasked when the
+// activation there is not positive (ReLU's gradient is 0): what a gradient needs.
+constexpr int32_t kMasked = 0x100;
+
+// The scalar path: any CPU, any channel count. `route` (or null) as the output, groups 1.
 void ExamplesScalar(const Geometry& g, const float* x, const float* w, const float* b, float* out,
-                    int64_t begin, int64_t end) {
+                    int32_t* route, int64_t begin, int64_t end) {
   const int64_t per_group = g.f / g.groups;
   const int64_t per_block = g.n / g.blocks;
   for (int64_t i = begin; i < end; ++i) {
@@ -54,6 +59,7 @@ void ExamplesScalar(const Geometry& g, const float* x, const float* w, const flo
       for (int64_t qx = 0; qx < g.qw; ++qx) {
         for (int64_t f = 0; f < g.f; ++f) {
           float best = -std::numeric_limits<float>::infinity();
+          int32_t where = 0;
           for (int64_t dy = 0; dy < g.ph; ++dy) {
             for (int64_t dx = 0; dx < g.pw; ++dx) {
               const float* xp = xi + ((qy * g.sh + dy) * g.w + (qx * g.sw + dx)) * g.c;
@@ -61,18 +67,31 @@ void ExamplesScalar(const Geometry& g, const float* x, const float* w, const flo
               for (int64_t r = 0; r < g.kh; ++r) {
                 for (int64_t s = 0; s < g.kw; ++s) {
                   for (int64_t ch = 0; ch < g.c; ++ch) {
-                    a = std::fma(xp[(r * g.w + s) * g.c + ch], wi[((r * g.kw + s) * g.c + ch) * g.f + f], a);
+                    a = std::fma(xp[(r * g.w + s) * g.c + ch],
+                                 wi[((r * g.kw + s) * g.c + ch) * g.f + f], a);
                   }
                 }
               }
-              best = std::max(best, a);
+              if (route) {
+                // TensorFlow's argmax: the first strict maximum of the activated values.
+                if (bi) a = a + bi[f];
+                if (g.relu) a = a > 0.0f ? a : 0.0f;
+                if (a > best) best = a, where = static_cast<int32_t>(dy * g.pw + dx);
+              } else {
+                best = std::max(best, a);
+              }
             }
           }
           float v = best;
-          if (bi) v = v + bi[f];
-          if (g.relu) v = v > 0.0f ? v : 0.0f;
+          if (!route) {
+            if (bi) v = v + bi[f];
+            if (g.relu) v = v > 0.0f ? v : 0.0f;
+          }
           const int64_t grp = f / per_group;
-          out[(((grp * g.n + i) * g.qh + qy) * g.qw + qx) * per_group + (f - grp * per_group)] = v;
+          const int64_t at =
+              (((grp * g.n + i) * g.qh + qy) * g.qw + qx) * per_group + (f - grp * per_group);
+          out[at] = v;
+          if (route) route[at] = where | (g.relu && !(v > 0.0f) ? kMasked : 0);
         }
       }
     }
@@ -89,7 +108,8 @@ constexpr int64_t kMaxWindow = 64;
 // multiply-adds in the same order as the scalar path, so the same values.
 __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const float* x,
                                                       const float* w, const float* b, float* out,
-                                                      int64_t begin, int64_t end) {
+                                                      int32_t* route, int64_t begin,
+                                                      int64_t end) {
   const int64_t per_group = g.f / g.groups;
   const int64_t per_block = g.n / g.blocks;
   const int64_t window = g.ph * g.pw;
@@ -117,37 +137,69 @@ __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const f
         const __m256 lowest = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
         for (int64_t f0 = 0; f0 + 16 <= g.f; f0 += 16) {
           __m256 m0 = lowest, m1 = lowest;
+          __m256i i0 = _mm256_setzero_si256(), i1 = _mm256_setzero_si256();
+          const __m256 b0 = bi ? _mm256_loadu_ps(bi + f0) : zero;
+          const __m256 b1 = bi ? _mm256_loadu_ps(bi + f0 + 8) : zero;
           for (int64_t p0 = 0; p0 < groups4 * 4; p0 += 4) {
-            __m256 a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-            __m256 c0 = zero, c1 = zero, c2 = zero, c3 = zero;
+            __m256 a[4] = {zero, zero, zero, zero};
+            __m256 c[4] = {zero, zero, zero, zero};
             const float* wp = wi + f0;
             for (int64_t t = 0; t < taps; ++t, wp += g.f) {
               const __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
               const int64_t o = tap_offset[t];
               const __m256 v0 = _mm256_set1_ps(xp[p0][o]), v1 = _mm256_set1_ps(xp[p0 + 1][o]);
               const __m256 v2 = _mm256_set1_ps(xp[p0 + 2][o]), v3 = _mm256_set1_ps(xp[p0 + 3][o]);
-              a0 = _mm256_fmadd_ps(v0, w0, a0), c0 = _mm256_fmadd_ps(v0, w1, c0);
-              a1 = _mm256_fmadd_ps(v1, w0, a1), c1 = _mm256_fmadd_ps(v1, w1, c1);
-              a2 = _mm256_fmadd_ps(v2, w0, a2), c2 = _mm256_fmadd_ps(v2, w1, c2);
-              a3 = _mm256_fmadd_ps(v3, w0, a3), c3 = _mm256_fmadd_ps(v3, w1, c3);
+              a[0] = _mm256_fmadd_ps(v0, w0, a[0]), c[0] = _mm256_fmadd_ps(v0, w1, c[0]);
+              a[1] = _mm256_fmadd_ps(v1, w0, a[1]), c[1] = _mm256_fmadd_ps(v1, w1, c[1]);
+              a[2] = _mm256_fmadd_ps(v2, w0, a[2]), c[2] = _mm256_fmadd_ps(v2, w1, c[2]);
+              a[3] = _mm256_fmadd_ps(v3, w0, a[3]), c[3] = _mm256_fmadd_ps(v3, w1, c[3]);
             }
-            m0 = _mm256_max_ps(m0, _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3)));
-            m1 = _mm256_max_ps(m1, _mm256_max_ps(_mm256_max_ps(c0, c1), _mm256_max_ps(c2, c3)));
+            if (!route) {
+              m0 = _mm256_max_ps(m0, _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3])));
+              m1 = _mm256_max_ps(m1, _mm256_max_ps(_mm256_max_ps(c[0], c[1]), _mm256_max_ps(c[2], c[3])));
+              continue;
+            }
+            // TensorFlow's argmax: the first strict maximum of the activated values (a short
+            // last group repeats a position, which is never strictly greater).
+            for (int k = 0; k < 4; ++k) {
+              __m256 u = a[k], v = c[k];
+              if (bi) u = _mm256_add_ps(u, b0), v = _mm256_add_ps(v, b1);
+              if (g.relu) {
+                u = _mm256_and_ps(u, _mm256_cmp_ps(u, zero, _CMP_GT_OQ));
+                v = _mm256_and_ps(v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+              }
+              const __m256i at = _mm256_set1_epi32(static_cast<int32_t>(std::min<int64_t>(p0 + k, window - 1)));
+              const __m256 gu = _mm256_cmp_ps(u, m0, _CMP_GT_OQ), gv = _mm256_cmp_ps(v, m1, _CMP_GT_OQ);
+              m0 = _mm256_blendv_ps(m0, u, gu), m1 = _mm256_blendv_ps(m1, v, gv);
+              i0 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(i0), _mm256_castsi256_ps(at), gu));
+              i1 = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(i1), _mm256_castsi256_ps(at), gv));
+            }
           }
-          if (bi) {
-            m0 = _mm256_add_ps(m0, _mm256_loadu_ps(bi + f0));
-            m1 = _mm256_add_ps(m1, _mm256_loadu_ps(bi + f0 + 8));
-          }
-          if (g.relu) {
-            // v > 0 ? v : 0 (max(v, 0) would keep a -0 or a NaN).
-            m0 = _mm256_and_ps(m0, _mm256_cmp_ps(m0, zero, _CMP_GT_OQ));
-            m1 = _mm256_and_ps(m1, _mm256_cmp_ps(m1, zero, _CMP_GT_OQ));
+          if (!route) {
+            if (bi) m0 = _mm256_add_ps(m0, b0), m1 = _mm256_add_ps(m1, b1);
+            if (g.relu) {
+              // v > 0 ? v : 0 (max(v, 0) would keep a -0 or a NaN).
+              m0 = _mm256_and_ps(m0, _mm256_cmp_ps(m0, zero, _CMP_GT_OQ));
+              m1 = _mm256_and_ps(m1, _mm256_cmp_ps(m1, zero, _CMP_GT_OQ));
+            }
           }
           // per_group is a multiple of 16 here: the 16 channels are in one group.
           const int64_t grp = f0 / per_group;
           float* o = out + (((grp * g.n + i) * g.qh + qy) * g.qw + qx) * per_group + (f0 - grp * per_group);
           _mm256_storeu_ps(o, m0);
           _mm256_storeu_ps(o + 8, m1);
+          if (route) {
+            if (g.relu) {
+              const __m256i masked = _mm256_set1_epi32(kMasked);
+              const __m256i off0 = _mm256_castps_si256(_mm256_cmp_ps(m0, zero, _CMP_GT_OQ));
+              const __m256i off1 = _mm256_castps_si256(_mm256_cmp_ps(m1, zero, _CMP_GT_OQ));
+              i0 = _mm256_or_si256(i0, _mm256_andnot_si256(off0, masked));
+              i1 = _mm256_or_si256(i1, _mm256_andnot_si256(off1, masked));
+            }
+            int32_t* ro = route + (o - out);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(ro), i0);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(ro + 8), i1);
+          }
         }
       }
     }
@@ -156,17 +208,16 @@ __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const f
 #endif
 
 void Examples(const Geometry& g, const float* x, const float* w, const float* b, float* out,
-              int64_t begin, int64_t end) {
+              int32_t* route, int64_t begin, int64_t end) {
 #ifdef HAVE_AVX2_PATH
   if ((g.f / g.groups) % 16 == 0 && g.ph * g.pw <= kMaxWindow - 3 &&
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    ExamplesAvx2(g, x, w, b, out, begin, end);
+    ExamplesAvx2(g, x, w, b, out, route, begin, end);
     return;
   }
 #endif
-  ExamplesScalar(g, x, w, b, out, begin, end);
+  ExamplesScalar(g, x, w, b, out, route, begin, end);
 }
-
 
 struct Attrs {
   int64_t pool[4];
@@ -225,10 +276,24 @@ bool Geometry5(TF_Tensor* x, TF_Tensor* filter, TF_Tensor* bias, const Attrs& a,
   return true;
 }
 
-void Compute(void* kernel, TF_OpKernelContext* ctx) {
+// Runs `Examples` over the batch on every core.
+void Parallel(const Geometry& g, const float* x, const float* w, const float* b, float* out,
+              int32_t* route) {
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t count = std::min<int64_t>(cores, g.n);
+  std::vector<std::thread> threads;
+  for (int64_t t = 1; t < count; ++t) {
+    threads.emplace_back(Examples, std::cref(g), x, w, b, out, route, g.n * t / count,
+                         g.n * (t + 1) / count);
+  }
+  Examples(g, x, w, b, out, route, 0, g.n / count);
+  for (auto& th : threads) th.join();
+}
+
+void ComputeForward(void* kernel, TF_OpKernelContext* ctx, bool with_route) {
   const Attrs& attrs = *static_cast<Attrs*>(kernel);
   TF_Status* status = TF_NewStatus();
-  TF_Tensor *x = nullptr, *filter = nullptr, *bias = nullptr, *y = nullptr;
+  TF_Tensor *x = nullptr, *filter = nullptr, *bias = nullptr, *y = nullptr, *route = nullptr;
   TF_GetInput(ctx, 0, &x, status);
   if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &filter, status);
   if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 2, &bias, status);
@@ -238,32 +303,236 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
     TF_OpKernelContext_Failure(ctx, status);
   } else if (!Geometry5(x, filter, bias, attrs, &g, &why)) {
     Fail(ctx, why);
+  } else if (with_route && g.groups != 1) {
+    Fail(ctx, "the route is only laid out for groups = 1");
   } else {
     const int64_t dims[4] = {g.groups * g.n, g.qh, g.qw, g.f / g.groups};
     const int64_t total = dims[0] * dims[1] * dims[2] * dims[3];
     y = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, total * sizeof(float), status);
+    if (with_route && TF_GetCode(status) == TF_OK) {
+      route = TF_AllocateOutput(ctx, 1, TF_INT32, dims, 4, total * sizeof(int32_t), status);
+    }
     if (TF_GetCode(status) != TF_OK) {
       TF_OpKernelContext_Failure(ctx, status);
     } else {
-      const float* xp = static_cast<const float*>(TF_TensorData(x));
-      const float* wp = static_cast<const float*>(TF_TensorData(filter));
-      const float* bp = g.bias ? static_cast<const float*>(TF_TensorData(bias)) : nullptr;
-      float* out = static_cast<float*>(TF_TensorData(y));
-      const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-      const int64_t count = std::min<int64_t>(cores, g.n);
-      std::vector<std::thread> threads;
-      for (int64_t t = 1; t < count; ++t) {
-        threads.emplace_back(Examples, std::cref(g), xp, wp, bp, out, g.n * t / count,
-                             g.n * (t + 1) / count);
-      }
-      Examples(g, xp, wp, bp, out, 0, g.n / count);
-      for (auto& th : threads) th.join();
+      Parallel(g, static_cast<const float*>(TF_TensorData(x)),
+               static_cast<const float*>(TF_TensorData(filter)),
+               g.bias ? static_cast<const float*>(TF_TensorData(bias)) : nullptr,
+               static_cast<float*>(TF_TensorData(y)),
+               route ? static_cast<int32_t*>(TF_TensorData(route)) : nullptr);
     }
   }
-  TF_DeleteTensor(x);
-  TF_DeleteTensor(filter);
-  TF_DeleteTensor(bias);
-  TF_DeleteTensor(y);
+  for (TF_Tensor* t : {x, filter, bias, y, route}) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
+void Compute(void* kernel, TF_OpKernelContext* ctx) { ComputeForward(kernel, ctx, false); }
+void ComputeRoute(void* kernel, TF_OpKernelContext* ctx) { ComputeForward(kernel, ctx, true); }
+
+// ---- The input gradient: AntifragileConvPoolGrad ----
+//
+// dy [m, qh, qw, f] (the gradient at the pooled output), route [r, qh, qw, f] (from
+// AntifragileConvPoolRoute; example i uses route i mod r: copies of one batch share it), filter
+// [blocks, kh, kw, c, f] (example i uses set i / (m / blocks)); attrs pool (non-overlapping:
+// strides ≥ window) and input_size [h, w]. Output dx [m, h, w, c]: TensorFlow's max-pool
+// gradient (each value to its window's argmax), times ReLU's mask, then TensorFlow's own
+// Conv2DBackpropInput (not oneDNN's: src/kernels/native/narrow-conv.ts), bit for bit. That
+// kernel multiplies dy by the filter per input position (a fused multiply-add chain over the
+// output channels, ascending from 0) and adds the products into dx position by position in
+// row-major order; zero terms change neither (no sum here is ever -0), so only routed values
+// are visited.
+
+struct GradAttrs {
+  int64_t pool[4];
+  int64_t size[2];
+};
+
+void* CreateGrad(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new GradAttrs{};
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrInt64List(ctx, "pool", attrs->pool, 4, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, "input_size", attrs->size, 2, status);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void DeleteGrad(void* attrs) { delete static_cast<GradAttrs*>(attrs); }
+
+struct GradGeometry {
+  int64_t m, r, blocks, h, w, c, kh, kw, f, ph, pw, sh, sw, qh, qw;
+};
+
+// Per example: each pooled value's gradient (times ReLU's mask) goes to its window position's
+// column of filter products, a fused multiply-add chain over the output channels in ascending
+// order (the channels routed elsewhere would add exact zeros); then the columns are added into
+// dx position by position, in row-major order. `wt` is the filter as [set][f][padded taps].
+
+// One example's pointers.
+struct GradExample {
+  const float* w;      // [f][padded]
+  const float* dy;     // [qh, qw, f]
+  const int32_t* route;
+  float* dx;           // [h, w, c], zeroed here
+};
+
+inline GradExample GradStart(const GradGeometry& g, const float* dy, const int32_t* route,
+                             const float* wt, int64_t padded, float* dx, int64_t i) {
+  GradExample e{wt + (i / (g.m / g.blocks)) * g.f * padded, dy + i * g.qh * g.qw * g.f,
+                route + (i % g.r) * g.qh * g.qw * g.f, dx + i * g.h * g.w * g.c};
+  std::fill(e.dx, e.dx + g.h * g.w * g.c, 0.0f);
+  return e;
+}
+
+// The gradient routed through pooled value `at` (ReLU's mask applied), and its window position.
+inline float Routed(const GradExample& e, int64_t at, int32_t* position) {
+  const int32_t code = e.route[at];
+  *position = code & 0xff;
+  return (code & kMasked) ? e.dy[at] * 0.0f : e.dy[at];
+}
+
+// Adds one row of cells' columns into dx, positions in row-major order.
+inline void AddColumns(const GradGeometry& g, const float* cols, int64_t padded, float* dx,
+                       int64_t qy) {
+  const int64_t window = g.ph * g.pw;
+  for (int64_t dyy = 0; dyy < g.ph; ++dyy) {
+    const int64_t oh = qy * g.sh + dyy;
+    for (int64_t qx = 0; qx < g.qw; ++qx) {
+      for (int64_t dxx = 0; dxx < g.pw; ++dxx) {
+        const int64_t ow = qx * g.sw + dxx;
+        const float* col = cols + (qx * window + dyy * g.pw + dxx) * padded;
+        for (int64_t rr = 0, t = 0; rr < g.kh; ++rr) {
+          float* row = dx + ((oh + rr) * g.w + ow) * g.c;
+          for (int64_t k = 0; k < g.kw * g.c; ++k, ++t) row[k] += col[t];
+        }
+      }
+    }
+  }
+}
+
+void GradExamplesScalar(const GradGeometry& g, const float* dy, const int32_t* route,
+                        const float* wt, int64_t padded, float* dx, int64_t begin, int64_t end) {
+  const int64_t taps = g.kh * g.kw * g.c;
+  std::vector<float> cols(g.qw * g.ph * g.pw * padded);
+  for (int64_t i = begin; i < end; ++i) {
+    const GradExample e = GradStart(g, dy, route, wt, padded, dx, i);
+    for (int64_t qy = 0; qy < g.qh; ++qy) {
+      std::fill(cols.begin(), cols.end(), 0.0f);
+      for (int64_t qx = 0; qx < g.qw; ++qx) {
+        for (int64_t f = 0; f < g.f; ++f) {
+          int32_t p;
+          const float v = Routed(e, (qy * g.qw + qx) * g.f + f, &p);
+          float* col = cols.data() + (qx * g.ph * g.pw + p) * padded;
+          const float* wf = e.w + f * padded;
+          for (int64_t t = 0; t < taps; ++t) col[t] = std::fma(v, wf[t], col[t]);
+        }
+      }
+      AddColumns(g, cols.data(), padded, e.dx, qy);
+    }
+  }
+}
+
+#ifdef HAVE_AVX2_PATH
+__attribute__((target("avx2,fma"))) void GradExamplesAvx2(const GradGeometry& g, const float* dy,
+                                                          const int32_t* route, const float* wt,
+                                                          int64_t padded, float* dx,
+                                                          int64_t begin, int64_t end) {
+  std::vector<float> cols(g.qw * g.ph * g.pw * padded);
+  for (int64_t i = begin; i < end; ++i) {
+    const GradExample e = GradStart(g, dy, route, wt, padded, dx, i);
+    for (int64_t qy = 0; qy < g.qh; ++qy) {
+      std::fill(cols.begin(), cols.end(), 0.0f);
+      for (int64_t qx = 0; qx < g.qw; ++qx) {
+        for (int64_t f = 0; f < g.f; ++f) {
+          int32_t p;
+          const __m256 v = _mm256_set1_ps(Routed(e, (qy * g.qw + qx) * g.f + f, &p));
+          float* col = cols.data() + (qx * g.ph * g.pw + p) * padded;
+          const float* wf = e.w + f * padded;
+          for (int64_t t = 0; t < padded; t += 8) {
+            _mm256_storeu_ps(col + t,
+                             _mm256_fmadd_ps(v, _mm256_loadu_ps(wf + t), _mm256_loadu_ps(col + t)));
+          }
+        }
+      }
+      AddColumns(g, cols.data(), padded, e.dx, qy);
+    }
+  }
+}
+#endif
+
+void GradExamples(const GradGeometry& g, const float* dy, const int32_t* route, const float* wt,
+                  int64_t padded, float* dx, int64_t begin, int64_t end) {
+#ifdef HAVE_AVX2_PATH
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    GradExamplesAvx2(g, dy, route, wt, padded, dx, begin, end);
+    return;
+  }
+#endif
+  GradExamplesScalar(g, dy, route, wt, padded, dx, begin, end);
+}
+
+void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
+  const GradAttrs& a = *static_cast<GradAttrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor *dy = nullptr, *route = nullptr, *filter = nullptr, *dx = nullptr;
+  TF_GetInput(ctx, 0, &dy, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &route, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 2, &filter, status);
+  GradGeometry g{};
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else if (TF_NumDims(dy) != 4 || TF_NumDims(route) != 4 || TF_NumDims(filter) != 5 ||
+             TF_TensorType(route) != TF_INT32) {
+    Fail(ctx, "grad: dy [m, qh, qw, f], route int32 [r, qh, qw, f], filter [blocks, kh, kw, c, f]");
+  } else {
+    g.m = TF_Dim(dy, 0), g.qh = TF_Dim(dy, 1), g.qw = TF_Dim(dy, 2), g.f = TF_Dim(dy, 3);
+    g.r = TF_Dim(route, 0), g.blocks = TF_Dim(filter, 0);
+    g.kh = TF_Dim(filter, 1), g.kw = TF_Dim(filter, 2), g.c = TF_Dim(filter, 3);
+    g.h = a.size[0], g.w = a.size[1];
+    g.ph = a.pool[0], g.pw = a.pool[1], g.sh = a.pool[2], g.sw = a.pool[3];
+    const int64_t oh = g.h - g.kh + 1, ow = g.w - g.kw + 1;
+    const bool ok = g.r >= 1 && g.m % g.r == 0 && g.blocks >= 1 && g.m % g.blocks == 0 &&
+                    TF_Dim(route, 1) == g.qh && TF_Dim(route, 2) == g.qw &&
+                    TF_Dim(route, 3) == g.f && TF_Dim(filter, 4) == g.f && g.ph >= 1 &&
+                    g.pw >= 1 && g.sh >= g.ph && g.sw >= g.pw && g.ph * g.pw <= 255 &&
+                    oh >= g.ph && ow >= g.pw && (oh - g.ph) / g.sh + 1 == g.qh &&
+                    (ow - g.pw) / g.sw + 1 == g.qw;
+    if (!ok) {
+      Fail(ctx, "grad: inconsistent shapes or attributes");
+    } else {
+      const int64_t dims[4] = {g.m, g.h, g.w, g.c};
+      dx = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, g.m * g.h * g.w * g.c * sizeof(float),
+                             status);
+      if (TF_GetCode(status) != TF_OK) {
+        TF_OpKernelContext_Failure(ctx, status);
+      } else {
+        // The filters transposed to [set][f][taps]: one output channel's taps side by side.
+        const int64_t taps = g.kh * g.kw * g.c;
+        const int64_t padded = (taps + 7) / 8 * 8;  // whole vectors; the padding stays 0
+        const float* w = static_cast<const float*>(TF_TensorData(filter));
+        std::vector<float> wt(g.blocks * g.f * padded, 0.0f);
+        for (int64_t b = 0; b < g.blocks; ++b)
+          for (int64_t t = 0; t < taps; ++t)
+            for (int64_t f = 0; f < g.f; ++f)
+              wt[(b * g.f + f) * padded + t] = w[(b * taps + t) * g.f + f];
+        const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+        const int64_t count = std::min<int64_t>(cores, g.m);
+        const float* dyp = static_cast<const float*>(TF_TensorData(dy));
+        const int32_t* rp = static_cast<const int32_t*>(TF_TensorData(route));
+        float* dxp = static_cast<float*>(TF_TensorData(dx));
+        std::vector<std::thread> threads;
+        for (int64_t t = 1; t < count; ++t) {
+          threads.emplace_back(GradExamples, std::cref(g), dyp, rp, wt.data(), padded, dxp,
+                               g.m * t / count, g.m * (t + 1) / count);
+        }
+        GradExamples(g, dyp, rp, wt.data(), padded, dxp, 0, g.m / count);
+        for (auto& th : threads) th.join();
+      }
+    }
+  }
+  for (TF_Tensor* t : {dy, route, filter, dx}) TF_DeleteTensor(t);
   TF_DeleteStatus(status);
 }
 
@@ -272,25 +541,39 @@ void SetUnknown(TF_ShapeInferenceContext* ctx, TF_Status* status) {
 }
 
 // Registers the op and its CPU kernel; an error message, or empty.
-std::string Register() {
-  TF_Status* status = TF_NewStatus();
-  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder("AntifragileConvPool");
-  TF_OpDefinitionBuilderAddInput(op, "x: float");
-  TF_OpDefinitionBuilderAddInput(op, "filter: float");
-  TF_OpDefinitionBuilderAddInput(op, "bias: float");
-  TF_OpDefinitionBuilderAddOutput(op, "y: float");
-  TF_OpDefinitionBuilderAddAttr(op, "pool: list(int)");
-  TF_OpDefinitionBuilderAddAttr(op, "relu: bool");
-  TF_OpDefinitionBuilderAddAttr(op, "groups: int");
+// One op definition (inputs, outputs and attributes as "name: type" specs) and its CPU kernel.
+void RegisterOp(const char* name, std::initializer_list<const char*> inputs,
+                std::initializer_list<const char*> outputs, std::initializer_list<const char*> attrs,
+                void* (*create)(TF_OpKernelConstruction*),
+                void (*compute)(void*, TF_OpKernelContext*), void (*destroy)(void*),
+                TF_Status* status) {
+  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder(name);
+  for (const char* spec : inputs) TF_OpDefinitionBuilderAddInput(op, spec);
+  for (const char* spec : outputs) TF_OpDefinitionBuilderAddOutput(op, spec);
+  for (const char* spec : attrs) TF_OpDefinitionBuilderAddAttr(op, spec);
   TF_OpDefinitionBuilderSetShapeInferenceFunction(op, SetUnknown);
   TF_RegisterOpDefinition(op, status);
-  std::string error;
+  if (TF_GetCode(status) != TF_OK) return;
+  TF_RegisterKernelBuilder(name, TF_NewKernelBuilder(name, "CPU", create, compute, destroy),
+                           status);
+}
+
+// Registers the ops and their CPU kernels; an error message, or empty.
+std::string Register() {
+  TF_Status* status = TF_NewStatus();
+  const auto forward = {"pool: list(int)", "relu: bool", "groups: int"};
+  RegisterOp("AntifragileConvPool", {"x: float", "filter: float", "bias: float"}, {"y: float"},
+             forward, Create, Compute, Delete, status);
   if (TF_GetCode(status) == TF_OK) {
-    TF_KernelBuilder* builder =
-        TF_NewKernelBuilder("AntifragileConvPool", "CPU", Create, Compute, Delete);
-    TF_RegisterKernelBuilder("AntifragileConvPool", builder, status);
+    RegisterOp("AntifragileConvPoolRoute", {"x: float", "filter: float", "bias: float"},
+               {"y: float", "route: int32"}, forward, Create, ComputeRoute, Delete, status);
   }
-  if (TF_GetCode(status) != TF_OK) error = TF_Message(status);
+  if (TF_GetCode(status) == TF_OK) {
+    RegisterOp("AntifragileConvPoolGrad", {"dy: float", "route: int32", "filter: float"},
+               {"dx: float"}, {"pool: list(int)", "input_size: list(int)"}, CreateGrad,
+               ComputeGrad, DeleteGrad, status);
+  }
+  std::string error = TF_GetCode(status) == TF_OK ? "" : TF_Message(status);
   TF_DeleteStatus(status);
   return error;
 }

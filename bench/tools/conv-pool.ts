@@ -3,13 +3,20 @@
  *   node dist/bench/tools/conv-pool.js [--repeats=N]
  * The small CNN's first block (3×3 convolution from one channel into 16, bias, ReLU, 2×2 max
  * pooling) on 256 digits, for one model and for 73 filtered variants at once (the batched
- * sweep's stacked layer: kernels concatenated, the pooled output laid out per variant). Also
- * prints the GFLOP/s each reaches. Medians of `repeats` runs after warm-ups, each run waited on
+ * sweep's stacked layer: kernels concatenated, the pooled output laid out per variant), and the
+ * block's input gradient for 16 copies of 128 digits (an attack on 16 filtered models) against
+ * tfjs' gradient of TensorFlow's ops. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after warm-ups, each run waited on
  * by reading one value of its output; results checked identical.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/kernels/backend';
-import { convPool, convPoolAvailable, enableConvPool } from '../../src/kernels/native/conv-pool';
+import {
+  convPool,
+  convPoolAvailable,
+  convPoolGrad,
+  convPoolRoute,
+  enableConvPool,
+} from '../../src/kernels/native/conv-pool';
 import { intArg, parseArgs } from '../lib/bench';
 import { markdownTable } from '../lib/table';
 import { median } from '../lib/timing';
@@ -84,6 +91,49 @@ function row(variants: number, repeats: number): (string | number)[] {
   ];
 }
 
+/** The block's input gradient on `copies` copies of 128 digits: ours against tfjs' gradient. */
+function gradientRow(copies: number, repeats: number): (string | number)[] {
+  const n = 128;
+  const x = tf.randomNormal([n, 28, 28, 1], 0, 1, 'float32', 4);
+  const w = tf.randomNormal([3, 3, 1, 16], 0, 0.3, 'float32', 5);
+  const b = tf.randomNormal([16], 0, 0.1, 'float32', 6);
+  const dy = tf.randomNormal([copies * n, 13, 13, 16], 0, 1, 'float32', 7);
+  const tiled = tf.tile(x, [copies, 1, 1, 1]);
+  const block = (input: tf.Tensor) =>
+    tf.maxPool(
+      tf.relu(
+        tf.add(tf.conv2d(input as tf.Tensor4D, w as tf.Tensor4D, 1, 'valid'), b),
+      ) as tf.Tensor4D,
+      2,
+      2,
+      'valid',
+    );
+  const theirs = () =>
+    tf.tidy(() => tf.grad((input: tf.Tensor) => tf.sum(tf.mul(block(input), dy)))(tiled));
+  const shape = { poolSize: [2, 2] as [number, number], strides: [2, 2] as [number, number] };
+  const filters = tf.expandDims(w, 0);
+  const routed = convPoolRoute({ ...shape, x, filters, biases: tf.expandDims(b, 0), relu: true });
+  if (!routed) throw new Error('the conv-pool ops are not available');
+  const ours = () =>
+    convPoolGrad({ ...shape, dy, route: routed.route, filters, inputSize: [28, 28] });
+  const same = tf.tidy(() => tf.all(tf.equal(theirs(), ours())).dataSync()[0] === 1);
+  const tfMs = timeMs(theirs, repeats);
+  const ourMs = timeMs(ours, repeats);
+  tf.dispose([x, w, b, dy, tiled, filters, routed.y, routed.route]);
+  // The convolution's input gradient alone: 2·(26·26·9·16) multiply-adds per example and copy.
+  const gflop = (2 * copies * n * 26 * 26 * 9 * 16) / 1e9;
+  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
+  return [
+    `input gradient, ${copies} copies of ${n}`,
+    tfMs.toFixed(2),
+    ourMs.toFixed(2),
+    (ourMs / tfMs).toFixed(3),
+    rate(tfMs),
+    rate(ourMs),
+    same ? 'yes' : 'NO',
+  ];
+}
+
 async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv, ['repeats']);
   const repeats = intArg(args, 'repeats', 15);
@@ -101,7 +151,8 @@ async function main(argv: string[]): Promise<void> {
     'ours GFLOP/s',
     'identical',
   ];
-  console.log(markdownTable(header, [row(1, repeats), row(73, repeats)]));
+  const rows = [row(1, repeats), row(73, repeats), gradientRow(16, repeats)];
+  console.log(markdownTable(header, rows));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -8,8 +8,8 @@ import {
   convPoolGrad,
   convPoolGradFits,
   convPoolRoute,
-  enableConvPool,
 } from '../src/kernels/native/conv-pool';
+import { enableOurOps } from '../src/kernels/native/our-ops';
 
 /**
  * Our `AntifragileConvPool` op (convolution into few channels, bias, ReLU, max pooling) gives
@@ -19,7 +19,7 @@ import {
 describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
   const native = () => tf.getBackend() === 'tensorflow';
 
-  afterEach(() => enableConvPool(true));
+  afterEach(() => enableOurOps(true));
 
   it('is built and registered wherever the native backend runs', () => {
     if (!native()) return;
@@ -264,9 +264,9 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
     expect(convPoolFits({ ...shape, input: [1, 28, 28, 8], filter: [3, 3, 8, 16] })).toBe(false);
     expect(convPoolFits({ ...shape, filter: [3, 3, 1, 10] })).toBe(false);
     expect(convPoolFits({ ...shape, input: [1, 3, 3, 1] })).toBe(false);
-    enableConvPool(false);
+    enableOurOps(false);
     expect(convPoolFits(shape)).toBe(false);
-    enableConvPool(true);
+    enableOurOps(true);
     tf.tidy(() => {
       const call = () =>
         convPool({
@@ -315,9 +315,9 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
       const before = convPoolCallCount();
       const ours = await analyze(model, { xs, ys }, options);
       expect(convPoolCallCount()).toBeGreaterThan(before);
-      enableConvPool(false);
+      enableOurOps(false);
       const theirs = await analyze(model, { xs, ys }, options);
-      enableConvPool(true);
+      enableOurOps(true);
       expect(JSON.stringify(ours.parameters)).toBe(JSON.stringify(theirs.parameters));
     }
     tf.dispose([xs, ys]);

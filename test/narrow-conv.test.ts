@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { narrowConvCallCount } from '../src/kernels/native/narrow-conv';
+import { narrowConvCallCount, narrowConvOurOpCount } from '../src/kernels/native/narrow-conv';
+import { enableOurOps } from '../src/kernels/native/our-ops';
 import { stockAndOurs } from './support/native-kernels';
 
 /**
@@ -51,6 +52,29 @@ describe('input gradient into few channels (registered by initBackend on the nat
       expect(gradient.calls).toBe(1);
       expectClose(gradient.ours, gradient.stock);
       tf.dispose([x, w, dy, transpose.stock, transpose.ours, gradient.stock, gradient.ours]);
+    },
+  );
+
+  it.each(CASES)(
+    '%s: our AntifragileInputGrad op gives TensorFlow’s own kernel’s values, bit for bit',
+    (_n, xShape, wShape, pad, stride) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const w = tf.randomNormal(wShape, 0, 0.3, 'float32', 12) as tf.Tensor4D;
+        const yShape = tf.conv2d(tf.zeros(xShape) as tf.Tensor4D, w, stride, pad).shape;
+        const dy = tf.randomNormal(yShape, 0, 1, 'float32', 13) as tf.Tensor4D;
+        const run = () => tf.conv2dTranspose(dy, w, xShape as never, stride, pad);
+        const before = narrowConvOurOpCount();
+        const ours = run().dataSync();
+        expect(narrowConvOurOpCount()).toBe(before + 1);
+        enableOurOps(false);
+        const theirs = run().dataSync();
+        enableOurOps(true);
+        expect(narrowConvOurOpCount()).toBe(before + 1);
+        let differing = 0;
+        for (let i = 0; i < theirs.length; i++) if (!Object.is(ours[i], theirs[i])) differing++;
+        expect(differing).toBe(0);
+      });
     },
   );
 

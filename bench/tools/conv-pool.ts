@@ -15,8 +15,8 @@ import {
   convPoolAvailable,
   convPoolGrad,
   convPoolRoute,
-  enableConvPool,
 } from '../../src/kernels/native/conv-pool';
+import { enableOurOps } from '../../src/kernels/native/our-ops';
 import { intArg, parseArgs } from '../lib/bench';
 import { markdownTable } from '../lib/table';
 import { median } from '../lib/timing';
@@ -138,7 +138,7 @@ async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv, ['repeats']);
   const repeats = intArg(args, 'repeats', 15);
   await initBackend({ backend: 'tensorflow', log: () => undefined });
-  enableConvPool(true);
+  enableOurOps(true);
   if (!convPoolAvailable())
     throw new Error('the AntifragileConvPool op is not built (npm run setup)');
   console.log(`small CNN block on 256 digits, tfjs-node; medians of ${repeats}\n`);

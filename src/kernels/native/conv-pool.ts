@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBackend } from './native-backend';
+import { ourOpsAvailable } from './our-ops';
 
 /**
  * A convolution into few input channels, its bias, ReLU and max pooling as one op of ours,
@@ -30,33 +31,15 @@ const CHANNEL_BLOCK = 16;
 /** The op's largest pooling window (positions). */
 const MAX_WINDOW = 61;
 
-/** Whether the ops module registered the op (./ops-module.ts loads it with the backend). */
-let registered = false;
-let enabled = true;
 let calls = 0;
 
-/** Records whether the ops module registered its ops (./ops-module.ts). */
-export function setNativeOpsRegistered(value: boolean): void {
-  registered = value;
-}
-
-/** Switches the op off (false) and on again, for comparisons with TensorFlow's own ops. */
-export function enableConvPool(on: boolean): void {
-  enabled = on;
-}
-
-/** How many times {@link convPool} ran the op (tests check it is used). */
+/** How many times the conv-pool ops ran (tests check they are used). */
 export function convPoolCallCount(): number {
   return calls;
 }
 
-/**
- * Whether the op can run: the `tensorflow` backend is active, its ops module registered the op,
- * and {@link enableConvPool} did not switch it off.
- */
-export function convPoolAvailable(): boolean {
-  return enabled && registered && tf.getBackend() === 'tensorflow';
-}
+/** Whether the conv-pool ops can run (./our-ops.ts). */
+export const convPoolAvailable = ourOpsAvailable;
 
 /** The geometry the op takes: a stride-1 `valid` convolution, then `valid` pooling. */
 export interface ConvPoolShape {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { setNativeOpsRegistered } from './conv-pool';
+import { setOurOpsRegistered } from './our-ops';
 
 /**
  * Loads our TensorFlow ops module (`antifragile_kernels.node`, built by `npm run setup` from
@@ -22,7 +22,7 @@ export function loadNativeOps(): boolean {
       registered = false;
     }
   }
-  setNativeOpsRegistered(registered);
+  setOurOpsRegistered(registered);
   return registered;
 }
 

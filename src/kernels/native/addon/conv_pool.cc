@@ -541,6 +541,201 @@ void SetUnknown(TF_ShapeInferenceContext* ctx, TF_Status* status) {
 }
 
 // Registers the op and its CPU kernel; an error message, or empty.
+// ---- A convolution's input gradient into few channels: AntifragileInputGrad ----
+//
+// dy [m, oh, ow, f], filter [kh, kw, c, f]; attrs strides [sh, sw], pads [top, left],
+// input_size [h, w]. Output dx [m, h, w, c], TensorFlow's own Conv2DBackpropInput (the kernel
+// src/kernels/native/narrow-conv.ts selects) bit for bit: per output position, the products
+// with the filter as fused multiply-add chains over the output channels in ascending order from
+// 0, added into dx position by position in row-major order (taps outside the input skipped).
+
+struct InputGradAttrs {
+  int64_t strides[2];
+  int64_t pads[2];
+  int64_t size[2];
+};
+
+void* CreateInputGrad(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new InputGradAttrs{};
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrInt64List(ctx, "strides", attrs->strides, 2, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, "pads", attrs->pads, 2, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, "input_size", attrs->size, 2, status);
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void DeleteInputGrad(void* attrs) { delete static_cast<InputGradAttrs*>(attrs); }
+
+struct InputGradGeometry {
+  int64_t m, oh, ow, f, kh, kw, c, h, w, sh, sw, pt, pl;
+};
+
+// Adds one output position's column into dx, taps in (row, column, channel) order. `offsets`
+// holds each tap's place relative to the window's corner, for windows wholly inside the input.
+inline void AddColumn(const InputGradGeometry& g, const float* col, const int64_t* offsets,
+                      float* dx, int64_t y, int64_t x) {
+  const int64_t top = y * g.sh - g.pt, left = x * g.sw - g.pl;
+  if (top >= 0 && left >= 0 && top + g.kh <= g.h && left + g.kw <= g.w) {
+    float* corner = dx + (top * g.w + left) * g.c;
+    const int64_t taps = g.kh * g.kw * g.c;
+    for (int64_t t = 0; t < taps; ++t) corner[offsets[t]] += col[t];
+    return;
+  }
+  // At an edge: only the taps inside the input, in the same order.
+  const int64_t r0 = std::max<int64_t>(0, -top), r1 = std::min(g.kh, g.h - top);
+  const int64_t s0 = std::max<int64_t>(0, -left), s1 = std::min(g.kw, g.w - left);
+  for (int64_t r = r0; r < r1; ++r) {
+    float* to = dx + ((top + r) * g.w + left + s0) * g.c;
+    const float* from = col + (r * g.kw + s0) * g.c;
+    for (int64_t k = 0; k < (s1 - s0) * g.c; ++k) to[k] += from[k];
+  }
+}
+
+std::vector<int64_t> TapOffsets(const InputGradGeometry& g) {
+  std::vector<int64_t> offsets;
+  for (int64_t r = 0; r < g.kh; ++r)
+    for (int64_t s = 0; s < g.kw; ++s)
+      for (int64_t k = 0; k < g.c; ++k) offsets.push_back((r * g.w + s) * g.c + k);
+  return offsets;
+}
+
+void InputGradScalar(const InputGradGeometry& g, const float* dy, const float* wt, int64_t padded,
+                     float* dx, int64_t begin, int64_t end) {
+  const int64_t taps = g.kh * g.kw * g.c;
+  const std::vector<int64_t> offsets = TapOffsets(g);
+  std::vector<float> col(padded);
+  for (int64_t i = begin; i < end; ++i) {
+    float* dxi = dx + i * g.h * g.w * g.c;
+    std::fill(dxi, dxi + g.h * g.w * g.c, 0.0f);
+    for (int64_t y = 0; y < g.oh; ++y) {
+      for (int64_t x = 0; x < g.ow; ++x) {
+        const float* d = dy + ((i * g.oh + y) * g.ow + x) * g.f;
+        std::fill(col.begin(), col.end(), 0.0f);
+        for (int64_t f = 0; f < g.f; ++f) {
+          for (int64_t t = 0; t < taps; ++t) col[t] = std::fma(d[f], wt[f * padded + t], col[t]);
+        }
+        AddColumn(g, col.data(), offsets.data(), dxi, y, x);
+      }
+    }
+  }
+}
+
+#ifdef HAVE_AVX2_PATH
+__attribute__((target("avx2,fma"))) void InputGradAvx2(const InputGradGeometry& g,
+                                                       const float* dy, const float* wt,
+                                                       int64_t padded, float* dx, int64_t begin,
+                                                       int64_t end) {
+  // Four output positions of a row at a time (a short last group repeats its last position,
+  // whose column is then not added again), 16 taps at a time: eight accumulators in registers.
+  const int64_t width = (padded + 15) / 16 * 16;
+  const std::vector<int64_t> offsets = TapOffsets(g);
+  std::vector<float> cols(4 * width, 0.0f);
+  std::vector<float> w16(g.f * width, 0.0f);
+  for (int64_t f = 0; f < g.f; ++f) std::copy(wt + f * padded, wt + (f + 1) * padded, &w16[f * width]);
+  for (int64_t i = begin; i < end; ++i) {
+    float* dxi = dx + i * g.h * g.w * g.c;
+    std::fill(dxi, dxi + g.h * g.w * g.c, 0.0f);
+    for (int64_t y = 0; y < g.oh; ++y) {
+      for (int64_t x0 = 0; x0 < g.ow; x0 += 4) {
+        const float* d[4];
+        for (int64_t k = 0; k < 4; ++k) {
+          d[k] = dy + ((i * g.oh + y) * g.ow + std::min(x0 + k, g.ow - 1)) * g.f;
+        }
+        for (int64_t t0 = 0; t0 < width; t0 += 16) {
+          __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+          __m256 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+          const float* wf = w16.data() + t0;
+          for (int64_t f = 0; f < g.f; ++f, wf += width) {
+            const __m256 w0 = _mm256_loadu_ps(wf), w1 = _mm256_loadu_ps(wf + 8);
+            const __m256 v0 = _mm256_set1_ps(d[0][f]), v1 = _mm256_set1_ps(d[1][f]);
+            const __m256 v2 = _mm256_set1_ps(d[2][f]), v3 = _mm256_set1_ps(d[3][f]);
+            a0 = _mm256_fmadd_ps(v0, w0, a0), c0 = _mm256_fmadd_ps(v0, w1, c0);
+            a1 = _mm256_fmadd_ps(v1, w0, a1), c1 = _mm256_fmadd_ps(v1, w1, c1);
+            a2 = _mm256_fmadd_ps(v2, w0, a2), c2 = _mm256_fmadd_ps(v2, w1, c2);
+            a3 = _mm256_fmadd_ps(v3, w0, a3), c3 = _mm256_fmadd_ps(v3, w1, c3);
+          }
+          float* col = cols.data() + t0;
+          _mm256_storeu_ps(col, a0), _mm256_storeu_ps(col + 8, c0);
+          _mm256_storeu_ps(col + width, a1), _mm256_storeu_ps(col + width + 8, c1);
+          _mm256_storeu_ps(col + 2 * width, a2), _mm256_storeu_ps(col + 2 * width + 8, c2);
+          _mm256_storeu_ps(col + 3 * width, a3), _mm256_storeu_ps(col + 3 * width + 8, c3);
+        }
+        for (int64_t k = 0; k < 4 && x0 + k < g.ow; ++k) {
+          AddColumn(g, cols.data() + k * width, offsets.data(), dxi, y, x0 + k);
+        }
+      }
+    }
+  }
+}
+#endif
+
+void InputGradExamples(const InputGradGeometry& g, const float* dy, const float* wt,
+                       int64_t padded, float* dx, int64_t begin, int64_t end) {
+#ifdef HAVE_AVX2_PATH
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    InputGradAvx2(g, dy, wt, padded, dx, begin, end);
+    return;
+  }
+#endif
+  InputGradScalar(g, dy, wt, padded, dx, begin, end);
+}
+
+void ComputeInputGrad(void* kernel, TF_OpKernelContext* ctx) {
+  const InputGradAttrs& a = *static_cast<InputGradAttrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor *dy = nullptr, *filter = nullptr, *dx = nullptr;
+  TF_GetInput(ctx, 0, &dy, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &filter, status);
+  InputGradGeometry g{};
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else if (TF_NumDims(dy) != 4 || TF_NumDims(filter) != 4 ||
+             TF_Dim(dy, 3) != TF_Dim(filter, 3)) {
+    Fail(ctx, "input grad: dy [m, oh, ow, f] and filter [kh, kw, c, f]");
+  } else {
+    g.m = TF_Dim(dy, 0), g.oh = TF_Dim(dy, 1), g.ow = TF_Dim(dy, 2), g.f = TF_Dim(dy, 3);
+    g.kh = TF_Dim(filter, 0), g.kw = TF_Dim(filter, 1), g.c = TF_Dim(filter, 2);
+    g.h = a.size[0], g.w = a.size[1], g.sh = a.strides[0], g.sw = a.strides[1];
+    g.pt = a.pads[0], g.pl = a.pads[1];
+    const bool ok = g.sh >= 1 && g.sw >= 1 && g.pt >= 0 && g.pl >= 0 && g.h >= 1 && g.w >= 1 &&
+                    (g.oh - 1) * g.sh - g.pt < g.h && (g.ow - 1) * g.sw - g.pl < g.w;
+    const int64_t dims[4] = {g.m, g.h, g.w, g.c};
+    if (!ok) {
+      Fail(ctx, "input grad: inconsistent shapes or attributes");
+    } else if ((dx = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4,
+                                       g.m * g.h * g.w * g.c * sizeof(float), status)),
+               TF_GetCode(status) != TF_OK) {
+      TF_OpKernelContext_Failure(ctx, status);
+    } else {
+      const int64_t taps = g.kh * g.kw * g.c;
+      const int64_t padded = (taps + 7) / 8 * 8;
+      const float* w = static_cast<const float*>(TF_TensorData(filter));
+      std::vector<float> wt(g.f * padded, 0.0f);
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t f = 0; f < g.f; ++f) wt[f * padded + t] = w[t * g.f + f];
+      const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+      const int64_t count = std::min<int64_t>(cores, g.m);
+      const float* dyp = static_cast<const float*>(TF_TensorData(dy));
+      float* dxp = static_cast<float*>(TF_TensorData(dx));
+      std::vector<std::thread> threads;
+      for (int64_t t = 1; t < count; ++t) {
+        threads.emplace_back(InputGradExamples, std::cref(g), dyp, wt.data(), padded, dxp,
+                             g.m * t / count, g.m * (t + 1) / count);
+      }
+      InputGradExamples(g, dyp, wt.data(), padded, dxp, 0, g.m / count);
+      for (auto& th : threads) th.join();
+    }
+  }
+  for (TF_Tensor* t : {dy, filter, dx}) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
 // One op definition (inputs, outputs and attributes as "name: type" specs) and its CPU kernel.
 void RegisterOp(const char* name, std::initializer_list<const char*> inputs,
                 std::initializer_list<const char*> outputs, std::initializer_list<const char*> attrs,
@@ -572,6 +767,11 @@ std::string Register() {
     RegisterOp("AntifragileConvPoolGrad", {"dy: float", "route: int32", "filter: float"},
                {"dx: float"}, {"pool: list(int)", "input_size: list(int)"}, CreateGrad,
                ComputeGrad, DeleteGrad, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    RegisterOp("AntifragileInputGrad", {"dy: float", "filter: float"}, {"dx: float"},
+               {"strides: list(int)", "pads: list(int)", "input_size: list(int)"},
+               CreateInputGrad, ComputeInputGrad, DeleteInputGrad, status);
   }
   std::string error = TF_GetCode(status) == TF_OK ? "" : TF_Message(status);
   TF_DeleteStatus(status);

@@ -576,39 +576,25 @@ struct InputGradGeometry {
   int64_t m, oh, ow, f, kh, kw, c, h, w, sh, sw, pt, pl;
 };
 
-// Adds one output position's column into dx, taps in (row, column, channel) order. `offsets`
-// holds each tap's place relative to the window's corner, for windows wholly inside the input.
-inline void AddColumn(const InputGradGeometry& g, const float* col, const int64_t* offsets,
-                      float* dx, int64_t y, int64_t x) {
+// Adds one output position's column into dx, taps in (row, column, channel) order (each dx
+// value gets one addition per position, so the order of positions is all that matters); only
+// the taps inside the input, a contiguous run per filter row.
+inline void AddColumn(const InputGradGeometry& g, const float* col, float* dx, int64_t y,
+                      int64_t x) {
   const int64_t top = y * g.sh - g.pt, left = x * g.sw - g.pl;
-  if (top >= 0 && left >= 0 && top + g.kh <= g.h && left + g.kw <= g.w) {
-    float* corner = dx + (top * g.w + left) * g.c;
-    const int64_t taps = g.kh * g.kw * g.c;
-    for (int64_t t = 0; t < taps; ++t) corner[offsets[t]] += col[t];
-    return;
-  }
-  // At an edge: only the taps inside the input, in the same order.
   const int64_t r0 = std::max<int64_t>(0, -top), r1 = std::min(g.kh, g.h - top);
   const int64_t s0 = std::max<int64_t>(0, -left), s1 = std::min(g.kw, g.w - left);
+  const int64_t run = (s1 - s0) * g.c;
   for (int64_t r = r0; r < r1; ++r) {
     float* to = dx + ((top + r) * g.w + left + s0) * g.c;
     const float* from = col + (r * g.kw + s0) * g.c;
-    for (int64_t k = 0; k < (s1 - s0) * g.c; ++k) to[k] += from[k];
+    for (int64_t k = 0; k < run; ++k) to[k] += from[k];
   }
-}
-
-std::vector<int64_t> TapOffsets(const InputGradGeometry& g) {
-  std::vector<int64_t> offsets;
-  for (int64_t r = 0; r < g.kh; ++r)
-    for (int64_t s = 0; s < g.kw; ++s)
-      for (int64_t k = 0; k < g.c; ++k) offsets.push_back((r * g.w + s) * g.c + k);
-  return offsets;
 }
 
 void InputGradScalar(const InputGradGeometry& g, const float* dy, const float* wt, int64_t padded,
                      float* dx, int64_t begin, int64_t end) {
   const int64_t taps = g.kh * g.kw * g.c;
-  const std::vector<int64_t> offsets = TapOffsets(g);
   std::vector<float> col(padded);
   for (int64_t i = begin; i < end; ++i) {
     float* dxi = dx + i * g.h * g.w * g.c;
@@ -620,7 +606,7 @@ void InputGradScalar(const InputGradGeometry& g, const float* dy, const float* w
         for (int64_t f = 0; f < g.f; ++f) {
           for (int64_t t = 0; t < taps; ++t) col[t] = std::fma(d[f], wt[f * padded + t], col[t]);
         }
-        AddColumn(g, col.data(), offsets.data(), dxi, y, x);
+        AddColumn(g, col.data(), dxi, y, x);
       }
     }
   }
@@ -634,7 +620,6 @@ __attribute__((target("avx2,fma"))) void InputGradAvx2(const InputGradGeometry& 
   // Four output positions of a row at a time (a short last group repeats its last position,
   // whose column is then not added again), 16 taps at a time: eight accumulators in registers.
   const int64_t width = (padded + 15) / 16 * 16;
-  const std::vector<int64_t> offsets = TapOffsets(g);
   std::vector<float> cols(4 * width, 0.0f);
   std::vector<float> w16(g.f * width, 0.0f);
   for (int64_t f = 0; f < g.f; ++f) std::copy(wt + f * padded, wt + (f + 1) * padded, &w16[f * width]);
@@ -667,7 +652,7 @@ __attribute__((target("avx2,fma"))) void InputGradAvx2(const InputGradGeometry& 
           _mm256_storeu_ps(col + 3 * width, a3), _mm256_storeu_ps(col + 3 * width + 8, c3);
         }
         for (int64_t k = 0; k < 4 && x0 + k < g.ow; ++k) {
-          AddColumn(g, cols.data() + k * width, offsets.data(), dxi, y, x0 + k);
+          AddColumn(g, cols.data() + k * width, dxi, y, x0 + k);
         }
       }
     }

@@ -462,9 +462,74 @@ __attribute__((target("avx2,fma"))) void GradExamplesAvx2(const GradGeometry& g,
 }
 #endif
 
+#ifdef HAVE_AVX2_PATH
+// One input channel: the same sums, laid out for vectors. The routed gradient is spread into a
+// zeroed [oh][f][ow] map; each tap's products form a plane [oh][ow] (the chain over f, eight
+// positions of a row at a time); then each input row adds the planes' rows, shifted by the tap's
+// column, taps in the order positions reach that value (row-major positions: descending filter
+// row, then descending filter column). Zero products and out-of-range positions add exact zeros.
+__attribute__((target("avx2,fma"))) void GradExamplesPlanar(const GradGeometry& g,
+                                                            const float* dy,
+                                                            const int32_t* route,
+                                                            const float* wt, int64_t padded,
+                                                            float* dx, int64_t begin,
+                                                            int64_t end) {
+  const int64_t oh = g.h - g.kh + 1, ow = g.w - g.kw + 1;
+  const int64_t row = (ow + 7) / 8 * 8;  // a plane row: whole vectors, zero past ow
+  const int64_t taps = g.kh * g.kw;
+  std::vector<float> spread(oh * g.f * row), planes(taps * oh * row), line(g.w + row);
+  for (int64_t i = begin; i < end; ++i) {
+    const GradExample e = GradStart(g, dy, route, wt, padded, dx, i);
+    std::fill(spread.begin(), spread.end(), 0.0f);
+    for (int64_t qy = 0; qy < g.qh; ++qy) {
+      for (int64_t qx = 0; qx < g.qw; ++qx) {
+        for (int64_t f = 0; f < g.f; ++f) {
+          int32_t p;
+          const float v = Routed(e, (qy * g.qw + qx) * g.f + f, &p);
+          const int64_t y = qy * g.sh + p / g.pw, x = qx * g.sw + p % g.pw;
+          spread[(y * g.f + f) * row + x] = v;
+        }
+      }
+    }
+    for (int64_t y = 0; y < oh; ++y) {
+      for (int64_t t = 0; t < taps; ++t) {
+        for (int64_t x = 0; x < row; x += 16) {
+          const bool two = x + 8 < row;
+          __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+          const float* sp = spread.data() + y * g.f * row + x;
+          for (int64_t f = 0; f < g.f; ++f, sp += row) {
+            const __m256 w = _mm256_set1_ps(e.w[f * padded + t]);
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(sp), w, a);
+            if (two) b = _mm256_fmadd_ps(_mm256_loadu_ps(sp + 8), w, b);
+          }
+          float* out = planes.data() + (t * oh + y) * row + x;
+          _mm256_storeu_ps(out, a);
+          if (two) _mm256_storeu_ps(out + 8, b);
+        }
+      }
+    }
+    for (int64_t y = 0; y < g.h; ++y) {
+      float* to = e.dx + y * g.w;
+      for (int64_t r = g.kh - 1; r >= 0; --r) {
+        const int64_t src = y - r;
+        if (src < 0 || src >= oh) continue;
+        for (int64_t sft = g.kw - 1; sft >= 0; --sft) {
+          const float* from = planes.data() + ((r * g.kw + sft) * oh + src) * row;
+          for (int64_t x = 0; x < ow; ++x) to[x + sft] += from[x];
+        }
+      }
+    }
+  }
+}
+#endif
+
 void GradExamples(const GradGeometry& g, const float* dy, const int32_t* route, const float* wt,
                   int64_t padded, float* dx, int64_t begin, int64_t end) {
 #ifdef HAVE_AVX2_PATH
+  if (g.c == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    GradExamplesPlanar(g, dy, route, wt, padded, dx, begin, end);
+    return;
+  }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     GradExamplesAvx2(g, dy, route, wt, padded, dx, begin, end);
     return;

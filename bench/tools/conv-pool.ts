@@ -5,7 +5,9 @@
  * pooling) on 256 digits, for one model and for 73 filtered variants at once (the batched
  * sweep's stacked layer: kernels concatenated, the pooled output laid out per variant), and the
  * block's input gradient for 16 copies of 128 digits (an attack on 16 filtered models) against
- * tfjs' gradient of TensorFlow's ops. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after warm-ups, each run waited on
+ * tfjs' gradient of TensorFlow's ops, and a convolution's input gradient into one channel (the
+ * small CNN's conv1, ResNet-18's 7×7 stride-2 stem) on 1,024 examples, our op against
+ * TensorFlow's own kernel. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after warm-ups, each run waited on
  * by reading one value of its output; results checked identical.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -134,6 +136,45 @@ function gradientRow(copies: number, repeats: number): (string | number)[] {
   ];
 }
 
+/**
+ * A convolution's input gradient into one channel on 1,024 examples (`tf.conv2dTranspose`, the
+ * narrow-conv kernel): our AntifragileInputGrad against TensorFlow's own kernel, ops switched
+ * off and on in this process.
+ */
+function inputGradientRow(
+  label: string,
+  filter: [number, number, number, number],
+  stride: number,
+  pad: 'valid' | 'same',
+  repeats: number,
+): (string | number)[] {
+  const m = 1024;
+  const w = tf.randomNormal(filter, 0, 0.3, 'float32', 8) as tf.Tensor4D;
+  const input: [number, number, number, number] = [m, 28, 28, filter[2]];
+  const out = tf.conv2d(tf.zeros([1, 28, 28, filter[2]]) as tf.Tensor4D, w, stride, pad).shape;
+  const dy = tf.randomNormal([m, out[1], out[2], filter[3]], 0, 1, 'float32', 9) as tf.Tensor4D;
+  const run = () => tf.conv2dTranspose(dy, w, input, stride, pad);
+  enableOurOps(false);
+  const theirs = run();
+  const tfMs = timeMs(run, repeats);
+  enableOurOps(true);
+  const ours = run();
+  const ourMs = timeMs(run, repeats);
+  const same = tf.tidy(() => tf.all(tf.equal(theirs, ours)).dataSync()[0] === 1);
+  tf.dispose([w, dy, theirs, ours]);
+  const gflop = (2 * m * out[1] * out[2] * filter[0] * filter[1] * filter[2] * filter[3]) / 1e9;
+  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
+  return [
+    label,
+    tfMs.toFixed(2),
+    ourMs.toFixed(2),
+    (ourMs / tfMs).toFixed(3),
+    rate(tfMs),
+    rate(ourMs),
+    same ? 'yes' : 'NO',
+  ];
+}
+
 async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv, ['repeats']);
   const repeats = intArg(args, 'repeats', 15);
@@ -151,7 +192,25 @@ async function main(argv: string[]): Promise<void> {
     'ours GFLOP/s',
     'identical',
   ];
-  const rows = [row(1, repeats), row(73, repeats), gradientRow(16, repeats)];
+  const rows = [
+    row(1, repeats),
+    row(73, repeats),
+    gradientRow(16, repeats),
+    inputGradientRow(
+      'input gradient, 3×3 into 1 channel, 1,024',
+      [3, 3, 1, 16],
+      1,
+      'valid',
+      repeats,
+    ),
+    inputGradientRow(
+      'input gradient, 7×7/2 into 1 channel, 1,024',
+      [7, 7, 1, 16],
+      2,
+      'same',
+      repeats,
+    ),
+  ];
   console.log(markdownTable(header, rows));
 }
 

@@ -28,3 +28,4 @@ export {
   unregisterFastTensorflowKernels,
   fastTensorflowKernelsRegistered,
 } from './native/fast-kernels';
+export { enableOurOps, ourOpsAvailable } from './native/our-ops';

@@ -90,31 +90,38 @@ export interface ConvPoolArgs {
   groups: number;
 }
 
+/** Runs one of the block's forward ops (`groups` output groups, `outputs` outputs). */
+function runForward(
+  name: string,
+  args: Omit<ConvPoolArgs, 'groups'>,
+  groups: number,
+  outputs: number,
+): tf.Tensor[] {
+  const backend = tf.backend() as NativeBackend;
+  const b = backend.binding;
+  const attrs = [
+    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
+    { name: 'relu', type: b.TF_ATTR_BOOL, value: args.relu },
+    { name: 'groups', type: b.TF_ATTR_INT, value: groups },
+  ];
+  const none = args.biases ? undefined : tf.zeros([0]);
+  try {
+    const inputs = [args.x, args.filters, args.biases ?? (none as tf.Tensor)];
+    const out = backend.executeMultipleOutputs(name, attrs, inputs, outputs);
+    calls += 1;
+    return out;
+  } finally {
+    none?.dispose();
+  }
+}
+
 /**
  * `maxPool(act(conv2d(x, filter, 1, 'valid') + bias))` in one op; undefined where the op is
  * not available (the caller then runs TensorFlow's ops).
  */
 export function convPool(args: ConvPoolArgs): tf.Tensor | undefined {
   if (!convPoolAvailable() || args.x.dtype !== 'float32') return undefined;
-  const backend = tf.backend() as NativeBackend;
-  const b = backend.binding;
-  const attrs = [
-    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
-    { name: 'relu', type: b.TF_ATTR_BOOL, value: args.relu },
-    { name: 'groups', type: b.TF_ATTR_INT, value: args.groups },
-  ];
-  const none = args.biases ? undefined : tf.zeros([0]);
-  try {
-    const y = backend.executeSingleOutput('AntifragileConvPool', attrs, [
-      args.x,
-      args.filters,
-      args.biases ?? (none as tf.Tensor),
-    ]);
-    calls += 1;
-    return y;
-  } finally {
-    none?.dispose();
-  }
+  return runForward('AntifragileConvPool', args, args.groups, 1)[0];
 }
 
 /**
@@ -127,26 +134,8 @@ export function convPoolRoute(
   args: Omit<ConvPoolArgs, 'groups'>,
 ): { y: tf.Tensor; route: tf.Tensor } | undefined {
   if (!convPoolAvailable() || args.x.dtype !== 'float32') return undefined;
-  const backend = tf.backend() as NativeBackend;
-  const b = backend.binding;
-  const attrs = [
-    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
-    { name: 'relu', type: b.TF_ATTR_BOOL, value: args.relu },
-    { name: 'groups', type: b.TF_ATTR_INT, value: 1 },
-  ];
-  const none = args.biases ? undefined : tf.zeros([0]);
-  try {
-    const [y, route] = backend.executeMultipleOutputs(
-      'AntifragileConvPoolRoute',
-      attrs,
-      [args.x, args.filters, args.biases ?? (none as tf.Tensor)],
-      2,
-    );
-    calls += 1;
-    return { y, route };
-  } finally {
-    none?.dispose();
-  }
+  const [y, route] = runForward('AntifragileConvPoolRoute', args, 1, 2);
+  return { y, route };
 }
 
 /** The arguments of {@link convPoolGrad}. */

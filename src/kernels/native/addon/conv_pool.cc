@@ -25,6 +25,7 @@
 #include <limits>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -342,6 +343,19 @@ void ComputeRoute(void* kernel, TF_OpKernelContext* ctx) { ComputeForward(kernel
 // row-major order; zero terms change neither (no sum here is ever -0), so only routed values
 // are visited.
 
+// Reads int-list attributes into `lists` (name, destination, length) in order; on a failure
+// the kernel's construction fails with TensorFlow's message.
+void ReadIntLists(TF_OpKernelConstruction* ctx,
+                  std::initializer_list<std::tuple<const char*, int64_t*, int>> lists) {
+  TF_Status* status = TF_NewStatus();
+  for (const auto& [name, values, length] : lists) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, name, values, length, status);
+    if (TF_GetCode(status) != TF_OK) break;
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+}
+
 struct GradAttrs {
   int64_t pool[4];
   int64_t size[2];
@@ -349,13 +363,7 @@ struct GradAttrs {
 
 void* CreateGrad(TF_OpKernelConstruction* ctx) {
   auto* attrs = new GradAttrs{};
-  TF_Status* status = TF_NewStatus();
-  TF_OpKernelConstruction_GetAttrInt64List(ctx, "pool", attrs->pool, 4, status);
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpKernelConstruction_GetAttrInt64List(ctx, "input_size", attrs->size, 2, status);
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
-  TF_DeleteStatus(status);
+  ReadIntLists(ctx, {{"pool", attrs->pool, 4}, {"input_size", attrs->size, 2}});
   return attrs;
 }
 
@@ -622,16 +630,8 @@ struct InputGradAttrs {
 
 void* CreateInputGrad(TF_OpKernelConstruction* ctx) {
   auto* attrs = new InputGradAttrs{};
-  TF_Status* status = TF_NewStatus();
-  TF_OpKernelConstruction_GetAttrInt64List(ctx, "strides", attrs->strides, 2, status);
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpKernelConstruction_GetAttrInt64List(ctx, "pads", attrs->pads, 2, status);
-  }
-  if (TF_GetCode(status) == TF_OK) {
-    TF_OpKernelConstruction_GetAttrInt64List(ctx, "input_size", attrs->size, 2, status);
-  }
-  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
-  TF_DeleteStatus(status);
+  ReadIntLists(ctx, {{"strides", attrs->strides, 2}, {"pads", attrs->pads, 2},
+                     {"input_size", attrs->size, 2}});
   return attrs;
 }
 

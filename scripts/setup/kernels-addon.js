@@ -92,6 +92,13 @@ function setupKernelsAddon({ tfjsNodeDir, napi, cacheDir, gyp, headers, key }) {
     try {
       fs.mkdirSync(path.dirname(cached), { recursive: true });
       if (!fs.existsSync(cached)) fs.copyFileSync(target, cached);
+      // Modules built from earlier sources for the same TensorFlow and Node are stale.
+      for (const entry of fs.readdirSync(cacheDir)) {
+        const dir = path.join(cacheDir, entry);
+        if (entry.startsWith(`${key}-kernels`) && dir !== path.dirname(cached)) {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      }
     } catch (err) {
       log(`note: could not cache the ops module in ${cached}: ${err.message}`);
     }

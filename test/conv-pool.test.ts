@@ -313,8 +313,10 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
     for (const regenerate of [false, true]) {
       const options = { epsilon: 0.1, steps: 5, regenerate, batchSize: 16 };
       const before = convPoolCallCount();
+      const tensors = tf.memory().numTensors;
       const ours = await analyze(model, { xs, ys }, options);
       expect(convPoolCallCount()).toBeGreaterThan(before);
+      expect(tf.memory().numTensors).toBe(tensors);
       enableOurOps(false);
       const theirs = await analyze(model, { xs, ys }, options);
       enableOurOps(true);

@@ -521,7 +521,9 @@ export class GraphRunner {
         values.set(node.outputs[0].id, args[0]);
         continue;
       }
-      const pool = this.pooledBy.get(node);
+      const partner = this.pooledBy.get(node);
+      // (A pooling node always runs with its convolution: it is affected exactly when that is.)
+      const pool = partner && nodes.includes(partner) ? partner : undefined;
       const pooled = pool && this.block(node, pool, args[0], varied === true, options);
       if (pool && pooled) {
         values.set(pool.outputs[0].id, pooled);

@@ -279,6 +279,25 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
           groups: 1,
         });
       expect(call).toThrow(/AntifragileConvPool: inconsistent shapes/);
+      // An empty batch gives an empty result; a route naming no window position is refused.
+      const shape = { poolSize: [2, 2] as [number, number], strides: [2, 2] as [number, number] };
+      const filters = tf.zeros([1, 3, 3, 1, 16]);
+      const empty = convPool({
+        ...shape,
+        x: tf.zeros([0, 8, 8, 1]),
+        filters,
+        biases: null,
+        relu: true,
+        groups: 1,
+      });
+      expect(empty?.shape).toEqual([0, 3, 3, 16]);
+      const grad = (route: tf.Tensor) => () =>
+        convPoolGrad({ ...shape, dy: tf.zeros(route.shape), route, filters, inputSize: [8, 8] });
+      expect(grad(tf.zeros([0, 3, 3, 16], 'int32'))().shape).toEqual([0, 8, 8, 1]);
+      expect(grad(tf.fill([1, 3, 3, 16], 4, 'int32'))).toThrow(/names no position of its window/);
+      expect(grad(tf.fill([1, 3, 3, 16], 0x200, 'int32'))).toThrow(
+        /names no position of its window/,
+      );
     });
   });
 

@@ -277,18 +277,23 @@ bool Geometry5(TF_Tensor* x, TF_Tensor* filter, TF_Tensor* bias, const Attrs& a,
   return true;
 }
 
-// Runs `Examples` over the batch on every core.
-void Parallel(const Geometry& g, const float* x, const float* w, const float* b, float* out,
-              int32_t* route) {
+// Runs fn(begin, end) over [0, n), split across the cores; nothing for an empty batch.
+template <typename F>
+void Split(int64_t n, const F& fn) {
+  if (n <= 0) return;
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t count = std::min<int64_t>(cores, g.n);
+  const int64_t count = std::min<int64_t>(cores, n);
   std::vector<std::thread> threads;
   for (int64_t t = 1; t < count; ++t) {
-    threads.emplace_back(Examples, std::cref(g), x, w, b, out, route, g.n * t / count,
-                         g.n * (t + 1) / count);
+    threads.emplace_back([&fn, n, t, count] { fn(n * t / count, n * (t + 1) / count); });
   }
-  Examples(g, x, w, b, out, route, 0, g.n / count);
+  fn(0, n / count);
   for (auto& th : threads) th.join();
+}
+
+void Parallel(const Geometry& g, const float* x, const float* w, const float* b, float* out,
+              int32_t* route) {
+  Split(g.n, [&](int64_t begin, int64_t end) { Examples(g, x, w, b, out, route, begin, end); });
 }
 
 void ComputeForward(void* kernel, TF_OpKernelContext* ctx, bool with_route) {
@@ -304,8 +309,8 @@ void ComputeForward(void* kernel, TF_OpKernelContext* ctx, bool with_route) {
     TF_OpKernelContext_Failure(ctx, status);
   } else if (!Geometry5(x, filter, bias, attrs, &g, &why)) {
     Fail(ctx, why);
-  } else if (with_route && g.groups != 1) {
-    Fail(ctx, "the route is only laid out for groups = 1");
+  } else if (with_route && (g.groups != 1 || g.ph * g.pw > 0xff)) {
+    Fail(ctx, "the route is only laid out for groups = 1 and windows of at most 255 positions");
   } else {
     const int64_t dims[4] = {g.groups * g.n, g.qh, g.qw, g.f / g.groups};
     const int64_t total = dims[0] * dims[1] * dims[2] * dims[3];
@@ -566,14 +571,24 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
     g.h = a.size[0], g.w = a.size[1];
     g.ph = a.pool[0], g.pw = a.pool[1], g.sh = a.pool[2], g.sw = a.pool[3];
     const int64_t oh = g.h - g.kh + 1, ow = g.w - g.kw + 1;
-    const bool ok = g.r >= 1 && g.m % g.r == 0 && g.blocks >= 1 && g.m % g.blocks == 0 &&
+    const bool ok = (g.m == 0 || (g.r >= 1 && g.m % g.r == 0)) && g.blocks >= 1 &&
+                    g.m % g.blocks == 0 &&
                     TF_Dim(route, 1) == g.qh && TF_Dim(route, 2) == g.qw &&
                     TF_Dim(route, 3) == g.f && TF_Dim(filter, 4) == g.f && g.ph >= 1 &&
                     g.pw >= 1 && g.sh >= g.ph && g.sw >= g.pw && g.ph * g.pw <= 255 &&
                     oh >= g.ph && ow >= g.pw && (oh - g.ph) / g.sh + 1 == g.qh &&
                     (ow - g.pw) / g.sw + 1 == g.qw;
+    // Every route must name a position in its window: the kernel writes where it points.
+    const int32_t* codes = ok ? static_cast<const int32_t*>(TF_TensorData(route)) : nullptr;
+    const int64_t window = g.ph * g.pw;
+    bool routed = ok;
+    for (int64_t k = 0; routed && k < g.r * g.qh * g.qw * g.f; ++k) {
+      routed = (codes[k] & ~(kMasked | 0xff)) == 0 && (codes[k] & 0xff) < window;
+    }
     if (!ok) {
       Fail(ctx, "grad: inconsistent shapes or attributes");
+    } else if (!routed) {
+      Fail(ctx, "grad: a route value names no position of its window");
     } else {
       const int64_t dims[4] = {g.m, g.h, g.w, g.c};
       dx = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, g.m * g.h * g.w * g.c * sizeof(float),
@@ -590,18 +605,12 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
           for (int64_t t = 0; t < taps; ++t)
             for (int64_t f = 0; f < g.f; ++f)
               wt[(b * g.f + f) * padded + t] = w[(b * taps + t) * g.f + f];
-        const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-        const int64_t count = std::min<int64_t>(cores, g.m);
         const float* dyp = static_cast<const float*>(TF_TensorData(dy));
         const int32_t* rp = static_cast<const int32_t*>(TF_TensorData(route));
         float* dxp = static_cast<float*>(TF_TensorData(dx));
-        std::vector<std::thread> threads;
-        for (int64_t t = 1; t < count; ++t) {
-          threads.emplace_back(GradExamples, std::cref(g), dyp, rp, wt.data(), padded, dxp,
-                               g.m * t / count, g.m * (t + 1) / count);
-        }
-        GradExamples(g, dyp, rp, wt.data(), padded, dxp, 0, g.m / count);
-        for (auto& th : threads) th.join();
+        Split(g.m, [&](int64_t begin, int64_t end) {
+          GradExamples(g, dyp, rp, wt.data(), padded, dxp, begin, end);
+        });
       }
     }
   }
@@ -769,17 +778,11 @@ void ComputeInputGrad(void* kernel, TF_OpKernelContext* ctx) {
       std::vector<float> wt(g.f * padded, 0.0f);
       for (int64_t t = 0; t < taps; ++t)
         for (int64_t f = 0; f < g.f; ++f) wt[f * padded + t] = w[t * g.f + f];
-      const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-      const int64_t count = std::min<int64_t>(cores, g.m);
       const float* dyp = static_cast<const float*>(TF_TensorData(dy));
       float* dxp = static_cast<float*>(TF_TensorData(dx));
-      std::vector<std::thread> threads;
-      for (int64_t t = 1; t < count; ++t) {
-        threads.emplace_back(InputGradExamples, std::cref(g), dyp, wt.data(), padded, dxp,
-                             g.m * t / count, g.m * (t + 1) / count);
-      }
-      InputGradExamples(g, dyp, wt.data(), padded, dxp, 0, g.m / count);
-      for (auto& th : threads) th.join();
+      Split(g.m, [&](int64_t begin, int64_t end) {
+        InputGradExamples(g, dyp, wt.data(), padded, dxp, begin, end);
+      });
     }
   }
   for (TF_Tensor* t : {dy, filter, dx}) TF_DeleteTensor(t);

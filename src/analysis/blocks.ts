@@ -12,3 +12,8 @@ export function copies(t: tf.Tensor, count: number): tf.Tensor {
 export function perExample(shape: readonly (number | null)[]): number {
   return shape.slice(1).reduce<number>((p, d) => p * (d ?? 1), 1);
 }
+
+/** A layer config's size or stride, given as one number or as [height, width]. */
+export function pair(v: unknown): [number, number] {
+  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
+}

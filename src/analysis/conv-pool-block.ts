@@ -6,6 +6,7 @@ import {
   convPoolGradFits,
   convPoolRoute,
 } from '../kernels/native/conv-pool';
+import { pair } from './blocks';
 
 /**
  * A Conv2D whose only reader is a max pooling (a LeNet-style block) as our one op
@@ -29,10 +30,6 @@ interface ConvLayer {
   kernel?: tf.LayerVariable;
   bias?: tf.LayerVariable | null;
   activation?: { getClassName(): string } | null;
-}
-
-function pair(v: unknown): Pair {
-  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
 }
 
 /** The block's pooling and activation, or undefined for layers it does not cover. */

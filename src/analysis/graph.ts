@@ -189,6 +189,17 @@ function isChannelwise(layer: tf.layers.Layer): boolean {
   return cls === 'ReLU' || cls === 'Dropout';
 }
 
+/** The variants' values of `v`: its own value repeated where the variants leave it alone. */
+function variantValues(variants: WeightVariants, v: tf.LayerVariable): tf.Tensor[] {
+  return variants.values.get(v) ?? Array.from({ length: variants.count }, () => v.read());
+}
+
+/** The variants' values of `v` side by side along its last axis (stacked output channels). */
+function concatVariants(variants: WeightVariants, v: tf.LayerVariable): tf.Tensor {
+  const values = variantValues(variants, v);
+  return tf.concat(values, values[0].rank - 1);
+}
+
 /**
  * The stacked layout of `count` variants of a layer's output, `[M, ..., count·channels]` with
  * variant b in channels `[b·channels, (b+1)·channels)`, as the block layout `[count·M, ...,
@@ -221,10 +232,7 @@ function applyStacked(
   const cls = layer.getClassName();
   if (!own.kernel || !own.bias || !FUSABLE.has(activation)) return undefined;
   if ((cls !== 'Conv2D' && cls !== 'Dense') || x.rank !== UNFUSED_RANK[cls]) return undefined;
-  const stackOf = (v: tf.LayerVariable) => {
-    const values = variants.values.get(v) ?? Array.from({ length: variants.count }, () => v.read());
-    return tf.concat(values, values[0].rank - 1);
-  };
+  const stackOf = (v: tf.LayerVariable) => concatVariants(variants, v);
   const kernel = own.kernel;
   const bias = own.bias;
   const y = applyFused(layer, x, true, (v) => (v === kernel || v === bias ? stackOf(v) : v.read()));
@@ -570,17 +578,15 @@ export class GraphRunner {
     if (!varied || !options.variants) {
       return convThenPool(node.layer, pool.layer, x, ownWeights(node.layer), differentiable);
     }
-    const { count, values } = options.variants;
+    const variants = options.variants;
     const own = node.layer as unknown as KernelLayer;
-    const valuesOf = (v: tf.LayerVariable) =>
-      values.get(v) ?? Array.from({ length: count }, () => v.read());
     const shared = options.shared?.has(node.inputs[0].id) === true;
     const gather = (v: tf.LayerVariable) =>
-      shared ? tf.expandDims(tf.concat(valuesOf(v), v.shape.length - 1), 0) : tf.stack(valuesOf(v));
+      shared ? tf.expandDims(concatVariants(variants, v), 0) : tf.stack(variantValues(variants, v));
     const weights: BlockWeights = {
       filters: gather(own.kernel as tf.LayerVariable),
       biases: own.bias ? gather(own.bias) : null,
-      groups: shared ? count : 1,
+      groups: shared ? variants.count : 1,
     };
     return convThenPool(node.layer, pool.layer, x, weights, differentiable);
   }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
-import { copies, perExample } from './blocks';
+import { copies, pair, perExample } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
 import type { KernelLayer } from './graph';
 
@@ -50,10 +50,6 @@ type Shape4 = [number, number, number, number];
 type Pads4 = [[number, number], [number, number], [number, number], [number, number]];
 /** A ZeroPadding2D's `[[top, bottom], [left, right]]`. */
 type Padding = [[number, number], [number, number]];
-
-function pair(v: unknown): [number, number] {
-  return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
-}
 
 /**
  * A Conv2D or Dense layer with a linear or ReLU activation: forward as the graph runner computes

@@ -7,8 +7,8 @@
  * block's input gradient for 16 copies of 128 digits (an attack on 16 filtered models) against
  * tfjs' gradient of TensorFlow's ops, and a convolution's input gradient into one channel (the
  * small CNN's conv1, ResNet-18's 7×7 stride-2 stem) on 1,024 examples, our op against
- * TensorFlow's own kernel. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after warm-ups, each run waited on
- * by reading one value of its output; results checked identical.
+ * TensorFlow's own kernel. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after
+ * warm-ups, each run waited on by reading one value of its output; results checked identical.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/kernels/backend';
@@ -37,6 +37,20 @@ function timeMs(f: () => tf.Tensor, repeats: number): number {
     samples.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   return median(samples);
+}
+
+/** A table row: TensorFlow's and our times for the same result, their ratio and GFLOP/s. */
+function comparison(
+  label: string,
+  tfMs: number,
+  ourMs: number,
+  gflop: number,
+  same: boolean,
+): (string | number)[] {
+  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
+  const ratio = (ourMs / tfMs).toFixed(3);
+  const times = [tfMs.toFixed(2), ourMs.toFixed(2)];
+  return [label, ...times, ratio, rate(tfMs), rate(ourMs), same ? 'yes' : 'NO'];
 }
 
 function row(variants: number, repeats: number): (string | number)[] {
@@ -81,16 +95,13 @@ function row(variants: number, repeats: number): (string | number)[] {
   const ourMs = timeMs(ours, repeats);
   tf.dispose([x, w, b]);
   const gflop = (2 * n * 26 * 26 * 9 * 16 * variants) / 1e9;
-  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
-  return [
+  return comparison(
     variants === 1 ? 'one model' : `${variants} variants, per-variant layout`,
-    tfMs.toFixed(2),
-    ourMs.toFixed(2),
-    (ourMs / tfMs).toFixed(3),
-    rate(tfMs),
-    rate(ourMs),
-    same ? 'yes' : 'NO',
-  ];
+    tfMs,
+    ourMs,
+    gflop,
+    same,
+  );
 }
 
 /** The block's input gradient on `copies` copies of 128 digits: ours against tfjs' gradient. */
@@ -124,16 +135,7 @@ function gradientRow(copies: number, repeats: number): (string | number)[] {
   tf.dispose([x, w, b, dy, tiled, filters, routed.y, routed.route]);
   // The convolution's input gradient alone: 2·(26·26·9·16) multiply-adds per example and copy.
   const gflop = (2 * copies * n * 26 * 26 * 9 * 16) / 1e9;
-  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
-  return [
-    `input gradient, ${copies} copies of ${n}`,
-    tfMs.toFixed(2),
-    ourMs.toFixed(2),
-    (ourMs / tfMs).toFixed(3),
-    rate(tfMs),
-    rate(ourMs),
-    same ? 'yes' : 'NO',
-  ];
+  return comparison(`input gradient, ${copies} copies of ${n}`, tfMs, ourMs, gflop, same);
 }
 
 /**
@@ -163,16 +165,7 @@ function inputGradientRow(
   const same = tf.tidy(() => tf.all(tf.equal(theirs, ours)).dataSync()[0] === 1);
   tf.dispose([w, dy, theirs, ours]);
   const gflop = (2 * m * out[1] * out[2] * filter[0] * filter[1] * filter[2] * filter[3]) / 1e9;
-  const rate = (ms: number) => (gflop / (ms / 1e3)).toFixed(1);
-  return [
-    label,
-    tfMs.toFixed(2),
-    ourMs.toFixed(2),
-    (ourMs / tfMs).toFixed(3),
-    rate(tfMs),
-    rate(ourMs),
-    same ? 'yes' : 'NO',
-  ];
+  return comparison(label, tfMs, ourMs, gflop, same);
 }
 
 async function main(argv: string[]): Promise<void> {

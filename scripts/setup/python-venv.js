@@ -13,6 +13,8 @@ const cp = require('child_process');
 const MLFLOW_VERSION = '3.17.2';
 /** A CPU wheel of this version lies on the development machines' disk. */
 const TORCH_VERSION = '2.13.0';
+/** torch 2.13 no longer installs NumPy, which the benchmark scripts use to read and write data. */
+const NUMPY_VERSION = '2.4.6';
 /** Keras 3, run on the torch backend (no TensorFlow needed). */
 const KERAS_VERSION = '3.15.1';
 /** Validates deploy/ against Kubernetes' own schemas, offline (they ship in the package). */
@@ -20,7 +22,7 @@ const KUBERNETES_VALIDATE_VERSION = '1.37.0';
 
 const REQUIREMENTS = {
   mlflow: [`mlflow==${MLFLOW_VERSION}`],
-  torch: [`torch==${TORCH_VERSION}`],
+  torch: [`torch==${TORCH_VERSION}`, `numpy==${NUMPY_VERSION}`],
   keras: [`keras==${KERAS_VERSION}`, `torch==${TORCH_VERSION}`],
   k8s: [`kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}`],
 };

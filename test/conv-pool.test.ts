@@ -91,6 +91,38 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
         true,
         true,
       ],
+      [
+        '3×3 from 16 channels into 32, ReLU, 2×2 pooling (small CNN conv2)',
+        [5, 13, 13, 16],
+        [3, 3, 16, 32],
+        [2, 2, 2, 2],
+        true,
+        true,
+      ],
+      [
+        '3×3 from 24 channels into 16, linear, no bias, odd sizes',
+        [3, 12, 15, 24],
+        [3, 3, 24, 16],
+        [2, 2, 2, 2],
+        false,
+        false,
+      ],
+      [
+        '5×5 from 64 channels, overlapping 3×3/2 pooling',
+        [2, 14, 13, 64],
+        [5, 5, 64, 32],
+        [3, 3, 2, 2],
+        true,
+        true,
+      ],
+      [
+        '3×3 from 256 channels (the most taps taken), 1×2 pooling',
+        [1, 9, 8, 256],
+        [3, 3, 256, 16],
+        [1, 2, 1, 2],
+        true,
+        true,
+      ],
     ];
 
   it.each(CASES)('%s: TensorFlow’s values, one filter', (_n, xs, ws, pool, relu, bias) => {
@@ -163,6 +195,15 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
       3,
     ],
     ['5×5 from 3 channels, linear, no bias', [2, 13, 12, 3], [5, 5, 3, 32], false, false, 1],
+    [
+      '3×3 from 16 channels into 32, ReLU, bias, 2 copies (TensorFlow’s kernel after our scatter)',
+      [3, 13, 13, 16],
+      [3, 3, 16, 32],
+      true,
+      true,
+      2,
+    ],
+    ['3×3 from 12 channels, linear, no bias', [2, 11, 12, 12], [3, 3, 12, 16], false, false, 1],
   ];
 
   it.each(GRAD_CASES)(
@@ -204,53 +245,56 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
     },
   );
 
-  it('the input gradient takes per-block filters, and only windows that do not overlap', () => {
-    if (!native()) return;
-    tf.tidy(() => {
-      const ws = [30, 31].map(
-        (s) => tf.randomNormal([3, 3, 1, 16], 0, 0.5, 'float32', s) as tf.Tensor4D,
-      );
-      const xs = [32, 33].map(
-        (s) => tf.randomNormal([3, 10, 10, 1], 0, 1, 'float32', s) as tf.Tensor4D,
-      );
-      const shape = {
-        poolSize: [2, 2] as [number, number],
-        strides: [2, 2] as [number, number],
-        relu: true,
-      };
-      const out = convPoolRoute({
-        ...shape,
-        x: tf.concat(xs),
-        filters: tf.stack(ws),
-        biases: null,
-      });
-      const { y, route } = out as { y: tf.Tensor; route: tf.Tensor };
-      const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 34);
-      const ours = convPoolGrad({
-        ...shape,
-        dy,
-        route,
-        filters: tf.stack(ws),
-        inputSize: [10, 10],
-      });
-      const dys = tf.split(dy, 2);
-      const theirs = tf.concat(
-        xs.map((x, v) =>
-          tf.grad((input: tf.Tensor4D) =>
-            tf.sum(
-              tf.mul(
-                tf.maxPool(tf.relu(tf.conv2d(input, ws[v], 1, 'valid')), 2, 2, 'valid'),
-                dys[v],
+  it.each([1, 16])(
+    'the input gradient takes per-block filters (%i input channels), and only windows that do not overlap',
+    (channels) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const ws = [30, 31].map(
+          (s) => tf.randomNormal([3, 3, channels, 16], 0, 0.5, 'float32', s) as tf.Tensor4D,
+        );
+        const xs = [32, 33].map(
+          (s) => tf.randomNormal([3, 10, 10, channels], 0, 1, 'float32', s) as tf.Tensor4D,
+        );
+        const shape = {
+          poolSize: [2, 2] as [number, number],
+          strides: [2, 2] as [number, number],
+          relu: true,
+        };
+        const out = convPoolRoute({
+          ...shape,
+          x: tf.concat(xs),
+          filters: tf.stack(ws),
+          biases: null,
+        });
+        const { y, route } = out as { y: tf.Tensor; route: tf.Tensor };
+        const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 34);
+        const ours = convPoolGrad({
+          ...shape,
+          dy,
+          route,
+          filters: tf.stack(ws),
+          inputSize: [10, 10],
+        });
+        const dys = tf.split(dy, 2);
+        const theirs = tf.concat(
+          xs.map((x, v) =>
+            tf.grad((input: tf.Tensor4D) =>
+              tf.sum(
+                tf.mul(
+                  tf.maxPool(tf.relu(tf.conv2d(input, ws[v], 1, 'valid')), 2, 2, 'valid'),
+                  dys[v],
+                ),
               ),
-            ),
-          )(x),
-        ),
-      );
-      expectIdentical(ours, theirs);
-    });
-    expect(convPoolGradFits([2, 2], [2, 2])).toBe(true);
-    expect(convPoolGradFits([3, 3], [2, 2])).toBe(false);
-  });
+            )(x),
+          ),
+        );
+        expectIdentical(ours, theirs);
+      });
+      expect(convPoolGradFits([2, 2], [2, 2])).toBe(true);
+      expect(convPoolGradFits([3, 3], [2, 2])).toBe(false);
+    },
+  );
 
   it('takes only the geometry whose values it repeats; rejects bad shapes with an error', () => {
     if (!native()) return;
@@ -261,7 +305,12 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
       strides: [2, 2] as [number, number],
     };
     expect(convPoolFits(shape)).toBe(true);
-    expect(convPoolFits({ ...shape, input: [1, 28, 28, 8], filter: [3, 3, 8, 16] })).toBe(false);
+    expect(convPoolFits({ ...shape, input: [1, 28, 28, 8], filter: [3, 3, 8, 16] })).toBe(true);
+    // Beyond the filters whose summation order was read off TensorFlow's outputs.
+    expect(convPoolFits({ ...shape, input: [1, 28, 28, 16], filter: [7, 7, 16, 16] })).toBe(false);
+    expect(convPoolFits({ ...shape, input: [1, 28, 28, 512], filter: [3, 3, 512, 16] })).toBe(
+      false,
+    );
     expect(convPoolFits({ ...shape, filter: [3, 3, 1, 10] })).toBe(false);
     expect(convPoolFits({ ...shape, input: [1, 3, 3, 1] })).toBe(false);
     enableOurOps(false);
@@ -298,50 +347,70 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
       expect(grad(tf.fill([1, 3, 3, 16], 0x200, 'int32'))).toThrow(
         /names no position of its window/,
       );
+      // Into 16 channels (our scatter, then TensorFlow's kernel): the same checks.
+      const wide = tf.zeros([1, 3, 3, 16, 16]);
+      const wideGrad = (route: tf.Tensor) => () =>
+        convPoolGrad({
+          ...shape,
+          dy: tf.zeros(route.shape),
+          route,
+          filters: wide,
+          inputSize: [8, 8],
+        });
+      expect(wideGrad(tf.zeros([2, 3, 3, 16], 'int32'))().shape).toEqual([2, 8, 8, 16]);
+      expect(wideGrad(tf.fill([1, 3, 3, 16], 4, 'int32'))).toThrow(/scatter: a route value names/);
+      expect(wideGrad(tf.zeros([1, 2, 3, 16], 'int32'))).toThrow(/scatter: inconsistent shapes/);
     });
   });
 
-  it('leaves the analysis unchanged, fixed and regenerated, and is used by it', async () => {
-    if (!native()) return;
+  /** A conv-pool block from `channels` channels, after one from the image (`first`) or not. */
+  function blockModel(first: boolean): tf.LayersModel {
     const input = tf.input({ shape: [14, 14, 1] });
-    let h = tf.layers
-      .conv2d({
-        filters: 16,
-        kernelSize: 3,
-        activation: 'relu',
-        name: 'c1',
-        seed: 1,
-      } as tf.layers.ConvLayerArgs)
-      .apply(input) as tf.SymbolicTensor;
-    h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
-    h = tf.layers
-      .conv2d({ filters: 16, kernelSize: 3, useBias: false, name: 'c2' })
-      .apply(h) as tf.SymbolicTensor;
+    const conv = (args: object) =>
+      tf.layers.conv2d({ kernelSize: 3, seed: 1, ...args } as tf.layers.ConvLayerArgs);
+    let h = conv({ filters: 16, activation: 'relu', name: 'c1' }).apply(input) as tf.SymbolicTensor;
+    if (first) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
+    h = conv(
+      first
+        ? { filters: 16, useBias: false, name: 'c2' }
+        : { filters: 32, activation: 'relu', name: 'c2' },
+    ).apply(h) as tf.SymbolicTensor;
     h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
     h = tf.layers.flatten().apply(h) as tf.SymbolicTensor;
     const out = tf.layers.dense({ units: 3, activation: 'softmax', name: 'head' }).apply(h);
-    const model = tf.model({ inputs: input, outputs: out as tf.SymbolicTensor });
-    const xs = tf.randomUniform([24, 14, 14, 1], 0, 1, 'float32', 8);
-    const ys = tf.oneHot(
-      tf.tensor1d(
-        [...Array(24).keys()].map((i) => i % 3),
-        'int32',
-      ),
-      3,
-    );
-    for (const regenerate of [false, true]) {
-      const options = { epsilon: 0.1, steps: 5, regenerate, batchSize: 16 };
-      const before = convPoolCallCount();
-      const tensors = tf.memory().numTensors;
-      const ours = await analyze(model, { xs, ys }, options);
-      expect(convPoolCallCount()).toBeGreaterThan(before);
-      expect(tf.memory().numTensors).toBe(tensors);
-      enableOurOps(false);
-      const theirs = await analyze(model, { xs, ys }, options);
-      enableOurOps(true);
-      expect(JSON.stringify(ours.parameters)).toBe(JSON.stringify(theirs.parameters));
-    }
-    tf.dispose([xs, ys]);
-    model.dispose();
-  });
+    return tf.model({ inputs: input, outputs: out as tf.SymbolicTensor });
+  }
+
+  it.each([
+    ['blocks from 1 and from 16 channels', true],
+    ['only a block from 16 channels (TensorFlow’s input gradient after our scatter)', false],
+  ])(
+    'leaves the analysis unchanged, fixed and regenerated, and is used by it: %s',
+    async (_n, first) => {
+      if (!native()) return;
+      const model = blockModel(first as boolean);
+      const xs = tf.randomUniform([24, 14, 14, 1], 0, 1, 'float32', 8);
+      const ys = tf.oneHot(
+        tf.tensor1d(
+          [...Array(24).keys()].map((i) => i % 3),
+          'int32',
+        ),
+        3,
+      );
+      for (const regenerate of [false, true]) {
+        const options = { epsilon: 0.1, steps: 5, regenerate, batchSize: 16 };
+        const before = convPoolCallCount();
+        const tensors = tf.memory().numTensors;
+        const ours = await analyze(model, { xs, ys }, options);
+        expect(convPoolCallCount()).toBeGreaterThan(before);
+        expect(tf.memory().numTensors).toBe(tensors);
+        enableOurOps(false);
+        const theirs = await analyze(model, { xs, ys }, options);
+        enableOurOps(true);
+        expect(JSON.stringify(ours.parameters)).toBe(JSON.stringify(theirs.parameters));
+      }
+      tf.dispose([xs, ys]);
+      model.dispose();
+    },
+  );
 });

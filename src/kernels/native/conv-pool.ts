@@ -3,29 +3,37 @@ import type { NativeBackend } from './native-backend';
 import { ourOpsAvailable } from './our-ops';
 
 /**
- * A convolution into few input channels, its bias, ReLU and max pooling as one op of ours,
- * `AntifragileConvPool` (C++ in ./addon/conv_pool.cc, built by `npm run setup` beside
- * tfjs-node's addon, loaded with the backend by ./ops-module.ts).
+ * A convolution, its bias, ReLU and max pooling as one op of ours, `AntifragileConvPool` (C++ in
+ * ./addon/conv_pool.cc, built by `npm run setup` beside tfjs-node's addon, loaded with the
+ * backend by ./ops-module.ts), and the block's input gradient.
  *
- * Why: the first block of a LeNet-style network (a 3×3 convolution from one or three channels,
- * ReLU, 2×2 pooling) is all memory passes in TensorFlow: its convolution into few input channels
- * runs far below the machine's multiply rate, and the bias, ReLU and pooling each stream the
- * full-size output once more. The batched sweep makes those outputs large (every filtered
- * variant of the layer at once). Measured on this project's machine, 256 digits into 73
+ * Why: a LeNet-style block (a 3×3 convolution, ReLU, 2×2 pooling) is memory passes in
+ * TensorFlow: the bias, ReLU and pooling each stream the full-size convolution output once
+ * more, and a convolution into few input channels runs far below the machine's multiply rate.
+ * The batched sweep makes those outputs large (every filtered variant of the layer at once). The
+ * op computes only the convolution outputs the pooling reads, in registers (AVX-512 or AVX2),
+ * and writes the pooled values. Measured on this project's machine, 256 digits into 73
  * variants × 16 channels, pooled and laid out per variant: 43 ms against 262–295 ms for
- * TensorFlow's ops; one model on 256 digits: 1.1 against 8.7–9.8 ms.
+ * TensorFlow's ops; 1,024 inputs of 13×13×16 into 32 channels: 5.1 against 10.6 ms
+ * (`node dist/bench/tools/conv-pool.js`).
  *
- * The values are TensorFlow's, bit for bit: for fewer than 8 input channels its CPU `Conv2D`
- * sums each output as a chain of fused multiply-adds over the taps in (row, column, channel)
- * order from 0, which the op repeats; the bias is one float32 addition, ReLU `v > 0 ? v : 0`,
- * and the maximum of the window commutes exactly with both. `test/conv-pool.test.ts` checks it
- * against TensorFlow's own ops on every shape this module accepts.
+ * The values are TensorFlow's, bit for bit: its CPU `Conv2D` sums each output as a chain of
+ * fused multiply-adds over the taps in (row, column, channel) order from 0 (read off its outputs
+ * for 1–256 input channels and 3×3 and 5×5 filters), which the op repeats; the bias is one
+ * float32 addition, ReLU `v > 0 ? v : 0`, and the maximum of the window commutes exactly with
+ * both. The gradient repeats TensorFlow's `Conv2DBackpropInput` for fewer than 8 input channels
+ * (its own kernel, ./narrow-conv.ts); for more, oneDNN computes it in another order, so the op
+ * only spreads the pooled gradient back (`AntifragileRouteScatter`) and TensorFlow's own
+ * kernel does the rest. `test/conv-pool.test.ts` checks both against TensorFlow's ops.
  */
 
 type Pair = [number, number];
 
-/** Input channels below which TensorFlow's convolution is the fused multiply-add chain we repeat. */
-const MAX_CHANNELS = 8;
+/** Input channels below which our gradient op repeats TensorFlow's input-gradient order. */
+const FUSED_GRAD_CHANNELS = 8;
+/** Filter taps (kh·kw·c) and sides up to which TensorFlow's order is checked (beyond 8 channels). */
+const MAX_TAPS = 2304;
+const MAX_SIDE = 5;
 /** Output channels per variant come in multiples of this (the op's vector width). */
 const CHANNEL_BLOCK = 16;
 /** The op's largest pooling window (positions). */
@@ -57,8 +65,10 @@ export function convPoolFits(shape: ConvPoolShape): boolean {
   const [kh, kw, fc, f] = shape.filter;
   const [ph, pw] = shape.poolSize;
   const [sh, sw] = shape.strides;
+  const checked =
+    c < FUSED_GRAD_CHANNELS || (kh * kw * c <= MAX_TAPS && Math.max(kh, kw) <= MAX_SIDE);
   return (
-    c < MAX_CHANNELS &&
+    checked &&
     fc === c &&
     f % CHANNEL_BLOCK === 0 &&
     ph * pw <= MAX_WINDOW &&
@@ -160,22 +170,44 @@ export function convPoolGradFits(poolSize: Pair, strides: Pair): boolean {
 /**
  * The input gradient of {@link convPoolRoute}'s block: TensorFlow's max-pool gradient into
  * each window's argmax, times ReLU's mask, then the convolution's input gradient as TensorFlow's
- * own `Conv2DBackpropInput` computes it (./narrow-conv.ts), bit for bit, in one pass over the
- * routed values. `[m, h, w, c]`.
+ * `Conv2DBackpropInput` computes it, bit for bit. Into fewer than 8 channels one pass of ours
+ * over the routed values (./narrow-conv.ts has that order); into more, the routed values spread
+ * back by our op and TensorFlow's own kernel, once per filter set. `[m, h, w, c]`.
  */
 export function convPoolGrad(args: ConvPoolGradArgs): tf.Tensor {
   if (!convPoolAvailable()) throw new Error('convPoolGrad: our ops are not loaded');
   const backend = tf.backend() as NativeBackend;
   const b = backend.binding;
-  const attrs = [
-    { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] },
-    { name: 'input_size', type: b.TF_ATTR_INT, value: [...args.inputSize] },
-  ];
-  const dx = backend.executeSingleOutput('AntifragileConvPoolGrad', attrs, [
-    args.dy,
-    args.route,
-    args.filters,
-  ]);
-  calls += 1;
-  return dx;
+  const pool = { name: 'pool', type: b.TF_ATTR_INT, value: [...args.poolSize, ...args.strides] };
+  const [blocks, kh, kw, c] = args.filters.shape;
+  if (c < FUSED_GRAD_CHANNELS) {
+    const size = { name: 'input_size', type: b.TF_ATTR_INT, value: [...args.inputSize] };
+    const inputs = [args.dy, args.route, args.filters];
+    const dx = backend.executeSingleOutput('AntifragileConvPoolGrad', [pool, size], inputs);
+    calls += 1;
+    return dx;
+  }
+  const [h, w] = args.inputSize;
+  const convSize = { name: 'conv_size', type: b.TF_ATTR_INT, value: [h - kh + 1, w - kw + 1] };
+  return tf.tidy(() => {
+    const spread = backend.executeSingleOutput(
+      'AntifragileRouteScatter',
+      [pool, convSize],
+      [args.dy, args.route],
+    );
+    const per = spread.shape[0] / blocks;
+    const parts = blocks === 1 ? [spread] : tf.split(spread, blocks, 0);
+    const filters = tf.unstack(args.filters, 0);
+    const dx = parts.map((part, k) =>
+      tf.conv2dTranspose(
+        part as tf.Tensor4D,
+        filters[k] as tf.Tensor4D,
+        [per, h, w, c],
+        1,
+        'valid',
+      ),
+    );
+    calls += 1;
+    return dx.length === 1 ? dx[0] : tf.concat(dx, 0);
+  });
 }

@@ -208,9 +208,144 @@ __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const f
 }
 #endif
 
+#ifdef HAVE_AVX2_PATH
+// AVX-512: Q pooled outputs × their 2×2 window × NB blocks of 16 channels accumulate in registers
+// (24 of the 32), each accumulator the same fused multiply-add chain over the taps as the scalar
+// path. One base pointer per pooled output and one offset per window position keep the
+// addressing in general registers. The sums go to `acc` [Q][4][NB·16] for the pooling.
+template <int NB, int Q>
+__attribute__((target("avx512f"))) inline void TileAvx512(const float* const* base,
+                                                         const int64_t* window_offset,
+                                                         const int64_t* tap_offset, int64_t taps,
+                                                         const float* wp, int64_t f_stride,
+                                                         float* acc) {
+  constexpr int kWindow = 4;
+  __m512 a[Q][kWindow][NB];
+#pragma GCC unroll 8
+  for (int j = 0; j < Q; ++j)
+#pragma GCC unroll 4
+    for (int k = 0; k < kWindow; ++k)
+#pragma GCC unroll 2
+      for (int b = 0; b < NB; ++b) a[j][k][b] = _mm512_setzero_ps();
+  const float* bases[Q];
+#pragma GCC unroll 8
+  for (int j = 0; j < Q; ++j) bases[j] = base[j];
+  const int64_t w0 = window_offset[0], w1 = window_offset[1];
+  const int64_t w2 = window_offset[2], w3 = window_offset[3];
+  for (int64_t t = 0; t < taps; ++t, wp += f_stride) {
+    __m512 wv[NB];
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_ps(wp + 16 * b);
+    const int64_t o = tap_offset[t];
+    const int64_t at[kWindow] = {o + w0, o + w1, o + w2, o + w3};
+#pragma GCC unroll 4
+    for (int k = 0; k < kWindow; ++k) {
+#pragma GCC unroll 8
+      for (int j = 0; j < Q; ++j) {
+        const __m512 v = _mm512_set1_ps(bases[j][at[k]]);
+#pragma GCC unroll 2
+        for (int b = 0; b < NB; ++b) a[j][k][b] = _mm512_fmadd_ps(v, wv[b], a[j][k][b]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < Q; ++j)
+#pragma GCC unroll 4
+    for (int k = 0; k < kWindow; ++k)
+#pragma GCC unroll 2
+      for (int b = 0; b < NB; ++b) _mm512_storeu_ps(acc + ((j * kWindow + k) * NB + b) * 16, a[j][k][b]);
+}
+
+// One pooled output's 16 channels from its window's four sums (`s`, 16 apart by `stride`):
+// the AVX2 path's operations, 16 lanes wide, so the same values and route.
+__attribute__((target("avx512f"))) inline void PoolAvx512(const float* s, int64_t stride,
+                                                         const float* bias, bool relu,
+                                                         float* out, int32_t* route) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 b = bias ? _mm512_loadu_ps(bias) : zero;
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  if (!route) {
+    const __m512 a0 = _mm512_loadu_ps(s), a1 = _mm512_loadu_ps(s + stride);
+    const __m512 a2 = _mm512_loadu_ps(s + 2 * stride), a3 = _mm512_loadu_ps(s + 3 * stride);
+    m = _mm512_max_ps(m, _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
+    if (bias) m = _mm512_add_ps(m, b);
+    if (relu) m = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), m);
+    _mm512_storeu_ps(out, m);
+    return;
+  }
+  __m512i where = _mm512_setzero_si512();
+  for (int k = 0; k < 4; ++k) {
+    __m512 u = _mm512_loadu_ps(s + k * stride);
+    if (bias) u = _mm512_add_ps(u, b);
+    if (relu) u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(u, zero, _CMP_GT_OQ), u);
+    const __mmask16 gt = _mm512_cmp_ps_mask(u, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, gt, u);
+    where = _mm512_mask_mov_epi32(where, gt, _mm512_set1_epi32(k));
+  }
+  if (relu) {
+    const __mmask16 off = _mm512_cmp_ps_mask(m, zero, _CMP_NGT_UQ);
+    where = _mm512_mask_or_epi32(where, off, where, _mm512_set1_epi32(kMasked));
+  }
+  _mm512_storeu_ps(out, m);
+  _mm512_storeu_si512(route, where);
+}
+
+template <int NB, int Q>
+__attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const float* x,
+                                                      const float* w, const float* b, float* out,
+                                                      int32_t* route, int64_t begin,
+                                                      int64_t end) {
+  const int64_t per_group = g.f / g.groups;
+  const int64_t per_block = g.n / g.blocks;
+  const int64_t taps = g.kh * g.kw * g.c;
+  const int64_t pooled = g.qh * g.qw;
+  std::vector<int64_t> tap_offset(taps);
+  for (int64_t r = 0, t = 0; r < g.kh; ++r)
+    for (int64_t s = 0; s < g.kw; ++s)
+      for (int64_t ch = 0; ch < g.c; ++ch) tap_offset[t++] = (r * g.w + s) * g.c + ch;
+  const int64_t window_offset[4] = {0, g.c, g.w * g.c, (g.w + 1) * g.c};
+  alignas(64) float acc[Q * 4 * NB * 16];
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t set = i / per_block;
+    const float* wi = w + set * taps * g.f;
+    const float* bi = b ? b + set * g.f : nullptr;
+    const float* xi = x + i * g.h * g.w * g.c;
+    for (int64_t j0 = 0; j0 < pooled; j0 += Q) {
+      // The last chunk repeats its last pooled output (computed, not written twice).
+      const float* base[Q];
+      for (int j = 0; j < Q; ++j) {
+        const int64_t q = std::min<int64_t>(j0 + j, pooled - 1);
+        base[j] = xi + ((q / g.qw) * g.sh * g.w + (q % g.qw) * g.sw) * g.c;
+      }
+      for (int64_t f0 = 0; f0 < g.f; f0 += NB * 16) {
+        TileAvx512<NB, Q>(base, window_offset, tap_offset.data(), taps, wi + f0, g.f, acc);
+        for (int64_t j = 0; j < Q && j0 + j < pooled; ++j) {
+          for (int bb = 0; bb < NB; ++bb) {
+            const int64_t f = f0 + 16 * bb;
+            const int64_t grp = f / per_group;
+            const int64_t at =
+                ((grp * g.n + i) * pooled + j0 + j) * per_group + (f - grp * per_group);
+            PoolAvx512(acc + (j * 4 * NB + bb) * 16, NB * 16, bi ? bi + f : nullptr, g.relu,
+                       out + at, route ? route + at : nullptr);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 void Examples(const Geometry& g, const float* x, const float* w, const float* b, float* out,
               int32_t* route, int64_t begin, int64_t end) {
 #ifdef HAVE_AVX2_PATH
+  if (g.ph == 2 && g.pw == 2 && (g.f / g.groups) % 16 == 0 && __builtin_cpu_supports("avx512f")) {
+    if ((g.f / g.groups) % 32 == 0) {
+      ExamplesAvx512<2, 3>(g, x, w, b, out, route, begin, end);
+    } else {
+      ExamplesAvx512<1, 6>(g, x, w, b, out, route, begin, end);
+    }
+    return;
+  }
   if ((g.f / g.groups) % 16 == 0 && g.ph * g.pw <= kMaxWindow - 3 &&
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     ExamplesAvx2(g, x, w, b, out, route, begin, end);
@@ -551,6 +686,28 @@ void GradExamples(const GradGeometry& g, const float* dy, const int32_t* route, 
   GradExamplesScalar(g, dy, route, wt, padded, dx, begin, end);
 }
 
+// What is wrong with a pooled gradient and its route for pooling `pool` ([ph, pw, sh, sw], windows
+// that do not overlap) over a [oh, ow] map, or empty: dy [m, qh, qw, f], route int32
+// [r, qh, qw, f] (example i takes route i mod r), every route naming a position of its window
+// (the kernels write where it points).
+std::string RouteProblem(TF_Tensor* dy, TF_Tensor* route, const int64_t* pool, int64_t oh,
+                         int64_t ow) {
+  const int64_t m = TF_Dim(dy, 0), qh = TF_Dim(dy, 1), qw = TF_Dim(dy, 2), f = TF_Dim(dy, 3);
+  const int64_t r = TF_Dim(route, 0), ph = pool[0], pw = pool[1], sh = pool[2], sw = pool[3];
+  const bool ok = (m == 0 || (r >= 1 && m % r == 0)) && TF_Dim(route, 1) == qh &&
+                  TF_Dim(route, 2) == qw && TF_Dim(route, 3) == f && ph >= 1 && pw >= 1 &&
+                  sh >= ph && sw >= pw && ph * pw <= 255 && oh >= ph && ow >= pw &&
+                  (oh - ph) / sh + 1 == qh && (ow - pw) / sw + 1 == qw;
+  if (!ok) return "inconsistent shapes or attributes";
+  const int32_t* codes = static_cast<const int32_t*>(TF_TensorData(route));
+  for (int64_t k = 0; k < r * qh * qw * f; ++k) {
+    if ((codes[k] & ~(kMasked | 0xff)) != 0 || (codes[k] & 0xff) >= ph * pw) {
+      return "a route value names no position of its window";
+    }
+  }
+  return "";
+}
+
 void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
   const GradAttrs& a = *static_cast<GradAttrs*>(kernel);
   TF_Status* status = TF_NewStatus();
@@ -570,25 +727,12 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
     g.kh = TF_Dim(filter, 1), g.kw = TF_Dim(filter, 2), g.c = TF_Dim(filter, 3);
     g.h = a.size[0], g.w = a.size[1];
     g.ph = a.pool[0], g.pw = a.pool[1], g.sh = a.pool[2], g.sw = a.pool[3];
-    const int64_t oh = g.h - g.kh + 1, ow = g.w - g.kw + 1;
-    const bool ok = (g.m == 0 || (g.r >= 1 && g.m % g.r == 0)) && g.blocks >= 1 &&
-                    g.m % g.blocks == 0 &&
-                    TF_Dim(route, 1) == g.qh && TF_Dim(route, 2) == g.qw &&
-                    TF_Dim(route, 3) == g.f && TF_Dim(filter, 4) == g.f && g.ph >= 1 &&
-                    g.pw >= 1 && g.sh >= g.ph && g.sw >= g.pw && g.ph * g.pw <= 255 &&
-                    oh >= g.ph && ow >= g.pw && (oh - g.ph) / g.sh + 1 == g.qh &&
-                    (ow - g.pw) / g.sw + 1 == g.qw;
-    // Every route must name a position in its window: the kernel writes where it points.
-    const int32_t* codes = ok ? static_cast<const int32_t*>(TF_TensorData(route)) : nullptr;
-    const int64_t window = g.ph * g.pw;
-    bool routed = ok;
-    for (int64_t k = 0; routed && k < g.r * g.qh * g.qw * g.f; ++k) {
-      routed = (codes[k] & ~(kMasked | 0xff)) == 0 && (codes[k] & 0xff) < window;
-    }
-    if (!ok) {
-      Fail(ctx, "grad: inconsistent shapes or attributes");
-    } else if (!routed) {
-      Fail(ctx, "grad: a route value names no position of its window");
+    const std::string why =
+        g.blocks >= 1 && g.m % g.blocks == 0 && TF_Dim(filter, 4) == g.f
+            ? RouteProblem(dy, route, a.pool, g.h - g.kh + 1, g.w - g.kw + 1)
+            : "inconsistent shapes or attributes";
+    if (!why.empty()) {
+      Fail(ctx, "grad: " + why);
     } else {
       const int64_t dims[4] = {g.m, g.h, g.w, g.c};
       dx = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, g.m * g.h * g.w * g.c * sizeof(float),
@@ -618,11 +762,89 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
+// ---- The pooled gradient spread back: AntifragileRouteScatter ----
+//
+// dy [m, qh, qw, f] and the route of AntifragileConvPoolRoute → [m, oh, ow, f]: the gradient at
+// the convolution's output as TensorFlow's MaxPoolGrad and then ReLU's gradient give it. That is
+// 0 + dy at each pooled value's routed position (MaxPoolGrad adds into zeros), times 0 where the
+// activation was not positive (ReLU's gradient multiplies by its step), and 0 elsewhere. For
+// the convolutions whose input gradient TensorFlow sums in an order our grad op does not repeat:
+// their caller runs TensorFlow's own Conv2DBackpropInput on this.
+
+struct ScatterAttrs {
+  int64_t pool[4];
+  int64_t size[2];
+};
+
+void* CreateScatter(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new ScatterAttrs{};
+  ReadIntLists(ctx, {{"pool", attrs->pool, 4}, {"conv_size", attrs->size, 2}});
+  return attrs;
+}
+
+void DeleteScatter(void* attrs) { delete static_cast<ScatterAttrs*>(attrs); }
+
+void Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64_t qh,
+             int64_t qw, int64_t f, const int64_t* pool, int64_t oh, int64_t ow, int64_t begin,
+             int64_t end) {
+  const int64_t pooled = qh * qw * f;
+  std::fill(out + begin * oh * ow * f, out + end * oh * ow * f, 0.0f);
+  for (int64_t i = begin; i < end; ++i) {
+    const float* d = dy + i * pooled;
+    const int32_t* codes = route + (i % r) * pooled;
+    float* o = out + i * oh * ow * f;
+    for (int64_t qy = 0, k = 0; qy < qh; ++qy) {
+      for (int64_t qx = 0; qx < qw; ++qx) {
+        for (int64_t c = 0; c < f; ++c, ++k) {
+          const int32_t p = codes[k] & 0xff;
+          const int64_t y = qy * pool[2] + p / pool[1], x = qx * pool[3] + p % pool[1];
+          const float v = 0.0f + d[k];
+          o[(y * ow + x) * f + c] = (codes[k] & kMasked) ? v * 0.0f : v;
+        }
+      }
+    }
+  }
+}
+
+void ComputeScatter(void* kernel, TF_OpKernelContext* ctx) {
+  const ScatterAttrs& a = *static_cast<ScatterAttrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor *dy = nullptr, *route = nullptr, *out = nullptr;
+  TF_GetInput(ctx, 0, &dy, status);
+  if (TF_GetCode(status) == TF_OK) TF_GetInput(ctx, 1, &route, status);
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else if (TF_NumDims(dy) != 4 || TF_NumDims(route) != 4 || TF_TensorType(route) != TF_INT32) {
+    Fail(ctx, "scatter: dy [m, qh, qw, f], route int32 [r, qh, qw, f]");
+  } else {
+    const int64_t oh = a.size[0], ow = a.size[1];
+    const std::string why = RouteProblem(dy, route, a.pool, oh, ow);
+    const int64_t m = TF_Dim(dy, 0), f = TF_Dim(dy, 3);
+    const int64_t dims[4] = {m, oh, ow, f};
+    if (!why.empty()) {
+      Fail(ctx, "scatter: " + why);
+    } else if ((out = TF_AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, m * oh * ow * f * sizeof(float),
+                                        status)) == nullptr ||
+               TF_GetCode(status) != TF_OK) {
+      TF_OpKernelContext_Failure(ctx, status);
+    } else {
+      const float* d = static_cast<const float*>(TF_TensorData(dy));
+      const int32_t* codes = static_cast<const int32_t*>(TF_TensorData(route));
+      float* o = static_cast<float*>(TF_TensorData(out));
+      const int64_t r = TF_Dim(route, 0), qh = TF_Dim(dy, 1), qw = TF_Dim(dy, 2);
+      Split(m, [&](int64_t begin, int64_t end) {
+        Scatter(d, codes, o, r, qh, qw, f, a.pool, oh, ow, begin, end);
+      });
+    }
+  }
+  for (TF_Tensor* t : {dy, route, out}) TF_DeleteTensor(t);
+  TF_DeleteStatus(status);
+}
+
 void SetUnknown(TF_ShapeInferenceContext* ctx, TF_Status* status) {
   TF_ShapeInferenceContextSetUnknownShape(ctx, status);
 }
 
-// Registers the op and its CPU kernel; an error message, or empty.
 // ---- A convolution's input gradient into few channels: AntifragileInputGrad ----
 //
 // dy [m, oh, ow, f], filter [kh, kw, c, f]; attrs strides [sh, sw], pads [top, left],
@@ -820,6 +1042,11 @@ std::string Register() {
     RegisterOp("AntifragileConvPoolGrad", {"dy: float", "route: int32", "filter: float"},
                {"dx: float"}, {"pool: list(int)", "input_size: list(int)"}, CreateGrad,
                ComputeGrad, DeleteGrad, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    RegisterOp("AntifragileRouteScatter", {"dy: float", "route: int32"}, {"y: float"},
+               {"pool: list(int)", "conv_size: list(int)"}, CreateScatter, ComputeScatter,
+               DeleteScatter, status);
   }
   if (TF_GetCode(status) == TF_OK) {
     RegisterOp("AntifragileInputGrad", {"dy: float", "filter: float"}, {"dx: float"},

@@ -80,6 +80,33 @@ describe('synaptic filters (docs/method.md §2)', () => {
     expect(rule.removes((lo + hi) / 2)).toBe(true);
   });
 
+  it('each step removes an interval of values, as the method defines it, at every edge', () => {
+    const probes = [...VALUES, -1.25, -0.75, -0.25, 0.25, 0.75, 1.25, -Infinity, Infinity];
+    const width = 2 / K; // (M − m)/K
+    const spec = {
+      highpass: (v: number, a: number) => v <= a,
+      lowpass: (v: number, a: number) => v >= a,
+      pulse: (v: number, a: number) => v >= a - width / 2 && v < a + width / 2,
+    };
+    for (const filter of ['highpass', 'lowpass', 'pulse'] as const) {
+      for (let step = 0; step < K; step++) {
+        const rule = filterStep(filter, step, K, -1, 1);
+        const { lo, hi, hiOpen } = rule.interval;
+        for (const v of [...probes, rule.alpha, lo, hi]) {
+          const inside = v >= lo && (hiOpen ? v < hi : v <= hi);
+          const expected = spec[filter](v, rule.alpha);
+          expect([filter, step, v, inside, rule.removes(v)]).toEqual([
+            filter,
+            step,
+            v,
+            expected,
+            expected,
+          ]);
+        }
+      }
+    }
+  });
+
   it("accepts the paper's names h_a, h_b, h_c", () => {
     const t = tf.tensor(VALUES);
     for (const [alias, id] of [

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fgsmBatch, logitsFunction, pgd, pgdBatch, toClassIds, toOneHot } from './attacks';
-import { filterStep, valueRange } from './filters';
+import { filterStep, valueRange, type RemovedInterval } from './filters';
 import {
   checkDataArgument,
   checkInputsFinite,
@@ -42,6 +42,8 @@ interface Target {
   param: SelectedParameter;
   original: tf.Tensor;
   values: Float32Array;
+  /** `values` in ascending order: where each filter step's removed values lie. */
+  sorted: Float32Array;
   range: { min: number; max: number };
 }
 
@@ -78,28 +80,41 @@ function assign(v: tf.LayerVariable, value: Float32Array | tf.Tensor): void {
   t.dispose();
 }
 
-/** Hash of the removed index set (two independent 32-bit hashes and the count). */
-function removedKey(
-  values: Float32Array,
-  removes: (v: number) => boolean,
-): { removed: number; key: string } {
-  let removed = 0;
-  let h1 = 0x811c9dc5;
-  let h2 = 0x9747b28c;
-  for (let i = 0; i < values.length; i++) {
-    if (removes(values[i])) {
-      removed++;
-      h1 = Math.imul(h1 ^ i, 0x01000193);
-      h2 = Math.imul(h2 ^ (i + 0x9e3779b9), 0x5bd1e995);
-      h2 ^= h2 >>> 13;
+/**
+ * Where the values an interval removes lie in `sorted` (the tensor's values in ascending order):
+ * positions [start, end). Equal values are all in or all out, so the removed index set is
+ * exactly the one with this range: the range is its key.
+ */
+function removedRange(sorted: Float32Array, { lo, hi, hiOpen }: RemovedInterval): [number, number] {
+  const firstWhere = (pred: (v: number) => boolean) => {
+    let a = 0;
+    let b = sorted.length;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (pred(sorted[m])) b = m;
+      else a = m + 1;
     }
-  }
-  return { removed, key: removed === 0 ? REFERENCE : `${removed}:${h1 >>> 0}:${h2 >>> 0}` };
+    return a;
+  };
+  const start = firstWhere((v) => v >= lo);
+  const end = firstWhere(hiOpen ? (v) => v >= hi : (v) => v > hi);
+  return [start, Math.max(start, end)];
 }
 
-function filtered(values: Float32Array, removes: (v: number) => boolean): Float32Array {
+function removedKey(
+  sorted: Float32Array,
+  interval: RemovedInterval,
+): { removed: number; key: string } {
+  const [start, end] = removedRange(sorted, interval);
+  return { removed: end - start, key: end === start ? REFERENCE : `${start}:${end}` };
+}
+
+function filtered(values: Float32Array, { lo, hi, hiOpen }: RemovedInterval): Float32Array {
   const out = new Float32Array(values);
-  for (let i = 0; i < out.length; i++) if (removes(out[i])) out[i] = 0;
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i];
+    if (v >= lo && (hiOpen ? v < hi : v <= hi)) out[i] = 0;
+  }
   return out;
 }
 
@@ -194,6 +209,7 @@ export async function analyze(
   // The clones share the variables' buffers: restoring them is exact, bit for bit.
   const targets: Target[] = snapshots.map((s) => ({
     ...s,
+    sorted: Float32Array.from(s.values).sort(),
     original: s.param.variable.read().clone(),
   }));
 
@@ -368,7 +384,7 @@ class AnalysisSession {
         let progress = 0;
         for (const t of targets) {
           const rule = filterStep(filter, step, this.opts.steps, t.range.min, t.range.max);
-          const k = removedKey(t.values, rule.removes);
+          const k = removedKey(t.sorted, rule.interval);
           removed += k.removed;
           keys.push(k.key);
           alpha = rule.alpha;
@@ -389,7 +405,7 @@ class AnalysisSession {
 
   private filteredValues(cell: Cell, t: Target): Float32Array {
     const rule = filterStep(cell.filter, cell.step, this.opts.steps, t.range.min, t.range.max);
-    return filtered(t.values, rule.removes);
+    return filtered(t.values, rule.interval);
   }
 
   /** Evaluates each distinct removed set once (the fast strategy), or every cell (naive). */

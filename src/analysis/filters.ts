@@ -16,14 +16,32 @@ export const FILTER_ALIASES: Readonly<Record<string, FilterId>> = ALIASES;
 /** The aliases' names, in order. */
 export const FILTER_ALIAS_NAMES = Object.keys(ALIASES) as FilterAlias[];
 
+/**
+ * The values a filter step removes: `lo ≤ v ≤ hi`, or `lo ≤ v < hi` where `hiOpen` (bounds may be
+ * infinite). Every step of every filter removes such an interval of values.
+ */
+export interface RemovedInterval {
+  lo: number;
+  hi: number;
+  hiOpen: boolean;
+}
+
 /** Where step k of a filter cuts, and what it removes (docs/method.md §2). */
 export interface FilterStep {
   /** Threshold α_k. */
   alpha: number;
   /** Filtering progress u_k = k/(K−1). */
   progress: number;
+  /** The removed values as an interval. */
+  interval: RemovedInterval;
   /** True where element i is removed (set to 0). */
   removes(value: number): boolean;
+}
+
+function stepOf(alpha: number, progress: number, interval: RemovedInterval): FilterStep {
+  const { lo, hi, hiOpen } = interval;
+  const removes = hiOpen ? (v: number) => v >= lo && v < hi : (v: number) => v >= lo && v <= hi;
+  return { alpha, progress, interval, removes };
 }
 
 function checkStep(step: number, steps: number): void {
@@ -54,18 +72,16 @@ export function filterStep(
   switch (filter) {
     case 'highpass': {
       const alpha = step === steps - 1 ? max : min + progress * range;
-      return { alpha, progress, removes: (v) => v <= alpha };
+      return stepOf(alpha, progress, { lo: -Infinity, hi: alpha, hiOpen: false });
     }
     case 'lowpass': {
       const alpha = step === steps - 1 ? min : max - progress * range;
-      return { alpha, progress, removes: (v) => v >= alpha };
+      return stepOf(alpha, progress, { lo: alpha, hi: Infinity, hiOpen: false });
     }
     case 'pulse': {
       const alpha = step === steps - 1 ? max : min + progress * range;
       const half = range / steps / 2;
-      const lo = alpha - half;
-      const hi = alpha + half;
-      return { alpha, progress, removes: (v) => v >= lo && v < hi };
+      return stepOf(alpha, progress, { lo: alpha - half, hi: alpha + half, hiOpen: true });
     }
     default:
       throw new Error(`unknown filter '${String(filter)}'; use highpass, lowpass or pulse`);

@@ -8,7 +8,7 @@ export {
   FILTER_ALIASES,
   FILTER_ALIAS_NAMES,
 } from './filters';
-export type { FilterStep, FilterAlias } from './filters';
+export type { FilterStep, FilterAlias, RemovedInterval } from './filters';
 export { simpson } from './simpson';
 export { characterise, baselineValue, normaliseCurve, filteringScore, scoreSweep } from './scores';
 export {

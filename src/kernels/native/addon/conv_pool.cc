@@ -305,9 +305,24 @@ __attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const 
       for (int64_t ch = 0; ch < g.c; ++ch) tap_offset[t++] = (r * g.w + s) * g.c + ch;
   const int64_t window_offset[4] = {0, g.c, g.w * g.c, (g.w + 1) * g.c};
   alignas(64) float acc[Q * 4 * NB * 16];
+  // With more channels than one tile, the sets this range uses repacked as
+  // [set][channel tile][tap][NB·16]: a tile's weights side by side rather than g.f apart.
+  constexpr int64_t kTile = NB * 16;
+  const int64_t first = begin / per_block, sets = end > begin ? (end - 1) / per_block - first + 1 : 0;
+  std::vector<float> packed;
+  if (g.f > kTile) {
+    packed.resize(sets * taps * g.f);
+    for (int64_t s = 0; s < sets; ++s)
+      for (int64_t k = 0; k < g.f / kTile; ++k)
+        for (int64_t t = 0; t < taps; ++t)
+          std::copy_n(w + ((first + s) * taps + t) * g.f + k * kTile, kTile,
+                      packed.data() + ((s * (g.f / kTile) + k) * taps + t) * kTile);
+  }
   for (int64_t i = begin; i < end; ++i) {
     const int64_t set = i / per_block;
-    const float* wi = w + set * taps * g.f;
+    const float* wi = packed.empty() ? w + set * taps * g.f : packed.data() + (set - first) * taps * g.f;
+    const int64_t tile_stride = packed.empty() ? kTile : taps * kTile;  // from one tile to the next
+    const int64_t tap_stride = packed.empty() ? g.f : kTile;
     const float* bi = b ? b + set * g.f : nullptr;
     const float* xi = x + i * g.h * g.w * g.c;
     for (int64_t j0 = 0; j0 < pooled; j0 += Q) {
@@ -318,7 +333,8 @@ __attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const 
         base[j] = xi + ((q / g.qw) * g.sh * g.w + (q % g.qw) * g.sw) * g.c;
       }
       for (int64_t f0 = 0; f0 < g.f; f0 += NB * 16) {
-        TileAvx512<NB, Q>(base, window_offset, tap_offset.data(), taps, wi + f0, g.f, acc);
+        TileAvx512<NB, Q>(base, window_offset, tap_offset.data(), taps,
+                          wi + (f0 / kTile) * tile_stride, tap_stride, acc);
         for (int64_t j = 0; j < Q && j0 + j < pooled; ++j) {
           for (int bb = 0; bb < NB; ++bb) {
             const int64_t f = f0 + 16 * bb;

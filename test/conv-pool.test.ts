@@ -196,6 +196,22 @@ describe('AntifragileConvPool (src/kernels/native/conv-pool.ts)', () => {
     ],
     ['5×5 from 3 channels, linear, no bias', [2, 13, 12, 3], [5, 5, 3, 32], false, false, 1],
     [
+      '3×3 from 1 channel on 28×28 (small CNN conv1), 2 copies',
+      [2, 28, 28, 1],
+      [3, 3, 1, 16],
+      true,
+      true,
+      2,
+    ],
+    [
+      '5×5 from 1 channel, 20×21, linear (taps in groups)',
+      [2, 20, 21, 1],
+      [5, 5, 1, 16],
+      false,
+      true,
+      1,
+    ],
+    [
       '3×3 from 16 channels into 32, ReLU, bias, 2 copies (TensorFlow’s kernel after our scatter)',
       [3, 13, 13, 16],
       [3, 3, 16, 32],

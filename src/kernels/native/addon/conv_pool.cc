@@ -19,6 +19,7 @@
 #include <tensorflow/c/tf_tensor.h>
 
 #include <algorithm>
+#include <atomic>
 #include <initializer_list>
 #include <cmath>
 #include <cstdint>
@@ -209,16 +210,52 @@ __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const f
 #endif
 
 #ifdef HAVE_AVX2_PATH
+// One pooled output's 16 channels from its window's four sums: the AVX2 path's operations, 16
+// lanes wide, so the same values and route.
+__attribute__((target("avx512f"))) inline void PoolAvx512(__m512 a0, __m512 a1, __m512 a2,
+                                                         __m512 a3, const float* bias, bool relu,
+                                                         float* out, int32_t* route) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 b = bias ? _mm512_loadu_ps(bias) : zero;
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  if (!route) {
+    m = _mm512_max_ps(m, _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
+    if (bias) m = _mm512_add_ps(m, b);
+    if (relu) m = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), m);
+    _mm512_storeu_ps(out, m);
+    return;
+  }
+  __m512i where = _mm512_setzero_si512();
+  const __m512 sums[4] = {a0, a1, a2, a3};
+  for (int k = 0; k < 4; ++k) {
+    __m512 u = sums[k];
+    if (bias) u = _mm512_add_ps(u, b);
+    if (relu) u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(u, zero, _CMP_GT_OQ), u);
+    const __mmask16 gt = _mm512_cmp_ps_mask(u, m, _CMP_GT_OQ);
+    m = _mm512_mask_mov_ps(m, gt, u);
+    where = _mm512_mask_mov_epi32(where, gt, _mm512_set1_epi32(k));
+  }
+  if (relu) {
+    const __mmask16 off = _mm512_cmp_ps_mask(m, zero, _CMP_NGT_UQ);
+    where = _mm512_mask_or_epi32(where, off, where, _mm512_set1_epi32(kMasked));
+  }
+  _mm512_storeu_ps(out, m);
+  _mm512_storeu_si512(route, where);
+}
+
 // AVX-512: Q pooled outputs × their 2×2 window × NB blocks of 16 channels accumulate in registers
 // (24 of the 32), each accumulator the same fused multiply-add chain over the taps as the scalar
-// path. One base pointer per pooled output and one offset per window position keep the
-// addressing in general registers. The sums go to `acc` [Q][4][NB·16] for the pooling.
+// path; then each pooled output is taken from its four sums and written to out[j] (its route to
+// route[j]), or not where out[j] is null. One base pointer per pooled output and one offset per
+// window position keep the addressing in general registers.
 template <int NB, int Q>
 __attribute__((target("avx512f"))) inline void TileAvx512(const float* const* base,
                                                          const int64_t* window_offset,
                                                          const int64_t* tap_offset, int64_t taps,
-                                                         const float* wp, int64_t f_stride,
-                                                         float* acc) {
+                                                         const float* wp, int64_t tap_stride,
+                                                         const float* bias, bool relu,
+                                                         float* const* out,
+                                                         int32_t* const* route) {
   constexpr int kWindow = 4;
   __m512 a[Q][kWindow][NB];
 #pragma GCC unroll 8
@@ -232,7 +269,7 @@ __attribute__((target("avx512f"))) inline void TileAvx512(const float* const* ba
   for (int j = 0; j < Q; ++j) bases[j] = base[j];
   const int64_t w0 = window_offset[0], w1 = window_offset[1];
   const int64_t w2 = window_offset[2], w3 = window_offset[3];
-  for (int64_t t = 0; t < taps; ++t, wp += f_stride) {
+  for (int64_t t = 0; t < taps; ++t, wp += tap_stride) {
     __m512 wv[NB];
 #pragma GCC unroll 2
     for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_ps(wp + 16 * b);
@@ -249,45 +286,14 @@ __attribute__((target("avx512f"))) inline void TileAvx512(const float* const* ba
     }
   }
 #pragma GCC unroll 8
-  for (int j = 0; j < Q; ++j)
-#pragma GCC unroll 4
-    for (int k = 0; k < kWindow; ++k)
+  for (int j = 0; j < Q; ++j) {
+    if (!out[j]) continue;
 #pragma GCC unroll 2
-      for (int b = 0; b < NB; ++b) _mm512_storeu_ps(acc + ((j * kWindow + k) * NB + b) * 16, a[j][k][b]);
-}
-
-// One pooled output's 16 channels from its window's four sums (`s`, 16 apart by `stride`):
-// the AVX2 path's operations, 16 lanes wide, so the same values and route.
-__attribute__((target("avx512f"))) inline void PoolAvx512(const float* s, int64_t stride,
-                                                         const float* bias, bool relu,
-                                                         float* out, int32_t* route) {
-  const __m512 zero = _mm512_setzero_ps();
-  const __m512 b = bias ? _mm512_loadu_ps(bias) : zero;
-  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  if (!route) {
-    const __m512 a0 = _mm512_loadu_ps(s), a1 = _mm512_loadu_ps(s + stride);
-    const __m512 a2 = _mm512_loadu_ps(s + 2 * stride), a3 = _mm512_loadu_ps(s + 3 * stride);
-    m = _mm512_max_ps(m, _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
-    if (bias) m = _mm512_add_ps(m, b);
-    if (relu) m = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero, _CMP_GT_OQ), m);
-    _mm512_storeu_ps(out, m);
-    return;
+    for (int b = 0; b < NB; ++b) {
+      PoolAvx512(a[j][0][b], a[j][1][b], a[j][2][b], a[j][3][b], bias ? bias + 16 * b : nullptr,
+                 relu, out[j] + 16 * b, route ? route[j] + 16 * b : nullptr);
+    }
   }
-  __m512i where = _mm512_setzero_si512();
-  for (int k = 0; k < 4; ++k) {
-    __m512 u = _mm512_loadu_ps(s + k * stride);
-    if (bias) u = _mm512_add_ps(u, b);
-    if (relu) u = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(u, zero, _CMP_GT_OQ), u);
-    const __mmask16 gt = _mm512_cmp_ps_mask(u, m, _CMP_GT_OQ);
-    m = _mm512_mask_mov_ps(m, gt, u);
-    where = _mm512_mask_mov_epi32(where, gt, _mm512_set1_epi32(k));
-  }
-  if (relu) {
-    const __mmask16 off = _mm512_cmp_ps_mask(m, zero, _CMP_NGT_UQ);
-    where = _mm512_mask_or_epi32(where, off, where, _mm512_set1_epi32(kMasked));
-  }
-  _mm512_storeu_ps(out, m);
-  _mm512_storeu_si512(route, where);
 }
 
 template <int NB, int Q>
@@ -304,7 +310,6 @@ __attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const 
     for (int64_t s = 0; s < g.kw; ++s)
       for (int64_t ch = 0; ch < g.c; ++ch) tap_offset[t++] = (r * g.w + s) * g.c + ch;
   const int64_t window_offset[4] = {0, g.c, g.w * g.c, (g.w + 1) * g.c};
-  alignas(64) float acc[Q * 4 * NB * 16];
   // With more channels than one tile, the sets this range uses repacked as
   // [set][channel tile][tap][NB·16]: a tile's weights side by side rather than g.f apart.
   constexpr int64_t kTile = NB * 16;
@@ -318,33 +323,32 @@ __attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const 
           std::copy_n(w + ((first + s) * taps + t) * g.f + k * kTile, kTile,
                       packed.data() + ((s * (g.f / kTile) + k) * taps + t) * kTile);
   }
+  const int64_t tile_stride = packed.empty() ? kTile : taps * kTile;  // from one tile to the next
+  const int64_t tap_stride = packed.empty() ? g.f : kTile;
   for (int64_t i = begin; i < end; ++i) {
     const int64_t set = i / per_block;
     const float* wi = packed.empty() ? w + set * taps * g.f : packed.data() + (set - first) * taps * g.f;
-    const int64_t tile_stride = packed.empty() ? kTile : taps * kTile;  // from one tile to the next
-    const int64_t tap_stride = packed.empty() ? g.f : kTile;
     const float* bi = b ? b + set * g.f : nullptr;
     const float* xi = x + i * g.h * g.w * g.c;
     for (int64_t j0 = 0; j0 < pooled; j0 += Q) {
-      // The last chunk repeats its last pooled output (computed, not written twice).
+      // The last chunk repeats its last pooled output (computed, not written).
       const float* base[Q];
       for (int j = 0; j < Q; ++j) {
         const int64_t q = std::min<int64_t>(j0 + j, pooled - 1);
         base[j] = xi + ((q / g.qw) * g.sh * g.w + (q % g.qw) * g.sw) * g.c;
       }
-      for (int64_t f0 = 0; f0 < g.f; f0 += NB * 16) {
-        TileAvx512<NB, Q>(base, window_offset, tap_offset.data(), taps,
-                          wi + (f0 / kTile) * tile_stride, tap_stride, acc);
-        for (int64_t j = 0; j < Q && j0 + j < pooled; ++j) {
-          for (int bb = 0; bb < NB; ++bb) {
-            const int64_t f = f0 + 16 * bb;
-            const int64_t grp = f / per_group;
-            const int64_t at =
-                ((grp * g.n + i) * pooled + j0 + j) * per_group + (f - grp * per_group);
-            PoolAvx512(acc + (j * 4 * NB + bb) * 16, NB * 16, bi ? bi + f : nullptr, g.relu,
-                       out + at, route ? route + at : nullptr);
-          }
+      for (int64_t f0 = 0; f0 < g.f; f0 += kTile) {
+        float* outs[Q];
+        int32_t* routes[Q];
+        const int64_t grp = f0 / per_group;
+        for (int j = 0; j < Q; ++j) {
+          const int64_t at = ((grp * g.n + i) * pooled + j0 + j) * per_group + (f0 - grp * per_group);
+          outs[j] = j0 + j < pooled ? out + at : nullptr;
+          routes[j] = route && j0 + j < pooled ? route + at : nullptr;
         }
+        TileAvx512<NB, Q>(base, window_offset, tap_offset.data(), taps,
+                          wi + (f0 / kTile) * tile_stride, tap_stride, bi ? bi + f0 : nullptr,
+                          g.relu, outs, route ? routes : nullptr);
       }
     }
   }
@@ -687,9 +691,101 @@ __attribute__((target("avx2,fma"))) void GradExamplesPlanar(const GradGeometry& 
 }
 #endif
 
+#ifdef HAVE_AVX2_PATH
+// One input channel with AVX-512, plane rows of NV·16 lanes (conv outputs up to NV·16 wide): the
+// same sums as the planar path, a pooled row at a time. Its window rows' routed gradient is
+// spread into a zeroed [ph][f][lanes] buffer; each conv row's tap planes (the chain over f,
+// kGroup taps × NV vectors in registers) go to a buffer with zeros before and after, and each
+// tap's plane is added into its input row shifted by the tap's column, descending columns:
+// conv rows ascend in the outer loop, so every input value takes its terms in row-major order of
+// positions. Rows no window reaches add exact zeros and are skipped.
+template <int NV>
+__attribute__((target("avx512f"))) void GradExamplesPlanar512(const GradGeometry& g,
+                                                             const float* dy,
+                                                             const int32_t* route,
+                                                             const float* wt, int64_t padded,
+                                                             float* dx, int64_t begin,
+                                                             int64_t end) {
+  constexpr int kGroup = 9;
+  constexpr int64_t kLanes = NV * 16, kPad = 16;
+  const int64_t taps = g.kh * g.kw;
+  const int64_t plane_stride = kPad + kLanes + kPad;
+  const int64_t vectors = (g.w + 15) / 16;  // of an input row
+  std::vector<float> spread(g.ph * g.f * kLanes), planes(taps * plane_stride, 0.0f);
+  std::vector<int64_t> spread_at(g.ph * g.pw);  // a window position's offset in `spread`
+  for (int64_t p = 0; p < g.ph * g.pw; ++p) spread_at[p] = (p / g.pw) * g.f * kLanes + p % g.pw;
+  for (int64_t i = begin; i < end; ++i) {
+    const GradExample e = GradStart(g, dy, route, wt, padded, dx, i);
+    for (int64_t qy = 0; qy < g.qh; ++qy) {
+      std::fill(spread.begin(), spread.end(), 0.0f);
+      for (int64_t qx = 0, at = qy * g.qw * g.f; qx < g.qw; ++qx) {
+        float* cell = spread.data() + qx * g.sw;
+        for (int64_t f = 0; f < g.f; ++f, ++at) {
+          int32_t p;
+          const float v = Routed(e, at, &p);
+          cell[spread_at[p] + f * kLanes] = v;
+        }
+      }
+      for (int64_t k = 0; k < g.ph; ++k) {
+        const int64_t oy = qy * g.sh + k;
+        const float* sp = spread.data() + k * g.f * kLanes;
+        for (int64_t t0 = 0; t0 < taps; t0 += kGroup) {
+          __m512 acc[kGroup][NV];
+#pragma GCC unroll 9
+          for (int j = 0; j < kGroup; ++j)
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v) acc[j][v] = _mm512_setzero_ps();
+          // A short last group repeats its last tap (computed, not stored twice).
+          int64_t tap[kGroup];
+          for (int j = 0; j < kGroup; ++j) tap[j] = std::min<int64_t>(t0 + j, taps - 1);
+          for (int64_t f = 0; f < g.f; ++f) {
+            __m512 sv[NV];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v) sv[v] = _mm512_loadu_ps(sp + f * kLanes + 16 * v);
+            const float* wf = e.w + f * padded;
+#pragma GCC unroll 9
+            for (int j = 0; j < kGroup; ++j) {
+              const __m512 w = _mm512_set1_ps(wf[tap[j]]);
+#pragma GCC unroll 2
+              for (int v = 0; v < NV; ++v) acc[j][v] = _mm512_fmadd_ps(sv[v], w, acc[j][v]);
+            }
+          }
+          for (int j = 0; j < kGroup && t0 + j < taps; ++j)
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v)
+              _mm512_storeu_ps(planes.data() + (t0 + j) * plane_stride + kPad + 16 * v, acc[j][v]);
+        }
+        for (int64_t r = 0; r < g.kh; ++r) {
+          float* row = e.dx + (oy + r) * g.w;
+          for (int64_t v = 0; v < vectors; ++v) {
+            const int64_t left = g.w - 16 * v;
+            const __mmask16 m = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+            __m512 sum = _mm512_maskz_loadu_ps(m, row + 16 * v);
+            for (int64_t s = g.kw - 1; s >= 0; --s) {
+              const float* from = planes.data() + (r * g.kw + s) * plane_stride + kPad - s;
+              sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, from + 16 * v));
+            }
+            _mm512_mask_storeu_ps(row + 16 * v, m, sum);
+          }
+        }
+      }
+    }
+  }
+}
+#endif
+
 void GradExamples(const GradGeometry& g, const float* dy, const int32_t* route, const float* wt,
                   int64_t padded, float* dx, int64_t begin, int64_t end) {
 #ifdef HAVE_AVX2_PATH
+  const int64_t ow = g.w - g.kw + 1;
+  if (g.c == 1 && ow <= 32 && g.kw <= 17 && __builtin_cpu_supports("avx512f")) {
+    if (ow <= 16) {
+      GradExamplesPlanar512<1>(g, dy, route, wt, padded, dx, begin, end);
+    } else {
+      GradExamplesPlanar512<2>(g, dy, route, wt, padded, dx, begin, end);
+    }
+    return;
+  }
   if (g.c == 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     GradExamplesPlanar(g, dy, route, wt, padded, dx, begin, end);
     return;
@@ -702,12 +798,19 @@ void GradExamples(const GradGeometry& g, const float* dy, const int32_t* route, 
   GradExamplesScalar(g, dy, route, wt, padded, dx, begin, end);
 }
 
+constexpr const char* kBadRoute = "a route value names no position of its window";
+
+// Whether a route value names one of a window's `window` positions.
+inline bool Names(int32_t code, int64_t window) {
+  return (code & ~(kMasked | 0xff)) == 0 && (code & 0xff) < window;
+}
+
 // What is wrong with a pooled gradient and its route for pooling `pool` ([ph, pw, sh, sw], windows
 // that do not overlap) over a [oh, ow] map, or empty: dy [m, qh, qw, f], route int32
 // [r, qh, qw, f] (example i takes route i mod r), every route naming a position of its window
 // (the kernels write where it points).
 std::string RouteProblem(TF_Tensor* dy, TF_Tensor* route, const int64_t* pool, int64_t oh,
-                         int64_t ow) {
+                         int64_t ow, bool scan_codes = true) {
   const int64_t m = TF_Dim(dy, 0), qh = TF_Dim(dy, 1), qw = TF_Dim(dy, 2), f = TF_Dim(dy, 3);
   const int64_t r = TF_Dim(route, 0), ph = pool[0], pw = pool[1], sh = pool[2], sw = pool[3];
   const bool ok = (m == 0 || (r >= 1 && m % r == 0)) && TF_Dim(route, 1) == qh &&
@@ -715,11 +818,10 @@ std::string RouteProblem(TF_Tensor* dy, TF_Tensor* route, const int64_t* pool, i
                   sh >= ph && sw >= pw && ph * pw <= 255 && oh >= ph && ow >= pw &&
                   (oh - ph) / sh + 1 == qh && (ow - pw) / sw + 1 == qw;
   if (!ok) return "inconsistent shapes or attributes";
+  if (!scan_codes) return "";
   const int32_t* codes = static_cast<const int32_t*>(TF_TensorData(route));
   for (int64_t k = 0; k < r * qh * qw * f; ++k) {
-    if ((codes[k] & ~(kMasked | 0xff)) != 0 || (codes[k] & 0xff) >= ph * pw) {
-      return "a route value names no position of its window";
-    }
+    if (!Names(codes[k], ph * pw)) return kBadRoute;
   }
   return "";
 }
@@ -800,7 +902,8 @@ void* CreateScatter(TF_OpKernelConstruction* ctx) {
 
 void DeleteScatter(void* attrs) { delete static_cast<ScatterAttrs*>(attrs); }
 
-void Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64_t qh,
+// False at the first route value that names no position of its window (the op then fails).
+bool Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64_t qh,
              int64_t qw, int64_t f, const int64_t* pool, int64_t oh, int64_t ow, int64_t begin,
              int64_t end) {
   const int64_t pooled = qh * qw * f;
@@ -812,6 +915,7 @@ void Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64
     for (int64_t qy = 0, k = 0; qy < qh; ++qy) {
       for (int64_t qx = 0; qx < qw; ++qx) {
         for (int64_t c = 0; c < f; ++c, ++k) {
+          if (!Names(codes[k], pool[0] * pool[1])) return false;
           const int32_t p = codes[k] & 0xff;
           const int64_t y = qy * pool[2] + p / pool[1], x = qx * pool[3] + p % pool[1];
           const float v = 0.0f + d[k];
@@ -820,6 +924,7 @@ void Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64
       }
     }
   }
+  return true;
 }
 
 void ComputeScatter(void* kernel, TF_OpKernelContext* ctx) {
@@ -834,7 +939,7 @@ void ComputeScatter(void* kernel, TF_OpKernelContext* ctx) {
     Fail(ctx, "scatter: dy [m, qh, qw, f], route int32 [r, qh, qw, f]");
   } else {
     const int64_t oh = a.size[0], ow = a.size[1];
-    const std::string why = RouteProblem(dy, route, a.pool, oh, ow);
+    const std::string why = RouteProblem(dy, route, a.pool, oh, ow, false);
     const int64_t m = TF_Dim(dy, 0), f = TF_Dim(dy, 3);
     const int64_t dims[4] = {m, oh, ow, f};
     if (!why.empty()) {
@@ -848,9 +953,11 @@ void ComputeScatter(void* kernel, TF_OpKernelContext* ctx) {
       const int32_t* codes = static_cast<const int32_t*>(TF_TensorData(route));
       float* o = static_cast<float*>(TF_TensorData(out));
       const int64_t r = TF_Dim(route, 0), qh = TF_Dim(dy, 1), qw = TF_Dim(dy, 2);
+      std::atomic<bool> routed{true};
       Split(m, [&](int64_t begin, int64_t end) {
-        Scatter(d, codes, o, r, qh, qw, f, a.pool, oh, ow, begin, end);
+        if (!Scatter(d, codes, o, r, qh, qw, f, a.pool, oh, ow, begin, end)) routed = false;
       });
+      if (!routed) Fail(ctx, std::string("scatter: ") + kBadRoute);
     }
   }
   for (TF_Tensor* t : {dy, route, out}) TF_DeleteTensor(t);

@@ -196,11 +196,14 @@ describe('option variantMemoryMiB', () => {
     }
   });
 
-  it('defaults on tfjs-node to a quarter of the available memory (512 to 4096 MiB), elsewhere to 512', () => {
+  it('defaults on tfjs-node to a quarter of the available memory (512 to 4096 MiB, 1024 with a fixed set), elsewhere to 512', () => {
     expect(defaultVariantMemoryMiB('tensorflow', 10_000)).toBe(2500);
     expect(defaultVariantMemoryMiB('tensorflow', 1_000)).toBe(512);
     expect(defaultVariantMemoryMiB('tensorflow', 100_000)).toBe(4096);
     expect(defaultVariantMemoryMiB('tensorflow', null)).toBe(2048);
+    expect(defaultVariantMemoryMiB('tensorflow', 10_000, false)).toBe(1024);
+    expect(defaultVariantMemoryMiB('tensorflow', 3_000, false)).toBe(750);
+    expect(defaultVariantMemoryMiB('tensorflow', null, false)).toBe(1024);
     // This machine's own figure, from Node.
     const available = process.availableMemory() / 2 ** 20;
     expect(defaultVariantMemoryMiB('tensorflow')).toBe(

@@ -262,7 +262,9 @@ class AnalysisSession {
     this.runner = new GraphRunner(model);
     this.logits = logitsFunction(model, opts.output);
     this.variantBudget =
-      (opts.variantMemoryMiB ?? defaultVariantMemoryMiB(tf.getBackend())) * 2 ** 20;
+      (opts.variantMemoryMiB ??
+        defaultVariantMemoryMiB(tf.getBackend(), undefined, opts.regenerate)) *
+      2 ** 20;
   }
 
   /** Splits the data into batches, attacks the unfiltered model, measures the reference. */

@@ -147,7 +147,7 @@ export const ANALYZE_OPTIONS_SCHEMA = {
       type: 'number',
       exclusiveMinimum: 0,
       description:
-        'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it. Default: on the native backends (tfjs-node) a quarter of the memory available to the process, from 512 to 4096 (2048 where Node cannot tell); 512 on the others (wasm, webgl, cpu: a browser tab has less memory).',
+        'Memory budget (MiB) for the activations of the filtered models that the fast strategy evaluates together in one pass: more fit in larger budgets, fewer passes run; results do not depend on it. Default: on the native backends (tfjs-node) a quarter of the memory available to the process, from 512 to 4096 with `regenerate: true` (2048 where Node cannot tell) and to 1024 with `regenerate: false`; 512 on the others (wasm, webgl, cpu: a browser tab has less memory).',
     },
   },
 } as const;
@@ -187,18 +187,24 @@ function availableMemoryMiB(): number | null {
 
 /**
  * The default of `variantMemoryMiB` on `backend`. On tfjs-node's backends: a quarter of the memory
- * available to the process, from 512 to 4096 MiB (2048 where Node cannot tell), because larger
- * passes were measured faster (ResNet-18 width 0.25, K = 25, FGSM regenerated: 55 s at 512 MiB,
- * 38 s at 2048, 29 s at 4096 with the whole process peaking at 3.8 GB, 30 s at 8192). 512
- * elsewhere (wasm, webgl, cpu: a browser tab has less memory).
+ * available to the process, from 512 to 4096 MiB (2048 where Node cannot tell) with FGSM
+ * regenerated, because larger passes were measured faster there (ResNet-18 width 0.25, K = 25:
+ * 55 s at 512 MiB, 38 s at 2048, 29 s at 4096 with the whole process peaking at 3.8 GB, 30 s at
+ * 8192). With a fixed adversarial set at most 1024: its passes run only the layers after the
+ * ablated one, forward, so they are short, and a larger budget costs more in first-touched memory
+ * than it saves (ResNet-18, first analysis in a process: 5.9 s at 1024 MiB, 7.4 s at 2048, 9.7 s
+ * at 4096; the small CNN the same at all three). 512 elsewhere (wasm, webgl, cpu: a browser tab
+ * has less memory).
  */
 export function defaultVariantMemoryMiB(
   backend: string,
   availableMiB: number | null = availableMemoryMiB(),
+  regenerate = true,
 ): number {
   if (backend !== 'tensorflow') return 512;
-  if (availableMiB === null) return 2048;
-  return Math.floor(Math.min(4096, Math.max(512, availableMiB / 4)));
+  const cap = regenerate ? 4096 : 1024;
+  if (availableMiB === null) return Math.min(2048, cap);
+  return Math.floor(Math.min(cap, Math.max(512, availableMiB / 4)));
 }
 
 /** Resolved options recorded in a report (the selection becomes the analysed weight names). */

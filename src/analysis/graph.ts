@@ -219,8 +219,8 @@ function unstack(y: tf.Tensor, count: number, channels: number): tf.Tensor {
  * kernels (and biases) concatenated along the output channels, so the product runs once with
  * `count·channels` outputs instead of `count` times, and the layers after it that act per
  * channel (pooling, ReLU) run on that stacked layout before it is rearranged into blocks
- * (4× smaller after a 2×2 pooling). Undefined where it does not apply (no bias, an activation
- * that mixes channels such as softmax, another layer class).
+ * (4× smaller after a 2×2 pooling). Undefined where it does not apply (an activation that mixes
+ * channels such as softmax, another layer class).
  */
 function applyStacked(
   layer: tf.layers.Layer,
@@ -230,12 +230,14 @@ function applyStacked(
   const own = layer as unknown as KernelLayer;
   const activation = own.activation?.getClassName() ?? 'linear';
   const cls = layer.getClassName();
-  if (!own.kernel || !own.bias || !FUSABLE.has(activation)) return undefined;
+  if (!own.kernel || !FUSABLE.has(activation)) return undefined;
   if ((cls !== 'Conv2D' && cls !== 'Dense') || x.rank !== UNFUSED_RANK[cls]) return undefined;
   const stackOf = (v: tf.LayerVariable) => concatVariants(variants, v);
   const kernel = own.kernel;
   const bias = own.bias;
-  const y = applyFused(layer, x, true, (v) => (v === kernel || v === bias ? stackOf(v) : v.read()));
+  const read = (v: tf.LayerVariable) => (v === kernel || v === bias ? stackOf(v) : v.read());
+  // Without a bias, the plain product (as each variant's own pass runs it) on the stacked kernel.
+  const y = bias ? applyFused(layer, x, true, read) : applyUnfused(layer, x, true, read);
   if (!y) return undefined;
   return { y, channels: kernel.shape[kernel.shape.length - 1] as number };
 }

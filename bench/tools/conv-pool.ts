@@ -7,7 +7,8 @@
  * block's input gradient for 16 copies of 128 digits (an attack on 16 filtered models) against
  * tfjs' gradient of TensorFlow's ops, and a convolution's input gradient into one channel (the
  * small CNN's conv1, ResNet-18's 7×7 stride-2 stem) on 1,024 examples, our op against
- * TensorFlow's own kernel. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after
+ * TensorFlow's own kernel; and the small CNN's second block (from 16 channels) on 1,024 inputs,
+ * forward and input gradient. Also prints the GFLOP/s each reaches. Medians of `repeats` runs after
  * warm-ups, each run waited on by reading one value of its output; results checked identical.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -139,6 +140,59 @@ function gradientRow(copies: number, repeats: number): (string | number)[] {
 }
 
 /**
+ * The small CNN's second block (3×3 from 16 channels into 32, bias, ReLU, 2×2 pooling) on 1,024
+ * inputs of 13×13: forward, our op against TensorFlow's ops; and its input gradient, our route,
+ * scatter and TensorFlow's own Conv2DBackpropInput against tfjs' gradient of the separate ops.
+ */
+function wideBlockRows(repeats: number): (string | number)[][] {
+  const n = 1024;
+  const x = tf.randomNormal([n, 13, 13, 16], 0, 1, 'float32', 10) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, 16, 32], 0, 0.2, 'float32', 11) as tf.Tensor4D;
+  const b = tf.randomNormal([32], 0, 0.1, 'float32', 12);
+  const dy = tf.randomNormal([n, 5, 5, 32], 0, 1, 'float32', 13);
+  const shape = { poolSize: [2, 2] as [number, number], strides: [2, 2] as [number, number] };
+  const filters = tf.expandDims(w, 0);
+  const biases = tf.expandDims(b, 0);
+  const block = (input: tf.Tensor) =>
+    tf.maxPool(
+      tf.relu(tf.add(tf.conv2d(input as tf.Tensor4D, w, 1, 'valid'), b)) as tf.Tensor4D,
+      2,
+      2,
+      'valid',
+    );
+  const theirs = () => tf.tidy(() => block(x));
+  const ours = () => convPool({ ...shape, x, filters, biases, relu: true, groups: 1 }) as tf.Tensor;
+  const theirGrad = () =>
+    tf.tidy(() => tf.grad((input: tf.Tensor) => tf.sum(tf.mul(block(input), dy)))(x));
+  const routed = convPoolRoute({ ...shape, x, filters, biases, relu: true });
+  if (!routed) throw new Error('the conv-pool ops are not available');
+  const ourGrad = () =>
+    convPoolGrad({ ...shape, dy, route: routed.route, filters, inputSize: [13, 13] });
+  const same = (a: () => tf.Tensor, c: () => tf.Tensor) =>
+    tf.tidy(() => tf.all(tf.equal(a(), c())).dataSync()[0] === 1);
+  // FLOPs of the full 11×11 convolution (our forward computes the 10×10 the pooling reads).
+  const gflop = (2 * n * 11 * 11 * 9 * 16 * 32) / 1e9;
+  const rows = [
+    comparison(
+      `16 → 32 channels, 1,024 inputs`,
+      timeMs(theirs, repeats),
+      timeMs(ours, repeats),
+      gflop,
+      same(theirs, ours),
+    ),
+    comparison(
+      `its input gradient, 1,024`,
+      timeMs(theirGrad, repeats),
+      timeMs(ourGrad, repeats),
+      gflop,
+      same(theirGrad, ourGrad),
+    ),
+  ];
+  tf.dispose([x, w, b, dy, filters, biases, routed.y, routed.route]);
+  return rows;
+}
+
+/**
  * A convolution's input gradient into one channel on 1,024 examples (`tf.conv2dTranspose`, the
  * narrow-conv kernel): our AntifragileInputGrad against TensorFlow's own kernel, ops switched
  * off and on in this process.
@@ -189,6 +243,7 @@ async function main(argv: string[]): Promise<void> {
     row(1, repeats),
     row(73, repeats),
     gradientRow(16, repeats),
+    ...wideBlockRows(repeats),
     inputGradientRow(
       'input gradient, 3×3 into 1 channel, 1,024',
       [3, 3, 1, 16],

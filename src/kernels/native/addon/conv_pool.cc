@@ -516,16 +516,21 @@ void ReadIntLists(TF_OpKernelConstruction* ctx,
   TF_DeleteStatus(status);
 }
 
+// The pooling [ph, pw, sh, sw] and a size [h, w] (attribute `kSizeName`): the grad and scatter ops.
 struct GradAttrs {
   int64_t pool[4];
   int64_t size[2];
 };
 
+template <const char* kSizeName>
 void* CreateGrad(TF_OpKernelConstruction* ctx) {
   auto* attrs = new GradAttrs{};
-  ReadIntLists(ctx, {{"pool", attrs->pool, 4}, {"input_size", attrs->size, 2}});
+  ReadIntLists(ctx, {{"pool", attrs->pool, 4}, {kSizeName, attrs->size, 2}});
   return attrs;
 }
+
+constexpr char kInputSize[] = "input_size";
+constexpr char kConvSize[] = "conv_size";
 
 void DeleteGrad(void* attrs) { delete static_cast<GradAttrs*>(attrs); }
 
@@ -889,19 +894,6 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
 // the convolutions whose input gradient TensorFlow sums in an order our grad op does not repeat:
 // their caller runs TensorFlow's own Conv2DBackpropInput on this.
 
-struct ScatterAttrs {
-  int64_t pool[4];
-  int64_t size[2];
-};
-
-void* CreateScatter(TF_OpKernelConstruction* ctx) {
-  auto* attrs = new ScatterAttrs{};
-  ReadIntLists(ctx, {{"pool", attrs->pool, 4}, {"conv_size", attrs->size, 2}});
-  return attrs;
-}
-
-void DeleteScatter(void* attrs) { delete static_cast<ScatterAttrs*>(attrs); }
-
 // False at the first route value that names no position of its window (the op then fails).
 bool Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64_t qh,
              int64_t qw, int64_t f, const int64_t* pool, int64_t oh, int64_t ow, int64_t begin,
@@ -928,7 +920,7 @@ bool Scatter(const float* dy, const int32_t* route, float* out, int64_t r, int64
 }
 
 void ComputeScatter(void* kernel, TF_OpKernelContext* ctx) {
-  const ScatterAttrs& a = *static_cast<ScatterAttrs*>(kernel);
+  const GradAttrs& a = *static_cast<GradAttrs*>(kernel);
   TF_Status* status = TF_NewStatus();
   TF_Tensor *dy = nullptr, *route = nullptr, *out = nullptr;
   TF_GetInput(ctx, 0, &dy, status);
@@ -1163,13 +1155,13 @@ std::string Register() {
   }
   if (TF_GetCode(status) == TF_OK) {
     RegisterOp("AntifragileConvPoolGrad", {"dy: float", "route: int32", "filter: float"},
-               {"dx: float"}, {"pool: list(int)", "input_size: list(int)"}, CreateGrad,
-               ComputeGrad, DeleteGrad, status);
+               {"dx: float"}, {"pool: list(int)", "input_size: list(int)"},
+               CreateGrad<kInputSize>, ComputeGrad, DeleteGrad, status);
   }
   if (TF_GetCode(status) == TF_OK) {
     RegisterOp("AntifragileRouteScatter", {"dy: float", "route: int32"}, {"y: float"},
-               {"pool: list(int)", "conv_size: list(int)"}, CreateScatter, ComputeScatter,
-               DeleteScatter, status);
+               {"pool: list(int)", "conv_size: list(int)"}, CreateGrad<kConvSize>,
+               ComputeScatter, DeleteGrad, status);
   }
   if (TF_GetCode(status) == TF_OK) {
     RegisterOp("AntifragileInputGrad", {"dy: float", "filter: float"}, {"dx: float"},

@@ -1,4 +1,4 @@
-import { targetText } from '../bench/analysis';
+import { boundRate, targetText } from '../bench/analysis';
 
 /** The analysis bench's verdicts on issue 20's targets, from hand-made rows. */
 describe('analysis bench targets', () => {
@@ -31,5 +31,10 @@ describe('analysis bench targets', () => {
     expect(text).toContain(
       '0.5× peer = 5.00 s < bound 6.00 s: beyond the bound, goal = bound: not met',
     );
+  });
+
+  it('bounds a row at the faster of the matmul rates measured before and after its runs', () => {
+    expect(boundRate([250, 320])).toBe(320);
+    expect(boundRate([310, 190])).toBe(310);
   });
 });

@@ -12,10 +12,10 @@ import { ourOpsAvailable } from './our-ops';
  * more, and a convolution into few input channels runs far below the machine's multiply rate.
  * The batched sweep makes those outputs large (every filtered variant of the layer at once). The
  * op computes only the convolution outputs the pooling reads, in registers (AVX-512 or AVX2),
- * and writes the pooled values. Measured on this project's machine, 256 digits into 73
- * variants × 16 channels, pooled and laid out per variant: 43 ms against 262–295 ms for
- * TensorFlow's ops; 1,024 inputs of 13×13×16 into 32 channels: 5.1 against 10.6 ms
- * (`node dist/bench/tools/conv-pool.js`).
+ * and writes the pooled values. Measured on this project's (Intel) machine with
+ * `node dist/bench/tools/conv-pool.js`: 256 digits into 73 variants × 16 channels, pooled and
+ * laid out per variant, 36.8 ms against 259 ms for TensorFlow's ops; 1,024 inputs of 13×13×16
+ * into 32 channels, 3.74 against 10.9 ms.
  *
  * The values are TensorFlow's, bit for bit: its CPU `Conv2D` sums each output as a chain of
  * fused multiply-adds over the taps in (row, column, channel) order from 0 (read off its outputs

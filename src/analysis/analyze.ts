@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fgsmBatch, logitsFunction, pgd, pgdBatch, toClassIds, toOneHot } from './attacks';
-import { filterStep, valueRange, type RemovedInterval } from './filters';
+import { filterStep, intervalHolds, valueRange, type RemovedInterval } from './filters';
 import {
   checkDataArgument,
   checkInputsFinite,
@@ -109,12 +109,9 @@ function removedKey(
   return { removed: end - start, key: end === start ? REFERENCE : `${start}:${end}` };
 }
 
-function filtered(values: Float32Array, { lo, hi, hiOpen }: RemovedInterval): Float32Array {
+function filtered(values: Float32Array, interval: RemovedInterval): Float32Array {
   const out = new Float32Array(values);
-  for (let i = 0; i < out.length; i++) {
-    const v = out[i];
-    if (v >= lo && (hiOpen ? v < hi : v <= hi)) out[i] = 0;
-  }
+  for (let i = 0; i < out.length; i++) if (intervalHolds(interval, out[i])) out[i] = 0;
   return out;
 }
 

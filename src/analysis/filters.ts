@@ -38,10 +38,13 @@ export interface FilterStep {
   removes(value: number): boolean;
 }
 
+/** Whether `interval` holds `value`: whether the step removes an element of that value. */
+export function intervalHolds({ lo, hi, hiOpen }: RemovedInterval, value: number): boolean {
+  return value >= lo && (hiOpen ? value < hi : value <= hi);
+}
+
 function stepOf(alpha: number, progress: number, interval: RemovedInterval): FilterStep {
-  const { lo, hi, hiOpen } = interval;
-  const removes = hiOpen ? (v: number) => v >= lo && v < hi : (v: number) => v >= lo && v <= hi;
-  return { alpha, progress, interval, removes };
+  return { alpha, progress, interval, removes: (v) => intervalHolds(interval, v) };
 }
 
 function checkStep(step: number, steps: number): void {

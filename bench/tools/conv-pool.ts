@@ -40,6 +40,11 @@ function timeMs(f: () => tf.Tensor, repeats: number): number {
   return median(samples);
 }
 
+/** Whether two ways of computing a result give the same values (tensors made here are freed). */
+function identical(theirs: () => tf.Tensor, ours: () => tf.Tensor): boolean {
+  return tf.tidy(() => tf.all(tf.equal(theirs(), ours())).dataSync()[0] === 1);
+}
+
 /** A table row: TensorFlow's and our times for the same result, their ratio and GFLOP/s. */
 function comparison(
   label: string,
@@ -91,7 +96,7 @@ function row(variants: number, repeats: number): (string | number)[] {
           groups: variants,
         }) as tf.Tensor,
     );
-  const same = tf.tidy(() => tf.all(tf.equal(theirs(), ours())).dataSync()[0] === 1);
+  const same = identical(theirs, ours);
   const tfMs = timeMs(theirs, repeats);
   const ourMs = timeMs(ours, repeats);
   tf.dispose([x, w, b]);
@@ -130,7 +135,7 @@ function gradientRow(copies: number, repeats: number): (string | number)[] {
   if (!routed) throw new Error('the conv-pool ops are not available');
   const ours = () =>
     convPoolGrad({ ...shape, dy, route: routed.route, filters, inputSize: [28, 28] });
-  const same = tf.tidy(() => tf.all(tf.equal(theirs(), ours())).dataSync()[0] === 1);
+  const same = identical(theirs, ours);
   const tfMs = timeMs(theirs, repeats);
   const ourMs = timeMs(ours, repeats);
   tf.dispose([x, w, b, dy, tiled, filters, routed.y, routed.route]);
@@ -168,8 +173,6 @@ function wideBlockRows(repeats: number): (string | number)[][] {
   if (!routed) throw new Error('the conv-pool ops are not available');
   const ourGrad = () =>
     convPoolGrad({ ...shape, dy, route: routed.route, filters, inputSize: [13, 13] });
-  const same = (a: () => tf.Tensor, c: () => tf.Tensor) =>
-    tf.tidy(() => tf.all(tf.equal(a(), c())).dataSync()[0] === 1);
   // FLOPs of the full 11×11 convolution (our forward computes the 10×10 the pooling reads).
   const gflop = (2 * n * 11 * 11 * 9 * 16 * 32) / 1e9;
   const rows = [
@@ -178,14 +181,14 @@ function wideBlockRows(repeats: number): (string | number)[][] {
       timeMs(theirs, repeats),
       timeMs(ours, repeats),
       gflop,
-      same(theirs, ours),
+      identical(theirs, ours),
     ),
     comparison(
       `its input gradient, 1,024`,
       timeMs(theirGrad, repeats),
       timeMs(ourGrad, repeats),
       gflop,
-      same(theirGrad, ourGrad),
+      identical(theirGrad, ourGrad),
     ),
   ];
   tf.dispose([x, w, b, dy, filters, biases, routed.y, routed.route]);
@@ -216,7 +219,10 @@ function inputGradientRow(
   enableOurOps(true);
   const ours = run();
   const ourMs = timeMs(run, repeats);
-  const same = tf.tidy(() => tf.all(tf.equal(theirs, ours)).dataSync()[0] === 1);
+  const same = identical(
+    () => theirs,
+    () => ours,
+  );
   tf.dispose([w, dy, theirs, ours]);
   const gflop = (2 * m * out[1] * out[2] * filter[0] * filter[1] * filter[2] * filter[3]) / 1e9;
   return comparison(label, tfMs, ourMs, gflop, same);

@@ -106,6 +106,17 @@ void ExamplesScalar(const Geometry& g, const float* x, const float* w, const flo
 
 constexpr int64_t kMaxWindow = 64;
 
+// Each filter tap's offset from a window position in the input, taps in (row, column, channel)
+// order: the order of the fused multiply-add chain.
+std::vector<int64_t> TapOffsets(const Geometry& g) {
+  std::vector<int64_t> offsets;
+  offsets.reserve(g.kh * g.kw * g.c);
+  for (int64_t r = 0; r < g.kh; ++r)
+    for (int64_t s = 0; s < g.kw; ++s)
+      for (int64_t ch = 0; ch < g.c; ++ch) offsets.push_back((r * g.w + s) * g.c + ch);
+  return offsets;
+}
+
 // AVX2+FMA: 16 channels of up to 4 window positions at a time, in registers; the same fused
 // multiply-adds in the same order as the scalar path, so the same values.
 __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const float* x,
@@ -117,10 +128,7 @@ __attribute__((target("avx2,fma"))) void ExamplesAvx2(const Geometry& g, const f
   const int64_t window = g.ph * g.pw;
   const int64_t groups4 = (window + 3) / 4;
   const int64_t taps = g.kh * g.kw * g.c;
-  std::vector<int64_t> tap_offset(taps);
-  for (int64_t r = 0, t = 0; r < g.kh; ++r)
-    for (int64_t s = 0; s < g.kw; ++s)
-      for (int64_t ch = 0; ch < g.c; ++ch) tap_offset[t++] = (r * g.w + s) * g.c + ch;
+  const std::vector<int64_t> tap_offset = TapOffsets(g);
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t i = begin; i < end; ++i) {
     const int64_t set = i / per_block;
@@ -305,10 +313,7 @@ __attribute__((target("avx512f"))) void ExamplesAvx512(const Geometry& g, const 
   const int64_t per_block = g.n / g.blocks;
   const int64_t taps = g.kh * g.kw * g.c;
   const int64_t pooled = g.qh * g.qw;
-  std::vector<int64_t> tap_offset(taps);
-  for (int64_t r = 0, t = 0; r < g.kh; ++r)
-    for (int64_t s = 0; s < g.kw; ++s)
-      for (int64_t ch = 0; ch < g.c; ++ch) tap_offset[t++] = (r * g.w + s) * g.c + ch;
+  const std::vector<int64_t> tap_offset = TapOffsets(g);
   const int64_t window_offset[4] = {0, g.c, g.w * g.c, (g.w + 1) * g.c};
   // With more channels than one tile, the sets this range uses repacked as
   // [set][channel tile][tap][NB·16]: a tile's weights side by side rather than g.f apart.

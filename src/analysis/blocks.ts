@@ -17,3 +17,27 @@ export function perExample(shape: readonly (number | null)[]): number {
 export function pair(v: unknown): [number, number] {
   return Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number];
 }
+
+/** A layer call as the graph runner and the shared prefix see it. */
+export interface NodeIds {
+  inputs: { id: number }[];
+  outputs: { id: number }[];
+}
+
+/** The nodes reading each tensor (by id), in graph order. */
+export function readersOf<N extends NodeIds>(nodes: N[]): Map<number, N[]> {
+  const readers = new Map<number, N[]>();
+  for (const node of nodes) {
+    for (const t of node.inputs) readers.set(t.id, [...(readers.get(t.id) ?? []), node]);
+  }
+  return readers;
+}
+
+/** A ReLU without cap, threshold or slope (a ReLU layer, or an Activation layer's 'relu'). */
+export function isPlainRelu(layer: tf.layers.Layer): boolean {
+  const cls = layer.getClassName();
+  const config = layer.getConfig();
+  return cls === 'ReLU'
+    ? config.maxValue == null && !config.threshold && !config.negativeSlope
+    : cls === 'Activation' && config.activation === 'relu';
+}

@@ -6,7 +6,7 @@ import {
   convPoolGradFits,
   convPoolRoute,
 } from '../kernels/native/conv-pool';
-import { pair } from './blocks';
+import { pair, readersOf } from './blocks';
 
 /**
  * A Conv2D whose only reader is a max pooling (a LeNet-style block) as our one op
@@ -65,10 +65,7 @@ function blockShape(conv: tf.layers.Layer, pool: tf.layers.Layer): BlockShape | 
  * to that pooling node.
  */
 export function convPoolPairs<N extends LayerNode>(nodes: N[], outputId: number): Map<N, N> {
-  const readers = new Map<number, N[]>();
-  for (const node of nodes) {
-    for (const t of node.inputs) readers.set(t.id, [...(readers.get(t.id) ?? []), node]);
-  }
+  const readers = readersOf(nodes);
   const pairs = new Map<N, N>();
   for (const node of nodes) {
     const id = node.outputs[0]?.id;

@@ -1,4 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
+import {
+  applyBatchNormBlock,
+  batchNormBlockFits,
+  batchNormBlocks,
+  type BatchNormBlock,
+} from './batch-norm-block';
 import { convPoolPairs, convThenPool, ownWeights, type BlockWeights } from './conv-pool-block';
 import { copies, perExample } from './blocks';
 import { sharedPrefix, type PrefixNode } from './shared-prefix';
@@ -281,6 +287,8 @@ export class GraphRunner {
   private readonly outputId: number;
   /** Conv2D nodes whose output only a max pooling reads: one op in forward passes. */
   private readonly pooledBy: Map<GraphNode, GraphNode>;
+  /** Batch norms computed with the ReLU after them (and an Add between): one op. */
+  private readonly normBlocks: Map<GraphNode, BatchNormBlock<GraphNode>>;
 
   constructor(private readonly model: tf.LayersModel) {
     if (model.outputs.length !== 1) {
@@ -308,6 +316,7 @@ export class GraphRunner {
     };
     visit(model.outputs[0]);
     this.pooledBy = convPoolPairs(this.nodes, this.outputId);
+    this.normBlocks = batchNormBlocks(this.nodes, this.outputId);
   }
 
   /** Splits the graph at every call of `layer`. */
@@ -499,8 +508,18 @@ export class GraphRunner {
     const tiled = new Map<number, tf.Tensor>();
     // Outputs in the stacked layout (see applyStacked): id → channels per variant.
     const stacked = new Map<number, number>();
+    // Batch norms left for their ReLU to compute in one op (see fuseNorm): output id → node.
+    const pending = new Map<number, GraphNode>();
     const count = options.variants?.count ?? 1;
     const plain = (id: number): tf.Tensor | undefined => {
+      const norm = pending.get(id);
+      if (norm) {
+        pending.delete(id);
+        values.set(
+          id,
+          this.applyNode(norm, argsOf(norm, false), true, options.forwardOnly) as tf.Tensor,
+        );
+      }
       const v = values.get(id);
       const channels = stacked.get(id);
       if (!v || channels === undefined) return v;
@@ -509,10 +528,30 @@ export class GraphRunner {
       stacked.delete(id);
       return u;
     };
+    const argOf = (node: GraphNode, at: number, varied?: boolean): tf.Tensor => {
+      const t = node.inputs[at];
+      const v = plain(t.id);
+      if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
+      return varied ? v : this.blocksOf(t.id, v, options, tiled);
+    };
+    const argsOf = (node: GraphNode, varied: boolean | undefined): tf.Tensor[] =>
+      node.inputs.map((_, at) => argOf(node, at, varied));
+    const inRun = new Set(nodes);
     const done = new Set<GraphNode>();
     for (const node of nodes) {
       if (done.has(node)) continue;
       const varied = options.variants && this.varies(node.layer, options.variants);
+      const block = this.normBlocks.get(node);
+      if (block && !varied && inRun.has(block.relu) && batchNormBlockFits(node)) {
+        pending.set(node.outputs[0].id, node);
+        continue;
+      }
+      const fused = this.fuseNorm(node, pending, argOf);
+      if (fused) {
+        values.set(fused.relu.outputs[0].id, fused.y);
+        done.add(fused.relu);
+        continue;
+      }
       const input = node.inputs.length === 1 ? node.inputs[0].id : undefined;
       if (input !== undefined && stacked.has(input) && isChannelwise(node.layer)) {
         // Pooling and element-wise layers run on the stacked layout as they are.
@@ -521,11 +560,7 @@ export class GraphRunner {
         stacked.set(node.outputs[0].id, stacked.get(input) as number);
         continue;
       }
-      const args = node.inputs.map((t) => {
-        const v = plain(t.id);
-        if (!v) throw new Error(`internal: input ${t.name} of layer ${node.layer.name} is missing`);
-        return varied ? v : this.blocksOf(t.id, v, options, tiled);
-      });
+      const args = argsOf(node, varied);
       const strip = options.stripSoftmax === true && node === last;
       if (strip && isSoftmaxLayer(node.layer)) {
         values.set(node.outputs[0].id, args[0]);
@@ -562,6 +597,36 @@ export class GraphRunner {
     }
     plain(this.outputId);
     return values;
+  }
+
+  /**
+   * At the ReLU of a pending batch norm (or the Add before it): the batch norm, the Add and the
+   * ReLU as one op (./batch-norm-block.ts), the Add's other input as the side. Undefined for any
+   * other node (or where the op does not run: the batch norm is then computed as its own layer).
+   */
+  private fuseNorm(
+    node: GraphNode,
+    pending: Map<number, GraphNode>,
+    argOf: (node: GraphNode, at: number) => tf.Tensor,
+  ): { y: tf.Tensor; relu: GraphNode } | undefined {
+    const at = node.inputs.findIndex((t) => {
+      const norm = pending.get(t.id);
+      const block = norm && this.normBlocks.get(norm);
+      return block !== undefined && (block.add ?? block.relu) === node;
+    });
+    if (at < 0) return undefined;
+    const norm = pending.get(node.inputs[at].id) as GraphNode;
+    const block = this.normBlocks.get(norm) as BatchNormBlock<GraphNode>;
+    pending.delete(node.inputs[at].id);
+    const x = argOf(norm, 0);
+    // The side (the Add's other input) after the batch norm's input: it may be pending too.
+    const side = block.add ? argOf(node, 1 - at) : undefined;
+    const y = applyBatchNormBlock(norm.layer, x, side);
+    if (!y) {
+      pending.set(node.inputs[at].id, norm);
+      return undefined;
+    }
+    return { y, relu: block.relu };
   }
 
   /**

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
-import { copies, pair, perExample } from './blocks';
+import { copies, isPlainRelu, pair, perExample } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
 import type { KernelLayer } from './graph';
 
@@ -108,13 +108,7 @@ function productStep(layer: tf.layers.Layer, apply: Apply, folded?: Padding): St
 
 /** A ReLU layer (no cap, no threshold): the mask of its one-copy output. */
 function reluStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
-  const cls = layer.getClassName();
-  const config = layer.getConfig();
-  const plain =
-    cls === 'ReLU'
-      ? config.maxValue == null && !config.threshold && !config.negativeSlope
-      : cls === 'Activation' && config.activation === 'relu';
-  if (!plain) return undefined;
+  if (!isPlainRelu(layer)) return undefined;
   return {
     forward([x]) {
       const y = apply([x]);

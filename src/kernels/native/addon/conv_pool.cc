@@ -13,6 +13,7 @@
 // stride-1 valid convolution), relu, groups. Output [groups · n, qh, qw, f / groups]: channel
 // block k of every example is written as example k·n + i (the stacked variants' layout).
 #include <node_api.h>
+#include "ops.h"
 #include <tensorflow/c/kernels.h>
 #include <tensorflow/c/ops.h>
 #include <tensorflow/c/tf_status.h>
@@ -30,6 +31,9 @@
 #include <vector>
 
 namespace {
+
+using antifragile::RegisterOp;
+using antifragile::Split;
 
 struct Geometry {
   int64_t n, h, w, c;      // input, NHWC
@@ -435,20 +439,6 @@ bool Geometry5(TF_Tensor* x, TF_Tensor* filter, TF_Tensor* bias, const Attrs& a,
   }
   g->qh = (g->oh - g->ph) / g->sh + 1, g->qw = (g->ow - g->pw) / g->sw + 1;
   return true;
-}
-
-// Runs fn(begin, end) over [0, n), split across the cores; nothing for an empty batch.
-template <typename F>
-void Split(int64_t n, const F& fn) {
-  if (n <= 0) return;
-  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t count = std::min<int64_t>(cores, n);
-  std::vector<std::thread> threads;
-  for (int64_t t = 1; t < count; ++t) {
-    threads.emplace_back([&fn, n, t, count] { fn(n * t / count, n * (t + 1) / count); });
-  }
-  fn(0, n / count);
-  for (auto& th : threads) th.join();
 }
 
 void Parallel(const Geometry& g, const float* x, const float* w, const float* b, float* out,
@@ -1131,23 +1121,6 @@ void ComputeInputGrad(void* kernel, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
-// One op definition (inputs, outputs and attributes as "name: type" specs) and its CPU kernel.
-void RegisterOp(const char* name, std::initializer_list<const char*> inputs,
-                std::initializer_list<const char*> outputs, std::initializer_list<const char*> attrs,
-                void* (*create)(TF_OpKernelConstruction*),
-                void (*compute)(void*, TF_OpKernelContext*), void (*destroy)(void*),
-                TF_Status* status) {
-  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder(name);
-  for (const char* spec : inputs) TF_OpDefinitionBuilderAddInput(op, spec);
-  for (const char* spec : outputs) TF_OpDefinitionBuilderAddOutput(op, spec);
-  for (const char* spec : attrs) TF_OpDefinitionBuilderAddAttr(op, spec);
-  TF_OpDefinitionBuilderSetShapeInferenceFunction(op, SetUnknown);
-  TF_RegisterOpDefinition(op, status);
-  if (TF_GetCode(status) != TF_OK) return;
-  TF_RegisterKernelBuilder(name, TF_NewKernelBuilder(name, "CPU", create, compute, destroy),
-                           status);
-}
-
 // Registers the ops and their CPU kernels; an error message, or empty.
 std::string Register() {
   TF_Status* status = TF_NewStatus();
@@ -1173,6 +1146,7 @@ std::string Register() {
                {"strides: list(int)", "pads: list(int)", "input_size: list(int)"},
                CreateInputGrad, ComputeInputGrad, DeleteInputGrad, status);
   }
+  if (TF_GetCode(status) == TF_OK) antifragile::RegisterBatchNormOps(status);
   std::string error = TF_GetCode(status) == TF_OK ? "" : TF_Message(status);
   TF_DeleteStatus(status);
   return error;
@@ -1187,5 +1161,26 @@ napi_value Init(napi_env env, napi_value exports) {
 }
 
 }  // namespace
+
+namespace antifragile {
+
+// One op definition (inputs, outputs and attributes as "name: type" specs) and its CPU kernel.
+void RegisterOp(const char* name, std::initializer_list<const char*> inputs,
+                std::initializer_list<const char*> outputs, std::initializer_list<const char*> attrs,
+                void* (*create)(TF_OpKernelConstruction*),
+                void (*compute)(void*, TF_OpKernelContext*), void (*destroy)(void*),
+                TF_Status* status) {
+  TF_OpDefinitionBuilder* op = TF_NewOpDefinitionBuilder(name);
+  for (const char* spec : inputs) TF_OpDefinitionBuilderAddInput(op, spec);
+  for (const char* spec : outputs) TF_OpDefinitionBuilderAddOutput(op, spec);
+  for (const char* spec : attrs) TF_OpDefinitionBuilderAddAttr(op, spec);
+  TF_OpDefinitionBuilderSetShapeInferenceFunction(op, SetUnknown);
+  TF_RegisterOpDefinition(op, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  TF_RegisterKernelBuilder(name, TF_NewKernelBuilder(name, "CPU", create, compute, destroy),
+                           status);
+}
+
+}  // namespace antifragile
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

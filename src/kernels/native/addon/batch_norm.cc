@@ -1,0 +1,247 @@
+// TensorFlow op `AntifragileBatchNorm`: batch normalisation in inference over the last axis,
+// then optionally a residual input added and ReLU, in one pass over memory (TensorFlow runs
+// them as three ops, three passes). src/kernels/native/batch-norm.ts says where it is used.
+//
+// Values: those of TensorFlow's `FusedBatchNorm` (inference), `Add` and `Relu`, in float32.
+// Which formula the batch norm follows is the caller's `formula` attribute, found by comparing
+// with TensorFlow's own outputs (oneDNN's kernel differs with the channel count):
+//   formula 0: t = (x − mean)·r with r = 1/√(variance + ε), then y = fma(t, scale, offset);
+//   formula 1: y = (x − mean)·s + offset with s = scale/√(variance + ε), each step rounded.
+// Then y + side (when given), then ReLU as TensorFlow's: 0 > y ? 0 : y (NaN and −0 kept).
+//
+// Inputs: x [..., C]; mean, variance, scale, offset [C]; side as x, or [0] for none.
+// Attrs: epsilon (float), formula (0 or 1), relu (bool). Output: y, x's shape.
+#include <tensorflow/c/kernels.h>
+#include <tensorflow/c/tf_status.h>
+#include <tensorflow/c/tf_tensor.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace {
+
+struct Attrs {
+  float epsilon;
+  int64_t formula;
+  bool relu;
+};
+
+void* Create(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new Attrs{};
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrFloat(ctx, "epsilon", &attrs->epsilon, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64(ctx, "formula", &attrs->formula, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_Bool relu = 0;
+    TF_OpKernelConstruction_GetAttrBool(ctx, "relu", &relu, status);
+    attrs->relu = relu != 0;
+  }
+  if (TF_GetCode(status) == TF_OK && attrs->formula != 0 && attrs->formula != 1) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT, "AntifragileBatchNorm: formula must be 0 or 1");
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void Delete(void* attrs) { delete static_cast<Attrs*>(attrs); }
+
+// Per channel: the mean, the factor (r or s) and scale and offset; rows of C values.
+struct Plan {
+  int64_t rows, channels;
+  int64_t formula;
+  bool relu;
+  const float *mean, *factor, *scale, *offset;
+};
+
+inline float Relu(float y) { return 0.0f > y ? 0.0f : y; }
+
+void RowsScalar(const Plan& p, const float* x, const float* side, float* y, int64_t begin,
+                int64_t end) {
+  const int64_t c = p.channels;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t at = row * c;
+    for (int64_t k = 0; k < c; ++k) {
+      const float t = (x[at + k] - p.mean[k]) * p.factor[k];
+      float v = p.formula == 0 ? std::fma(t, p.scale[k], p.offset[k]) : t + p.offset[k];
+      if (side) v = v + side[at + k];
+      y[at + k] = p.relu ? Relu(v) : v;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+// One vector of 16 values: the formula (kFma: 0, else 1), the side, ReLU; the same roundings as
+// the scalar path. `m` masks a tail.
+template <bool kFma>
+__attribute__((target("avx512f"))) inline void Vector16(const Plan& p, __mmask16 m, __m512 mean,
+                                                        __m512 factor, __m512 scale,
+                                                        __m512 offset, const float* x,
+                                                        const float* side, float* y) {
+  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), mean), factor);
+  __m512 v = kFma ? _mm512_fmadd_ps(t, scale, offset) : _mm512_add_ps(t, offset);
+  if (side) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, side));
+  // max_ps(a, b) is a > b ? a : b: TensorFlow's ReLU, NaN and −0 kept.
+  if (p.relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+  _mm512_mask_storeu_ps(y, m, v);
+}
+
+template <bool kFma>
+__attribute__((target("avx512f"))) void RowsAvx512(const Plan& p, const float* x,
+                                                   const float* side, float* y, int64_t begin,
+                                                   int64_t end) {
+  const int64_t c = p.channels;
+  if (16 % c == 0) {
+    // Channels repeat within a vector: the per-channel values stay in registers, and the rows
+    // run as one flat stretch of values.
+    float lanes[4][16];
+    for (int i = 0; i < 16; ++i) {
+      lanes[0][i] = p.mean[i % c], lanes[1][i] = p.factor[i % c];
+      lanes[2][i] = p.scale[i % c], lanes[3][i] = p.offset[i % c];
+    }
+    const __m512 mean = _mm512_loadu_ps(lanes[0]), factor = _mm512_loadu_ps(lanes[1]);
+    const __m512 scale = _mm512_loadu_ps(lanes[2]), offset = _mm512_loadu_ps(lanes[3]);
+    const int64_t first = begin * c, last = end * c;
+    for (int64_t i = first; i < last; i += 16) {
+      const __mmask16 m =
+          last - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (last - i)) - 1);
+      Vector16<kFma>(p, m, mean, factor, scale, offset, x + i, side ? side + i : nullptr, y + i);
+    }
+    return;
+  }
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t at = row * c;
+    for (int64_t k = 0; k < c; k += 16) {
+      const __mmask16 m = c - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (c - k)) - 1);
+      Vector16<kFma>(p, m, _mm512_maskz_loadu_ps(m, p.mean + k),
+                     _mm512_maskz_loadu_ps(m, p.factor + k), _mm512_maskz_loadu_ps(m, p.scale + k),
+                     _mm512_maskz_loadu_ps(m, p.offset + k), x + at + k,
+                     side ? side + at + k : nullptr, y + at + k);
+    }
+  }
+}
+#define HAVE_AVX512_PATH 1
+#endif
+
+void Rows(const Plan& p, const float* x, const float* side, float* y, int64_t begin,
+          int64_t end) {
+#ifdef HAVE_AVX512_PATH
+  if (__builtin_cpu_supports("avx512f")) {
+    if (p.formula == 0) {
+      RowsAvx512<true>(p, x, side, y, begin, end);
+    } else {
+      RowsAvx512<false>(p, x, side, y, begin, end);
+    }
+    return;
+  }
+#endif
+  RowsScalar(p, x, side, y, begin, end);
+}
+
+void Fail(TF_OpKernelContext* ctx, const std::string& message) {
+  TF_Status* status = TF_NewStatus();
+  TF_SetStatus(status, TF_INVALID_ARGUMENT, ("AntifragileBatchNorm: " + message).c_str());
+  TF_OpKernelContext_Failure(ctx, status);
+  TF_DeleteStatus(status);
+}
+
+// The shape checks; an error message, or empty.
+std::string Check(TF_Tensor* const* in) {
+  TF_Tensor* x = in[0];
+  const int dims = TF_NumDims(x);
+  if (dims < 1) return "x must have a channel axis";
+  const int64_t c = TF_Dim(x, dims - 1);
+  for (int i = 1; i <= 4; ++i) {
+    if (TF_NumDims(in[i]) != 1 || TF_Dim(in[i], 0) != c) {
+      return "mean, variance, scale and offset must be [C], C = x's last dimension";
+    }
+  }
+  TF_Tensor* side = in[5];
+  const bool none = TF_NumDims(side) == 1 && TF_Dim(side, 0) == 0;
+  if (none) return "";
+  if (TF_NumDims(side) != dims) return "side must have x's shape, or be [0]";
+  for (int d = 0; d < dims; ++d) {
+    if (TF_Dim(side, d) != TF_Dim(x, d)) return "side must have x's shape, or be [0]";
+  }
+  return "";
+}
+
+void Compute(void* kernel, TF_OpKernelContext* ctx) {
+  const Attrs& attrs = *static_cast<Attrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[6] = {};
+  for (int i = 0; i < 6 && TF_GetCode(status) == TF_OK; ++i) TF_GetInput(ctx, i, &in[i], status);
+  const std::string why = TF_GetCode(status) == TF_OK ? Check(in) : "";
+  TF_Tensor* out = nullptr;
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else if (!why.empty()) {
+    Fail(ctx, why);
+  } else {
+    TF_Tensor* x = in[0];
+    const int dims = TF_NumDims(x);
+    std::vector<int64_t> shape(dims);
+    for (int d = 0; d < dims; ++d) shape[d] = TF_Dim(x, d);
+    const int64_t total = TF_TensorElementCount(x);
+    out = TF_AllocateOutput(ctx, 0, TF_FLOAT, shape.data(), dims, total * sizeof(float), status);
+    if (TF_GetCode(status) != TF_OK) {
+      TF_OpKernelContext_Failure(ctx, status);
+    } else if (total > 0) {
+      const int64_t c = shape[dims - 1];
+      const auto* variance = static_cast<const float*>(TF_TensorData(in[2]));
+      const auto* scale = static_cast<const float*>(TF_TensorData(in[3]));
+      std::vector<float> factor(c);
+      for (int64_t k = 0; k < c; ++k) {
+        const float root = std::sqrt(variance[k] + attrs.epsilon);
+        factor[k] = attrs.formula == 0 ? 1.0f / root : scale[k] / root;
+      }
+      const Plan plan{total / c,
+                      c,
+                      attrs.formula,
+                      attrs.relu,
+                      static_cast<const float*>(TF_TensorData(in[1])),
+                      factor.data(),
+                      scale,
+                      static_cast<const float*>(TF_TensorData(in[4]))};
+      const auto* xp = static_cast<const float*>(TF_TensorData(x));
+      const auto* sp =
+          TF_TensorElementCount(in[5]) > 0 ? static_cast<const float*>(TF_TensorData(in[5]))
+                                           : nullptr;
+      auto* yp = static_cast<float*>(TF_TensorData(out));
+      // Small tensors in one thread: starting one costs more than it saves.
+      if (total < (1 << 16)) {
+        Rows(plan, xp, sp, yp, 0, plan.rows);
+      } else {
+        antifragile::Split(plan.rows,
+                           [&](int64_t begin, int64_t end) { Rows(plan, xp, sp, yp, begin, end); });
+      }
+    }
+  }
+  for (TF_Tensor* t : in) {
+    if (t) TF_DeleteTensor(t);
+  }
+  if (out) TF_DeleteTensor(out);
+  TF_DeleteStatus(status);
+}
+
+}  // namespace
+
+namespace antifragile {
+
+void RegisterBatchNormOps(TF_Status* status) {
+  RegisterOp("AntifragileBatchNorm",
+             {"x: float", "mean: float", "variance: float", "scale: float", "offset: float",
+              "side: float"},
+             {"y: float"}, {"epsilon: float", "formula: int", "relu: bool"}, Create, Compute,
+             Delete, status);
+}
+
+}  // namespace antifragile

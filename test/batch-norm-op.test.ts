@@ -104,6 +104,27 @@ describe('AntifragileBatchNorm (src/kernels/native/batch-norm.ts)', () => {
       expect(bits(dx)).toEqual(bits(tx));
       expect(bits(dSide)).toEqual(bits(tSide));
       expect(tf.sum(tf.abs(dx)).dataSync()[0]).toBeGreaterThan(0);
+      // Without a side: ReLU's and batch norm's gradients alone.
+      const alone = (a: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            batchNormAddRelu({
+              x: a,
+              mean,
+              variance,
+              scale,
+              offset,
+              varianceEpsilon,
+              relu: true,
+            }) as tf.Tensor,
+            weights,
+          ),
+        );
+      const plain = (a: tf.Tensor) =>
+        tf.sum(
+          tf.mul(tf.relu(tf.batchNorm(a, mean, variance, offset, scale, varianceEpsilon)), weights),
+        );
+      expect(bits(tf.grad(alone)(x))).toEqual(bits(tf.grad(plain)(x)));
     });
   });
 

@@ -59,3 +59,8 @@ export function unregisterLeanGradients(): void {
   tf.registerGradient(original);
   original = undefined;
 }
+
+/** Whether the lean BatchNorm gradient is the one in effect (ops that repeat its values check). */
+export function leanGradientsActive(): boolean {
+  return tf.getGradient('FusedBatchNorm') === leanBatchNormGradient;
+}

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { leanGradientsActive } from '../gradients/batch-norm';
 import type { NativeBackend } from './native-backend';
 import { ourOpsAvailable } from './our-ops';
 
@@ -49,6 +50,8 @@ interface OpAttrs {
   varianceEpsilon: number;
   formula: number;
   relu: boolean;
+  /** Whether a side was given (its gradient is then computed); the op itself ignores it. */
+  withSide?: boolean;
 }
 
 function runOp(inputs: tf.Tensor[], attrs: OpAttrs): tf.Tensor {
@@ -62,27 +65,60 @@ function runOp(inputs: tf.Tensor[], attrs: OpAttrs): tf.Tensor {
   return backend.executeMultipleOutputs(KERNEL, opAttrs, inputs, 1)[0];
 }
 
+/**
+ * ReLU's gradient and the lean batch norm gradient's input product (`dy·step(y)`, then times
+ * the `[C]` factor γ/√(variance + ε) as ../gradients/batch-norm.ts computes it) in one pass of
+ * `AntifragileReluScaleGrad`; the step's product too when the side needs it.
+ */
+function reluScaleGrad(
+  dy: tf.Tensor,
+  y: tf.Tensor,
+  factor: tf.Tensor,
+  withSide: boolean,
+): { dx: tf.Tensor; g: tf.Tensor } {
+  const backend = tf.backend() as unknown as NativeBackend;
+  const b = backend.binding;
+  const attrs = [{ name: 'with_side', type: b.TF_ATTR_BOOL, value: withSide }];
+  const [dx, g] = backend.executeMultipleOutputs(
+    'AntifragileReluScaleGrad',
+    attrs,
+    [dy, y, factor],
+    2,
+  );
+  return { dx, g };
+}
+
 /** The three ops' gradients in turn: ReLU's (from the output), Add's (dy to both), batch norm's. */
 function gradFunc(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) {
-  const { varianceEpsilon, relu } = attrs as unknown as OpAttrs;
+  const { varianceEpsilon, relu, withSide } = attrs as unknown as OpAttrs;
   const [x, mean, variance, scale, y] = saved;
+  const inferenceOnly = () => {
+    throw new Error(`internal: ${KERNEL} has gradients for x and side only (inference)`);
+  };
+  const rest = {
+    mean: inferenceOnly,
+    variance: inferenceOnly,
+    scale: inferenceOnly,
+    offset: inferenceOnly,
+  };
+  if (relu && leanGradientsActive() && tf.getBackend() === BACKEND) {
+    // The factor by the lean gradient's own ops ([C]: cheap), the two passes in one.
+    const factor = tf.mul(tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon))), scale);
+    const { dx, g } = reluScaleGrad(
+      tf.reshape(dy as tf.Tensor, y.shape),
+      y,
+      factor,
+      withSide === true,
+    );
+    return { x: () => dx, side: () => g, ...rest };
+  }
   const g = relu
     ? tf.getGradient('Relu').gradFunc(dy, [y], {}).x()
     : tf.reshape(dy as tf.Tensor, y.shape);
   const norm = tf.getGradient('FusedBatchNorm').gradFunc(g, [x, mean, variance, scale], {
     varianceEpsilon,
   });
-  const inferenceOnly = () => {
-    throw new Error(`internal: ${KERNEL} has gradients for x and side only (inference)`);
-  };
-  return {
-    x: () => norm.x(),
-    side: () => tf.reshape(g, y.shape),
-    mean: inferenceOnly,
-    variance: inferenceOnly,
-    scale: inferenceOnly,
-    offset: inferenceOnly,
-  };
+  return { x: () => norm.x(), side: () => tf.reshape(g, y.shape), ...rest };
 }
 
 function register(): void {
@@ -194,6 +230,7 @@ export function batchNormAddRelu(args: BatchNormAddReluArgs): tf.Tensor | undefi
       varianceEpsilon: args.varianceEpsilon,
       formula: formulaFor(channels) as number,
       relu: args.relu,
+      withSide: side !== undefined,
     };
     return tf.engine().runKernel(KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
   });

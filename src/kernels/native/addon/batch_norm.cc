@@ -232,6 +232,140 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
   TF_DeleteStatus(status);
 }
 
+// ---- The gradient: AntifragileReluScaleGrad ----
+//
+// dy and y (the ReLU's output) [..., C], factor [C]: g = dy·(y > 0 ? 1 : 0) (TensorFlow's ReluGrad,
+// a product: −0 and NaN as it gives them), then dx = g·factor[channel] (the batch norm's input
+// gradient, one float32 product). Outputs dx, and g when `with_side` (the residual input's
+// gradient), else an empty g.
+
+struct GradAttrs {
+  bool with_side;
+};
+
+void* CreateGrad(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new GradAttrs{};
+  TF_Status* status = TF_NewStatus();
+  TF_Bool side = 0;
+  TF_OpKernelConstruction_GetAttrBool(ctx, "with_side", &side, status);
+  attrs->with_side = side != 0;
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void DeleteGrad(void* attrs) { delete static_cast<GradAttrs*>(attrs); }
+
+void GradRows(int64_t c, const float* dy, const float* y, const float* factor, float* dx, float* g,
+              int64_t begin, int64_t end) {
+  for (int64_t i = begin * c; i < end * c; ++i) {
+    const float v = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+    if (g) g[i] = v;
+    dx[i] = v * factor[i % c];
+  }
+}
+
+#ifdef HAVE_AVX512_PATH
+__attribute__((target("avx512f"))) inline void GradVector16(__mmask16 m, __m512 factor,
+                                                            const float* dy, const float* y,
+                                                            float* dx, float* g) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __mmask16 positive =
+      _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y), _mm512_setzero_ps(), _CMP_GT_OQ);
+  const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy), _mm512_maskz_mov_ps(positive, one));
+  if (g) _mm512_mask_storeu_ps(g, m, v);
+  _mm512_mask_storeu_ps(dx, m, _mm512_mul_ps(v, factor));
+}
+
+__attribute__((target("avx512f"))) void GradRowsAvx512(int64_t c, const float* dy, const float* y,
+                                                       const float* factor, float* dx, float* g,
+                                                       int64_t begin, int64_t end) {
+  if (16 % c == 0) {
+    float lanes[16];
+    for (int i = 0; i < 16; ++i) lanes[i] = factor[i % c];
+    const __m512 f = _mm512_loadu_ps(lanes);
+    const int64_t first = begin * c, last = end * c;
+    for (int64_t i = first; i < last; i += 16) {
+      const __mmask16 m =
+          last - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (last - i)) - 1);
+      GradVector16(m, f, dy + i, y + i, dx + i, g ? g + i : nullptr);
+    }
+    return;
+  }
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t at = row * c;
+    for (int64_t k = 0; k < c; k += 16) {
+      const __mmask16 m = c - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (c - k)) - 1);
+      GradVector16(m, _mm512_maskz_loadu_ps(m, factor + k), dy + at + k, y + at + k, dx + at + k,
+                   g ? g + at + k : nullptr);
+    }
+  }
+}
+#endif
+
+void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
+  const GradAttrs& attrs = *static_cast<GradAttrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[3] = {};
+  for (int i = 0; i < 3 && TF_GetCode(status) == TF_OK; ++i) TF_GetInput(ctx, i, &in[i], status);
+  TF_Tensor* out[2] = {};
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else {
+    const int dims = TF_NumDims(in[0]);
+    bool same = dims >= 1 && TF_NumDims(in[1]) == dims && TF_NumDims(in[2]) == 1;
+    std::vector<int64_t> shape(dims);
+    for (int d = 0; same && d < dims; ++d) {
+      shape[d] = TF_Dim(in[0], d);
+      same = TF_Dim(in[1], d) == shape[d];
+    }
+    if (!same || TF_Dim(in[2], 0) != shape[dims - 1]) {
+      Fail(ctx, "dy and y must have one shape [..., C], factor [C]");
+    } else {
+      const int64_t total = TF_TensorElementCount(in[0]);
+      const int64_t empty = 0;
+      out[0] = TF_AllocateOutput(ctx, 0, TF_FLOAT, shape.data(), dims, total * sizeof(float),
+                                 status);
+      if (TF_GetCode(status) == TF_OK) {
+        out[1] = attrs.with_side ? TF_AllocateOutput(ctx, 1, TF_FLOAT, shape.data(), dims,
+                                                     total * sizeof(float), status)
+                                 : TF_AllocateOutput(ctx, 1, TF_FLOAT, &empty, 1, 0, status);
+      }
+      if (TF_GetCode(status) != TF_OK) {
+        TF_OpKernelContext_Failure(ctx, status);
+      } else if (total > 0) {
+        const int64_t c = shape[dims - 1];
+        const auto* dy = static_cast<const float*>(TF_TensorData(in[0]));
+        const auto* y = static_cast<const float*>(TF_TensorData(in[1]));
+        const auto* factor = static_cast<const float*>(TF_TensorData(in[2]));
+        auto* dx = static_cast<float*>(TF_TensorData(out[0]));
+        auto* g = attrs.with_side ? static_cast<float*>(TF_TensorData(out[1])) : nullptr;
+        auto rows = [&](int64_t begin, int64_t end) {
+#ifdef HAVE_AVX512_PATH
+          if (__builtin_cpu_supports("avx512f")) {
+            GradRowsAvx512(c, dy, y, factor, dx, g, begin, end);
+            return;
+          }
+#endif
+          GradRows(c, dy, y, factor, dx, g, begin, end);
+        };
+        if (total < (1 << 16)) {
+          rows(0, total / c);
+        } else {
+          antifragile::Split(total / c, rows);
+        }
+      }
+    }
+  }
+  for (TF_Tensor* t : in) {
+    if (t) TF_DeleteTensor(t);
+  }
+  for (TF_Tensor* t : out) {
+    if (t) TF_DeleteTensor(t);
+  }
+  TF_DeleteStatus(status);
+}
+
 }  // namespace
 
 namespace antifragile {
@@ -242,6 +376,10 @@ void RegisterBatchNormOps(TF_Status* status) {
               "side: float"},
              {"y: float"}, {"epsilon: float", "formula: int", "relu: bool"}, Create, Compute,
              Delete, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  RegisterOp("AntifragileReluScaleGrad", {"dy: float", "y: float", "factor: float"},
+             {"dx: float", "g: float"}, {"with_side: bool"}, CreateGrad, ComputeGrad, DeleteGrad,
+             status);
 }
 
 }  // namespace antifragile

@@ -76,54 +76,21 @@ describe('AntifragileBatchNorm (src/kernels/native/batch-norm.ts)', () => {
       const scale = tf.randomNormal([12], 1, 0.5, 'float32', 12);
       const offset = tf.randomNormal([12], 0, 1, 'float32', 13);
       const varianceEpsilon = 1e-5;
+      const weighted = (t: tf.Tensor) => tf.sum(tf.mul(t, weights));
+      const norm = { mean, variance, scale, offset, varianceEpsilon, relu: true };
+      const theirsNorm = (a: tf.Tensor) =>
+        tf.batchNorm(a, mean, variance, offset, scale, varianceEpsilon);
       const ours = (a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(
-          tf.mul(
-            batchNormAddRelu({
-              x: a,
-              mean,
-              variance,
-              scale,
-              offset,
-              varianceEpsilon,
-              side: b,
-              relu: true,
-            }) as tf.Tensor,
-            weights,
-          ),
-        );
-      const theirs = (a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(
-          tf.mul(
-            tf.relu(tf.add(tf.batchNorm(a, mean, variance, offset, scale, varianceEpsilon), b)),
-            weights,
-          ),
-        );
+        weighted(batchNormAddRelu({ ...norm, x: a, side: b }) as tf.Tensor);
+      const theirs = (a: tf.Tensor, b: tf.Tensor) => weighted(tf.relu(tf.add(theirsNorm(a), b)));
       const [dx, dSide] = tf.grads(ours)([x, side]);
       const [tx, tSide] = tf.grads(theirs)([x, side]);
       expect(bits(dx)).toEqual(bits(tx));
       expect(bits(dSide)).toEqual(bits(tSide));
       expect(tf.sum(tf.abs(dx)).dataSync()[0]).toBeGreaterThan(0);
       // Without a side: ReLU's and batch norm's gradients alone.
-      const alone = (a: tf.Tensor) =>
-        tf.sum(
-          tf.mul(
-            batchNormAddRelu({
-              x: a,
-              mean,
-              variance,
-              scale,
-              offset,
-              varianceEpsilon,
-              relu: true,
-            }) as tf.Tensor,
-            weights,
-          ),
-        );
-      const plain = (a: tf.Tensor) =>
-        tf.sum(
-          tf.mul(tf.relu(tf.batchNorm(a, mean, variance, offset, scale, varianceEpsilon)), weights),
-        );
+      const alone = (a: tf.Tensor) => weighted(batchNormAddRelu({ ...norm, x: a }) as tf.Tensor);
+      const plain = (a: tf.Tensor) => weighted(tf.relu(theirsNorm(a)));
       expect(bits(tf.grad(alone)(x))).toEqual(bits(tf.grad(plain)(x)));
     });
   });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormAddRelu, batchNormFusable } from '../kernels/native/batch-norm';
-import { isPlainRelu, readersOf } from './blocks';
+import { isPlainRelu, readersOf, sameInputShapes } from './blocks';
 import type { LayerNode } from './conv-pool-block';
 
 /**
@@ -45,11 +45,6 @@ function onlyReader<N extends LayerNode>(readers: Map<number, N[]>, node: N): N 
   return node.outputs.length === 1 && next?.length === 1 ? next[0] : undefined;
 }
 
-function sameShapes(node: LayerNode): boolean {
-  const shapes = node.inputs.map((t) => JSON.stringify((t as tf.SymbolicTensor).shape));
-  return shapes.every((s) => s === shapes[0]);
-}
-
 /**
  * The batch norms of `nodes` (a model's graph in order) that our op can compute with the ReLU
  * after them, keyed by the batch norm's node. `outputId`: the model output (never fused away).
@@ -69,7 +64,7 @@ export function batchNormBlocks<N extends LayerNode>(
       blocks.set(node, { relu: next });
       continue;
     }
-    if (next.layer.getClassName() !== 'Add' || next.inputs.length !== 2 || !sameShapes(next)) {
+    if (next.layer.getClassName() !== 'Add' || next.inputs.length !== 2 || !sameInputShapes(next)) {
       continue;
     }
     const relu = onlyReader(readers, next);

@@ -41,3 +41,9 @@ export function isPlainRelu(layer: tf.layers.Layer): boolean {
     ? config.maxValue == null && !config.threshold && !config.negativeSlope
     : cls === 'Activation' && config.activation === 'relu';
 }
+
+/** Whether every input of a layer call has one shape (an Add whose gradient passes dy as is). */
+export function sameInputShapes(node: NodeIds): boolean {
+  const shapes = node.inputs.map((t) => JSON.stringify((t as tf.SymbolicTensor).shape));
+  return shapes.every((s) => s === shapes[0]);
+}

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
-import { copies, isPlainRelu, pair, perExample } from './blocks';
+import { copies, isPlainRelu, pair, perExample, sameInputShapes } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
 import type { KernelLayer } from './graph';
 
@@ -186,11 +186,6 @@ function paddingStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   };
 }
 
-function sameShapes(node: PrefixNode): boolean {
-  const shapes = node.inputs.map((t) => JSON.stringify((t as tf.SymbolicTensor).shape));
-  return shapes.every((s) => s === shapes[0]);
-}
-
 /**
  * ZeroPadding2D layers whose one consumer is a `valid` Conv2D into fewer than 8 channels (a
  * network's stem) where the backend's input gradient takes explicit padding: that convolution's
@@ -295,7 +290,7 @@ function stepOf(node: PrefixNode, applyNode: ApplyNode, folds: Folds): Step | un
       return paddingStep(layer, apply);
     case 'Add':
       // Same shapes: tfjs' gradient hands dy to every input unchanged.
-      if (!sameShapes(node)) return undefined;
+      if (!sameInputShapes(node)) return undefined;
       return {
         forward: (args) => ({ y: apply(args), save: [] }),
         backward: (dy) => node.inputs.map(() => dy),

@@ -101,7 +101,8 @@ function gradFunc(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.Na
     scale: inferenceOnly,
     offset: inferenceOnly,
   };
-  if (relu && leanGradientsActive() && tf.getBackend() === BACKEND) {
+  // (The op runs only on `tensorflow`, so its gradient does too.)
+  if (relu && leanGradientsActive()) {
     // The factor by the lean gradient's own ops ([C]: cheap), the two passes in one.
     const factor = tf.mul(tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon))), scale);
     const { dx, g } = reluScaleGrad(

@@ -79,6 +79,11 @@ void RowsScalar(const Plan& p, const float* x, const float* side, float* y, int6
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+// The mask of the first min(remaining, 16) lanes.
+inline __mmask16 TailMask(int64_t remaining) {
+  return remaining >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << remaining) - 1);
+}
+
 // One vector of 16 values: the formula (kFma: 0, else 1), the side, ReLU; the same roundings as
 // the scalar path. `m` masks a tail.
 template <bool kFma>
@@ -111,8 +116,7 @@ __attribute__((target("avx512f"))) void RowsAvx512(const Plan& p, const float* x
     const __m512 scale = _mm512_loadu_ps(lanes[2]), offset = _mm512_loadu_ps(lanes[3]);
     const int64_t first = begin * c, last = end * c;
     for (int64_t i = first; i < last; i += 16) {
-      const __mmask16 m =
-          last - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (last - i)) - 1);
+      const __mmask16 m = TailMask(last - i);
       Vector16<kFma>(p, m, mean, factor, scale, offset, x + i, side ? side + i : nullptr, y + i);
     }
     return;
@@ -120,7 +124,7 @@ __attribute__((target("avx512f"))) void RowsAvx512(const Plan& p, const float* x
   for (int64_t row = begin; row < end; ++row) {
     const int64_t at = row * c;
     for (int64_t k = 0; k < c; k += 16) {
-      const __mmask16 m = c - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (c - k)) - 1);
+      const __mmask16 m = TailMask(c - k);
       Vector16<kFma>(p, m, _mm512_maskz_loadu_ps(m, p.mean + k),
                      _mm512_maskz_loadu_ps(m, p.factor + k), _mm512_maskz_loadu_ps(m, p.scale + k),
                      _mm512_maskz_loadu_ps(m, p.offset + k), x + at + k,
@@ -144,13 +148,6 @@ void Rows(const Plan& p, const float* x, const float* side, float* y, int64_t be
   }
 #endif
   RowsScalar(p, x, side, y, begin, end);
-}
-
-void Fail(TF_OpKernelContext* ctx, const std::string& message) {
-  TF_Status* status = TF_NewStatus();
-  TF_SetStatus(status, TF_INVALID_ARGUMENT, ("AntifragileBatchNorm: " + message).c_str());
-  TF_OpKernelContext_Failure(ctx, status);
-  TF_DeleteStatus(status);
 }
 
 // The shape checks; an error message, or empty.
@@ -184,7 +181,7 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
   if (TF_GetCode(status) != TF_OK) {
     TF_OpKernelContext_Failure(ctx, status);
   } else if (!why.empty()) {
-    Fail(ctx, why);
+    antifragile::Fail(ctx, "AntifragileBatchNorm: " + why);
   } else {
     TF_Tensor* x = in[0];
     const int dims = TF_NumDims(x);
@@ -286,8 +283,7 @@ __attribute__((target("avx512f"))) void GradRowsAvx512(int64_t c, const float* d
     const __m512 f = _mm512_loadu_ps(lanes);
     const int64_t first = begin * c, last = end * c;
     for (int64_t i = first; i < last; i += 16) {
-      const __mmask16 m =
-          last - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (last - i)) - 1);
+      const __mmask16 m = TailMask(last - i);
       GradVector16(m, f, dy + i, y + i, dx + i, g ? g + i : nullptr);
     }
     return;
@@ -295,7 +291,7 @@ __attribute__((target("avx512f"))) void GradRowsAvx512(int64_t c, const float* d
   for (int64_t row = begin; row < end; ++row) {
     const int64_t at = row * c;
     for (int64_t k = 0; k < c; k += 16) {
-      const __mmask16 m = c - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (c - k)) - 1);
+      const __mmask16 m = TailMask(c - k);
       GradVector16(m, _mm512_maskz_loadu_ps(m, factor + k), dy + at + k, y + at + k, dx + at + k,
                    g ? g + at + k : nullptr);
     }
@@ -320,7 +316,9 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
       same = TF_Dim(in[1], d) == shape[d];
     }
     if (!same || TF_Dim(in[2], 0) != shape[dims - 1]) {
-      Fail(ctx, "dy and y must have one shape [..., C], factor [C]");
+      antifragile::Fail(ctx,
+                        "AntifragileReluScaleGrad: dy and y must have one shape [..., C], "
+                        "factor [C]");
     } else {
       const int64_t total = TF_TensorElementCount(in[0]);
       const int64_t empty = 0;

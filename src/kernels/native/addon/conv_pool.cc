@@ -410,10 +410,7 @@ void* Create(TF_OpKernelConstruction* ctx) {
 void Delete(void* attrs) { delete static_cast<Attrs*>(attrs); }
 
 void Fail(TF_OpKernelContext* ctx, const std::string& message) {
-  TF_Status* status = TF_NewStatus();
-  TF_SetStatus(status, TF_INVALID_ARGUMENT, ("AntifragileConvPool: " + message).c_str());
-  TF_OpKernelContext_Failure(ctx, status);
-  TF_DeleteStatus(status);
+  antifragile::Fail(ctx, "AntifragileConvPool: " + message);
 }
 
 bool Geometry5(TF_Tensor* x, TF_Tensor* filter, TF_Tensor* bias, const Attrs& a, Geometry* g,
@@ -1163,6 +1160,13 @@ napi_value Init(napi_env env, napi_value exports) {
 }  // namespace
 
 namespace antifragile {
+
+void Fail(TF_OpKernelContext* ctx, const std::string& message) {
+  TF_Status* status = TF_NewStatus();
+  TF_SetStatus(status, TF_INVALID_ARGUMENT, message.c_str());
+  TF_OpKernelContext_Failure(ctx, status);
+  TF_DeleteStatus(status);
+}
 
 // One op definition (inputs, outputs and attributes as "name: type" specs) and its CPU kernel.
 void RegisterOp(const char* name, std::initializer_list<const char*> inputs,

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -20,7 +21,10 @@ void RegisterOp(const char* name, std::initializer_list<const char*> inputs,
                 void (*compute)(void*, TF_OpKernelContext*), void (*destroy)(void*),
                 TF_Status* status);
 
-// Registers batch_norm.cc's op (status set on failure).
+// Fails the kernel's call with an invalid-argument status and `message`.
+void Fail(TF_OpKernelContext* ctx, const std::string& message);
+
+// Registers batch_norm.cc's ops (status set on failure).
 void RegisterBatchNormOps(TF_Status* status);
 
 // Runs fn(begin, end) over [0, n), split across the cores; nothing for an empty range.

@@ -78,6 +78,40 @@ describe('input gradient into few channels (registered by initBackend on the nat
     },
   );
 
+  const SMALL_MAPS: [string, number[], number[], 'same' | 'valid', number][] = [
+    [
+      '1×1 on a 2×2 map, 6 channels (ShuffleNet at width 0.25)',
+      [6, 2, 2, 6],
+      [1, 1, 6, 15],
+      'valid',
+      1,
+    ],
+    ['3×3 on a 3×3 map', [6, 3, 3, 6], [3, 3, 6, 15], 'same', 1],
+  ];
+
+  it.each(SMALL_MAPS)(
+    '%s: TensorFlow’s own kernel where our op’s summation order differs from it',
+    (_n, xShape, wShape, pad, stride) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const w = tf.randomNormal(wShape, 0, 0.3, 'float32', 12) as tf.Tensor4D;
+        const yShape = tf.conv2d(tf.zeros(xShape) as tf.Tensor4D, w, stride, pad).shape;
+        const dy = tf.randomNormal(yShape, 0, 1, 'float32', 13) as tf.Tensor4D;
+        const run = () => tf.conv2dTranspose(dy, w, xShape as never, stride, pad);
+        const [before, ourBefore] = [narrowConvCallCount(), narrowConvOurOpCount()];
+        const ours = run().dataSync();
+        expect(narrowConvCallCount()).toBe(before + 1);
+        expect(narrowConvOurOpCount()).toBe(ourBefore);
+        enableOurOps(false);
+        const theirs = run().dataSync();
+        enableOurOps(true);
+        expect(Array.from(ours, (v, i) => Object.is(v, theirs[i])).every((same) => same)).toBe(
+          true,
+        );
+      });
+    },
+  );
+
   it('leaves inputs with 8 or more channels to tfjs-node (oneDNN is the faster there)', () => {
     if (!native()) return;
     const w = tf.randomNormal([3, 3, 8, 4], 0, 0.3, 'float32', 2) as tf.Tensor4D;

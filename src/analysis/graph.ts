@@ -7,6 +7,14 @@ import {
 } from './batch-norm-block';
 import { convPoolPairs, convThenPool, ownWeights, type BlockWeights } from './conv-pool-block';
 import { copies, perExample } from './blocks';
+import {
+  paddedConv,
+  paddedConvPairs,
+  paddingFoldable,
+  paddingOf,
+  pads4,
+  type Padding,
+} from './padded-conv';
 import { sharedPrefix, type PrefixNode } from './shared-prefix';
 
 /** One call of a layer in a model's graph. */
@@ -38,6 +46,12 @@ export interface KernelLayer {
   depthwiseKernel?: tf.LayerVariable;
   bias?: tf.LayerVariable | null;
   activation?: ActivationLike | null;
+}
+
+/** The padding before a `valid` Conv2D that the convolution takes as explicit amounts. */
+interface FoldedPadding {
+  padding: Padding;
+  forwardOnly: boolean;
 }
 
 /** Reads a weight's value; the batched sweep substitutes one filtered variant's. */
@@ -78,8 +92,10 @@ function convolve(
   x: tf.Tensor4D,
   kernel: tf.Tensor4D,
   depthwise: boolean,
+  folded?: FoldedPadding,
 ): tf.Tensor {
   const { strides, padding, rate } = convGeometry(layer);
+  if (folded) return paddedConv(x, kernel, strides, folded.padding, !folded.forwardOnly);
   return depthwise
     ? tf.depthwiseConv2d(x, kernel, strides, padding, 'NHWC', rate)
     : tf.conv2d(x, kernel, strides, padding, 'NHWC', rate);
@@ -95,6 +111,7 @@ function applyFused(
   x: tf.Tensor,
   withActivation: boolean,
   read: WeightReader,
+  folded?: Padding,
 ): tf.Tensor | undefined {
   const cls = layer.getClassName();
   const own = layer as unknown as KernelLayer;
@@ -116,7 +133,7 @@ function applyFused(
       x: x as tf.Tensor4D,
       filter: read(own.kernel) as tf.Tensor4D,
       strides,
-      pad: padding,
+      pad: folded ? pads4(folded) : padding,
       dilations: rate,
       bias: read(own.bias),
       activation,
@@ -141,10 +158,11 @@ function applyUnfused(
   withActivation: boolean,
   read: WeightReader = readWeight,
   forwardOnly = false,
+  folded?: Padding,
 ): tf.Tensor | undefined {
   const cls = layer.getClassName();
   if (forwardOnly && x.rank === UNFUSED_RANK[cls]) {
-    const fused = applyFused(layer, x, withActivation, read);
+    const fused = applyFused(layer, x, withActivation, read, folded);
     if (fused) return fused;
   }
   const own = layer as unknown as KernelLayer;
@@ -155,7 +173,9 @@ function applyUnfused(
     y = tf.matMul(x as tf.Tensor2D, read(kernel) as tf.Tensor2D);
   } else {
     if (layer.getConfig().dataFormat !== 'channelsLast') return undefined;
-    y = convolve(layer, x as tf.Tensor4D, read(kernel) as tf.Tensor4D, cls === 'DepthwiseConv2D');
+    const depthwise = cls === 'DepthwiseConv2D';
+    const fold = folded && { padding: folded, forwardOnly };
+    y = convolve(layer, x as tf.Tensor4D, read(kernel) as tf.Tensor4D, depthwise, fold);
   }
   if (own.bias) y = tf.add(y, read(own.bias));
   if (withActivation && own.activation) y = own.activation.apply(y);
@@ -289,6 +309,9 @@ export class GraphRunner {
   private readonly pooledBy: Map<GraphNode, GraphNode>;
   /** Batch norms computed with the ReLU after them (and an Add between): one op. */
   private readonly normBlocks: Map<GraphNode, BatchNormBlock<GraphNode>>;
+  /** Conv2D nodes whose padding they take as explicit amounts (./padded-conv.ts), and back. */
+  private readonly paddedBy: Map<GraphNode, GraphNode>;
+  private readonly padsInto: Map<GraphNode, GraphNode>;
 
   constructor(private readonly model: tf.LayersModel) {
     if (model.outputs.length !== 1) {
@@ -317,6 +340,8 @@ export class GraphRunner {
     visit(model.outputs[0]);
     this.pooledBy = convPoolPairs(this.nodes, this.outputId);
     this.normBlocks = batchNormBlocks(this.nodes, this.outputId);
+    this.paddedBy = paddedConvPairs(this.nodes, this.outputId);
+    this.padsInto = new Map([...this.paddedBy].map(([conv, pad]) => [pad, conv]));
   }
 
   /** Splits the graph at every call of `layer`. */
@@ -511,7 +536,14 @@ export class GraphRunner {
     // Batch norms left for their ReLU to compute in one op (see fuseNorm): output id → node.
     const pending = new Map<number, GraphNode>();
     const count = options.variants?.count ?? 1;
+    // Paddings left for their convolution to take (see foldsPadding): output id → node.
+    const unpadded = new Map<number, GraphNode>();
     const plain = (id: number): tf.Tensor | undefined => {
+      const pad = unpadded.get(id);
+      if (pad) {
+        unpadded.delete(id);
+        values.set(id, this.applyNode(pad, argsOf(pad, false), true) as tf.Tensor);
+      }
       const norm = pending.get(id);
       if (norm) {
         pending.delete(id);
@@ -560,8 +592,21 @@ export class GraphRunner {
         stacked.set(node.outputs[0].id, stacked.get(input) as number);
         continue;
       }
-      const args = argsOf(node, varied);
       const strip = options.stripSoftmax === true && node === last;
+      const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
+      if (this.foldsPadding(node, inRun, options)) {
+        unpadded.set(node.outputs[0].id, node);
+        continue;
+      }
+      const pad = this.paddedBy.get(node);
+      if (pad && unpadded.delete(pad.outputs[0].id)) {
+        const x = argOf(pad, 0);
+        const folded = paddingOf(pad.layer);
+        const y = this.applyNode(node, [x], withActivation, options.forwardOnly, folded);
+        values.set(node.outputs[0].id, y as tf.Tensor);
+        continue;
+      }
+      const args = argsOf(node, varied);
       if (strip && isSoftmaxLayer(node.layer)) {
         values.set(node.outputs[0].id, args[0]);
         continue;
@@ -575,7 +620,6 @@ export class GraphRunner {
         done.add(pool);
         continue;
       }
-      const withActivation = !(strip && node.layer.getConfig().activation === 'softmax');
       const stack =
         varied &&
         options.forwardOnly &&
@@ -597,6 +641,17 @@ export class GraphRunner {
     }
     plain(this.outputId);
     return values;
+  }
+
+  /**
+   * Whether `node` is a padding that its convolution takes as explicit amounts in this run: the
+   * convolution runs in it with the model's own weights (a varied one runs per variant) and
+   * without its pooling op.
+   */
+  private foldsPadding(node: GraphNode, inRun: Set<GraphNode>, options: RunOptions): boolean {
+    const conv = this.padsInto.get(node);
+    if (!conv || !inRun.has(conv) || this.pooledBy.has(conv) || !paddingFoldable()) return false;
+    return !(options.variants && this.varies(conv.layer, options.variants));
   }
 
   /**
@@ -683,11 +738,15 @@ export class GraphRunner {
     args: tf.Tensor[],
     withActivation: boolean,
     forwardOnly = false,
+    folded?: Padding,
   ): tf.Tensor | tf.Tensor[] {
     const unfused =
       args.length === 1
-        ? applyUnfused(node.layer, args[0], withActivation, readWeight, forwardOnly)
+        ? applyUnfused(node.layer, args[0], withActivation, readWeight, forwardOnly, folded)
         : undefined;
+    if (folded && !unfused) {
+      throw new Error(`internal: layer '${node.layer.name}' cannot take its padding`);
+    }
     if (!unfused && !withActivation) {
       throw new Error(
         `cannot take the logits of layer '${node.layer.name}' (${node.layer.getClassName()} with a softmax activation); ` +

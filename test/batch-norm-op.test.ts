@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { analyze, GraphRunner } from '../src/analysis';
-import { batchNormAddRelu, batchNormCallCount } from '../src/kernels/native/batch-norm';
+import {
+  batchNormAddRelu,
+  batchNormCallCount,
+  reluScaleGradient,
+} from '../src/kernels/native/batch-norm';
 import { enableOurOps } from '../src/kernels/native/our-ops';
 import { buildModel } from '../src/models';
 
@@ -94,6 +98,32 @@ describe('AntifragileBatchNorm (src/kernels/native/batch-norm.ts)', () => {
       expect(bits(tf.grad(alone)(x))).toEqual(bits(tf.grad(plain)(x)));
     });
   });
+
+  it.each([
+    [[4, 3, 3, 16], 3],
+    [[4, 3, 3, 10], 5],
+    [[60, 7, 7, 16], 3],
+    [[50, 5, 5, 10], 4],
+  ])(
+    'gradient over %j copied %i times: each copy’s steps from the one y, as with y repeated',
+    (shape, count) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const channels = shape[3];
+        const y = tf.relu(values(shape, 31, 1));
+        const dy = values([count * shape[0], ...shape.slice(1)], 32, 1);
+        const factor = tf.randomUniform([channels], 0.5, 2, 'float32', 33);
+        const copied = reluScaleGradient(dy, y, factor, true);
+        const repeated = reluScaleGradient(dy, tf.tile(y, [count, 1, 1, 1]), factor, true);
+        if (!copied || !repeated) throw new Error('the op did not run');
+        expect(bits(copied.dx)).toEqual(bits(repeated.dx));
+        expect(bits(copied.g)).toEqual(bits(repeated.g));
+        // And the step's values: dy where y > 0, else 0 (a product: −0 for a negative dy).
+        const step = tf.mul(dy, tf.tile(tf.cast(tf.greater(y, 0), 'float32'), [count, 1, 1, 1]));
+        expect(bits(copied.g)).toEqual(bits(step));
+      });
+    },
+  );
 
   it('does not run with our ops switched off (the caller then runs TensorFlow’s)', () => {
     enableOurOps(false);

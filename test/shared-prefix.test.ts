@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { GraphRunner, type WeightVariants } from '../src/analysis/graph';
+import { copiedReluScaleGradientCount } from '../src/kernels/native/batch-norm';
 import * as convPoolOps from '../src/kernels/native/conv-pool';
 import { maxPoolArgmaxGradients } from '../src/kernels/native/max-pool-argmax';
 import { buildModel, type ModelName } from '../src/models';
@@ -77,12 +78,17 @@ describe('shared prefix for copies of one batch (FGSM of many filtered models)',
       expect(Array.from(shared.dataSync())).toEqual(Array.from(plain.dataSync()));
       const before = tf.memory().numTensors;
       const g1 = gradient(false);
+      // On tfjs-node our ops run where a prefix is handled.
+      const native = tf.getBackend() === 'tensorflow' && handled;
       const pooled = maxPoolArgmaxGradients() + convPoolOps.convPoolCallCount();
+      const normed = copiedReluScaleGradientCount();
       const g2 = gradient(true);
+      // ResNet's prefix: its batch-norm blocks' backward as one op over the copies.
+      const fusedNorms = native && name === 'resnet18';
+      expect(copiedReluScaleGradientCount() > normed).toBe(fusedNorms);
       expect(tf.memory().numTensors).toBe(before + 2);
       // On tfjs-node a handled prefix's pooling scatters into the one copy's argmax, or runs
       // with its convolution as our conv-pool ops (the small CNN's first block).
-      const native = tf.getBackend() === 'tensorflow' && handled;
       expect(maxPoolArgmaxGradients() + convPoolOps.convPoolCallCount() > pooled).toBe(native);
       expect(Array.from(g2.dataSync())).toEqual(Array.from(g1.dataSync()));
       // The variants differ, so the copies' gradients must too (the test would not see a sum).

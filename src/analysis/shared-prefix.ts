@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
+import { reluScaleGradient } from '../kernels/native/batch-norm';
+import { applyBatchNormBlock, batchNormBlockFits, batchNormBlocks } from './batch-norm-block';
 import { copies, isPlainRelu, pair, perExample, sameInputShapes } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
 import type { KernelLayer } from './graph';
@@ -150,27 +152,99 @@ function poolStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   };
 }
 
+/** The fields of a BatchNormalization layer that its input gradient reads. */
+interface NormFields {
+  movingVariance?: tf.LayerVariable;
+  gamma?: tf.LayerVariable | null;
+}
+
+/**
+ * A batch norm's input gradient factor γ/√(var + ε), by the ops of the lean BatchNorm gradient
+ * (src/kernels/gradients/batch-norm.ts). Call within a tidy.
+ */
+function normFactor(layer: tf.layers.Layer): tf.Tensor {
+  const own = layer as unknown as Required<NormFields>;
+  const scale = own.gamma ? own.gamma.read() : tf.scalar(1);
+  const epsilon = layer.getConfig().epsilon as number;
+  return tf.mul(tf.rsqrt(tf.add(own.movingVariance.read(), tf.scalar(epsilon))), scale);
+}
+
 /** BatchNormalization in inference (tf.batchNorm on the last axis): dy·(γ/√(var + ε)). */
 function batchNormStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
   const config = layer.getConfig();
-  const own = layer as unknown as {
-    movingVariance?: tf.LayerVariable;
-    gamma?: tf.LayerVariable | null;
-  };
   const axis = config.axis as number;
   const rank = (layer.input as tf.SymbolicTensor).rank;
-  if (!own.movingVariance || (axis !== -1 && axis !== rank - 1)) return undefined;
-  const variance = own.movingVariance;
-  const epsilon = config.epsilon as number;
+  if (!(layer as unknown as NormFields).movingVariance || (axis !== -1 && axis !== rank - 1)) {
+    return undefined;
+  }
   return {
     forward: ([x]) => ({ y: apply([x]), save: [] }),
-    backward(dy) {
-      const scale = own.gamma ? own.gamma.read() : tf.scalar(1);
-      const r = tf.rsqrt(tf.add(variance.read(), tf.scalar(epsilon)));
-      // The product the lean BatchNorm gradient computes (src/kernels/gradients/batch-norm.ts).
-      return [tf.reshape(tf.mul(dy, tf.mul(r, scale)), dy.shape)];
+    backward: (dy) => [tf.reshape(tf.mul(dy, normFactor(layer)), dy.shape)],
+  };
+}
+
+/**
+ * A batch norm, the residual Add after it (if any) and the ReLU (./batch-norm-block.ts) as one
+ * node whose inputs are the batch norm's input and the Add's other one: forward by our op on the
+ * one copy, backward by its gradient op over every copy with the one copy's steps (one pass
+ * where the three steps take three; the same values but for a NaN, which the op's step, as
+ * TensorFlow's ReluGrad, counts as 0).
+ */
+function normBlockStep(norm: tf.layers.Layer, withSide: boolean): Step {
+  return {
+    forward([x, side]) {
+      const y = applyBatchNormBlock(norm, x, side);
+      if (!y) throw new Error('internal: the batch-norm op went away between calls');
+      return { y, save: [y] };
+    },
+    backward(dy, [y], count) {
+      const factor = normFactor(norm);
+      const fused = reluScaleGradient(dy, y, factor, withSide);
+      if (fused) return withSide ? [fused.dx, fused.g] : [fused.dx];
+      const g = maskCopies(dy, tf.step(y), count);
+      const dx = tf.reshape(tf.mul(g, factor), dy.shape);
+      return withSide ? [dx, g] : [dx];
     },
   };
+}
+
+/**
+ * The prefix's nodes with each batch-norm block that our op takes as one node (see
+ * {@link normBlockStep}), and those nodes' steps. A block whose batch norm or Add output is a
+ * frontier tensor stays as it is.
+ */
+function fuseNormBlocks(
+  nodes: PrefixNode[],
+  frontier: number[],
+): { nodes: PrefixNode[]; steps: Map<PrefixNode, Step> } {
+  const steps = new Map<PrefixNode, Step>();
+  const replaced = new Map<PrefixNode, PrefixNode | null>();
+  for (const [norm, block] of batchNormBlocks(nodes, -1)) {
+    const inner = block.add ? [norm, block.add] : [norm];
+    // (An Add of two batch norms, a downsampling shortcut's, takes the first; the other is a side.)
+    const taken = replaced.has(block.relu);
+    if (
+      taken ||
+      inner.some((n) => frontier.includes(n.outputs[0].id)) ||
+      !batchNormBlockFits(norm)
+    ) {
+      continue;
+    }
+    const side = block.add?.inputs.find((t) => t.id !== norm.outputs[0].id);
+    const node: PrefixNode = {
+      layer: block.relu.layer,
+      inputs: side ? [norm.inputs[0], side] : [norm.inputs[0]],
+      outputs: block.relu.outputs,
+    };
+    inner.forEach((n) => replaced.set(n, null));
+    replaced.set(block.relu, node);
+    steps.set(node, normBlockStep(norm.layer, side !== undefined));
+  }
+  const kept = nodes.flatMap((n) => {
+    const r = replaced.get(n);
+    return r === undefined ? [n] : r === null ? [] : [r];
+  });
+  return { nodes: kept, steps };
 }
 
 /** Zero padding: the gradient is the unpadded window of dy. */
@@ -307,15 +381,19 @@ function stepOf(node: PrefixNode, applyNode: ApplyNode, folds: Folds): Step | un
  * concatenated in frontier order (`[count·n, Σ sizes]`): the forward pass runs on the first copy.
  */
 export function sharedPrefix(
-  nodes: PrefixNode[],
+  graphNodes: PrefixNode[],
   inputId: number,
   frontier: number[],
   applyNode: ApplyNode,
 ): ((xs: tf.Tensor, count: number) => tf.Tensor) | undefined {
-  if (nodes.length === 0 || nodes.some((n) => n.outputs.length !== 1)) return undefined;
+  if (graphNodes.length === 0 || graphNodes.some((n) => n.outputs.length !== 1)) return undefined;
+  const norms = fuseNormBlocks(graphNodes, frontier);
+  const nodes = norms.nodes;
   const folds = paddingFolds(nodes, frontier);
   const blocks = blockPairs(nodes, folds);
-  const found = nodes.map((n) => blocks.get(n) ?? stepOf(n, applyNode, folds));
+  const found = nodes.map(
+    (n) => norms.steps.get(n) ?? blocks.get(n) ?? stepOf(n, applyNode, folds),
+  );
   if (found.some((step) => !step)) return undefined;
   const steps = found as Step[];
   return (xs, count) => {

@@ -41,6 +41,13 @@ const formulas = new Map<number, 0 | 1 | null>();
 let registered = false;
 let calls = 0;
 
+let copiedGradients = 0;
+
+/** How many times {@link reluScaleGradient} ran over copies of its `y` (tests check it is used). */
+export function copiedReluScaleGradientCount(): number {
+  return copiedGradients;
+}
+
 /** How many times the op ran for callers, probes aside (tests check it is used). */
 export function batchNormCallCount(): number {
   return calls;
@@ -86,6 +93,27 @@ function reluScaleGrad(
     2,
   );
   return { dx, g };
+}
+
+/**
+ * The gradient of `relu(batchNorm(x) + side)` from its output `y` (see {@link reluScaleGrad}) in
+ * one pass, where `y` may be one copy of a batch that `dy` holds copies of, stacked along the
+ * first axis (each copy's steps are then `y`'s): `factor` is γ/√(variance + ε) as the lean
+ * gradient computes it, `g` the side's gradient (empty without `withSide`). Undefined where our
+ * ops do not run. A NaN in `y` gives 0 (TensorFlow's ReluGrad).
+ */
+export function reluScaleGradient(
+  dy: tf.Tensor,
+  y: tf.Tensor,
+  factor: tf.Tensor,
+  withSide: boolean,
+): { dx: tf.Tensor; g: tf.Tensor } | undefined {
+  const floats = [dy, y, factor].every((t) => t.dtype === 'float32');
+  const copies = y.shape[0] > 0 && dy.shape[0] % y.shape[0] === 0;
+  const rows = tf.util.arraysEqual(dy.shape.slice(1), y.shape.slice(1));
+  if (!ourOpsAvailable() || !floats || !copies || !rows || dy.rank < 1) return undefined;
+  if (dy.shape[0] > y.shape[0]) copiedGradients += 1;
+  return reluScaleGrad(dy, y, factor, withSide);
 }
 
 /** The three ops' gradients in turn: ReLU's (from the output), Add's (dy to both), batch norm's. */

@@ -15,6 +15,7 @@
 #include <tensorflow/c/tf_status.h>
 #include <tensorflow/c/tf_tensor.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -234,7 +235,9 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
 // dy and y (the ReLU's output) [..., C], factor [C]: g = dy·(y > 0 ? 1 : 0) (TensorFlow's ReluGrad,
 // a product: −0 and NaN as it gives them), then dx = g·factor[channel] (the batch norm's input
 // gradient, one float32 product). Outputs dx, and g when `with_side` (the residual input's
-// gradient), else an empty g.
+// gradient), else an empty g. y may hold fewer examples than dy, a whole number of times fewer:
+// dy is then copies of a batch stacked along the first axis, each copy's step taken from y (the
+// shared prefix of the batched sweep, src/analysis/shared-prefix.ts).
 
 struct GradAttrs {
   bool with_side;
@@ -313,11 +316,12 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
     std::vector<int64_t> shape(dims);
     for (int d = 0; same && d < dims; ++d) {
       shape[d] = TF_Dim(in[0], d);
-      same = TF_Dim(in[1], d) == shape[d];
+      same = d == 0 ? TF_Dim(in[1], 0) > 0 && shape[0] % TF_Dim(in[1], 0) == 0
+                    : TF_Dim(in[1], d) == shape[d];
     }
     if (!same || TF_Dim(in[2], 0) != shape[dims - 1]) {
       antifragile::Fail(ctx,
-                        "AntifragileReluScaleGrad: dy and y must have one shape [..., C], "
+                        "AntifragileReluScaleGrad: dy [n·k, ..., C], y [n, ..., C] (k ≥ 1), "
                         "factor [C]");
     } else {
       const int64_t total = TF_TensorElementCount(in[0]);
@@ -338,14 +342,26 @@ void ComputeGrad(void* kernel, TF_OpKernelContext* ctx) {
         const auto* factor = static_cast<const float*>(TF_TensorData(in[2]));
         auto* dx = static_cast<float*>(TF_TensorData(out[0]));
         auto* g = attrs.with_side ? static_cast<float*>(TF_TensorData(out[1])) : nullptr;
-        auto rows = [&](int64_t begin, int64_t end) {
+        // Rows of y: dy's rows [k·rows_y, (k+1)·rows_y) take their steps from y's rows.
+        const int64_t rows_y = TF_TensorElementCount(in[1]) / c;
+        auto span = [&](int64_t at, int64_t from_y, int64_t n) {
+          float* side = g ? g + at * c : nullptr;
+          const float* steps = y + from_y * c;
 #ifdef HAVE_AVX512_PATH
           if (__builtin_cpu_supports("avx512f")) {
-            GradRowsAvx512(c, dy, y, factor, dx, g, begin, end);
+            GradRowsAvx512(c, dy + at * c, steps, factor, dx + at * c, side, 0, n);
             return;
           }
 #endif
-          GradRows(c, dy, y, factor, dx, g, begin, end);
+          GradRows(c, dy + at * c, steps, factor, dx + at * c, side, 0, n);
+        };
+        auto rows = [&](int64_t begin, int64_t end) {
+          while (begin < end) {
+            const int64_t from_y = begin % rows_y;
+            const int64_t n = std::min(end - begin, rows_y - from_y);
+            span(begin, from_y, n);
+            begin += n;
+          }
         };
         if (total < (1 << 16)) {
           rows(0, total / c);

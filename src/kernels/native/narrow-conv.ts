@@ -28,7 +28,7 @@ const MAX_CHANNELS = 8;
  * Output channels up to which our `AntifragileInputGrad` op (./addon/conv_pool.cc) computes the
  * gradient instead: TensorFlow's kernel sums over them in one chain of fused multiply-adds,
  * which the op repeats bit for bit where the sizes let it (checked from 16 to 128; each geometry
- * is checked again on its first call, see ourOpMatches; wider products Eigen may split into
+ * is checked again on its first call, see matchingGradient; wider products Eigen may split into
  * blocks, so they keep TensorFlow's kernel). Faster on the shapes that matter here (measured:
  * ResNet-18's 7×7 stride-2 stem into one channel 9.7 against 17.3 µs per example, the small
  * CNN's 3×3 conv1 7.3–10.2 against 13–14); about even at 64–128 output channels.
@@ -108,27 +108,29 @@ function tensorflowGradient(
 const matches = new Map<string, boolean>();
 
 /**
- * Whether our op repeats TensorFlow's kernel for this geometry and gradient shape, found on the
- * first call by running both on random values. TensorFlow's kernel is a tensor contraction whose
- * summation order depends on the sizes (the batch among them): measured, our op's chain of fused
- * multiply-adds matches it on the stems of the paper's models and the small CNN, but not on some
- * small maps (a 1×1 convolution on a 2×2 map, a 3×3 one on a 3×3 map), where TensorFlow's kernel
- * then runs.
+ * The gradient by our op where it repeats TensorFlow's kernel for this geometry and gradient
+ * shape, else by TensorFlow's: found on the first call by running both on its `dy`. TensorFlow's
+ * kernel is a tensor contraction whose summation order depends on the sizes (the batch among
+ * them): measured, our op's chain of fused multiply-adds matches it on the stems of the paper's
+ * models and the small CNN, but not on some small maps (a 1×1 convolution on a 2×2 map, a 3×3
+ * one on a 3×3 map).
  */
-function ourOpMatches(geometry: Geometry, dyShape: number[]): boolean {
+function matchingGradient(geometry: Geometry, dy: tf.TensorInfo): tf.Tensor {
   const { filter, inputShape, strides, pads } = geometry;
-  const key = JSON.stringify([dyShape, filter.shape, inputShape, strides, pads]);
-  let known = matches.get(key);
-  if (known === undefined) {
-    known = tf.tidy(() => {
-      const g = tf.randomNormal(dyShape, 0, 1, 'float32', 17);
-      const ours = ourGradient(geometry, g).dataSync();
-      const theirs = tensorflowGradient(geometry, g).dataSync();
-      return ours.every((v, i) => Object.is(v, theirs[i]));
-    });
-    matches.set(key, known);
+  const key = JSON.stringify([dy.shape, filter.shape, inputShape, strides, pads]);
+  const known = matches.get(key);
+  if (known !== undefined) {
+    if (known) ourCalls += 1;
+    return known ? ourGradient(geometry, dy) : tensorflowGradient(geometry, dy);
   }
-  return known;
+  const ours = ourGradient(geometry, dy);
+  const theirs = tensorflowGradient(geometry, dy);
+  const [a, b] = [ours.dataSync(), theirs.dataSync()];
+  const same = a.every((v, i) => Object.is(v, b[i]));
+  matches.set(key, same);
+  if (same) ourCalls += 1;
+  (same ? theirs : ours).dispose();
+  return same ? ours : theirs;
 }
 
 function narrowInputGradient(args: KernelArgs): tf.Tensor | undefined {
@@ -155,10 +157,9 @@ function narrowInputGradient(args: KernelArgs): tf.Tensor | undefined {
     pads: [top, bottom, left, right],
   };
   calls += 1;
-  const ours =
-    ourOpsAvailable() && dy.shape[3] <= MAX_OUR_OUTPUTS && ourOpMatches(geometry, dy.shape);
-  if (ours) ourCalls += 1;
-  return ours ? ourGradient(geometry, dy) : tensorflowGradient(geometry, dy);
+  return ourOpsAvailable() && dy.shape[3] <= MAX_OUR_OUTPUTS
+    ? matchingGradient(geometry, dy)
+    : tensorflowGradient(geometry, dy);
 }
 
 /**

@@ -5,6 +5,7 @@ import {
   batchNormCallCount,
   reluScaleGradient,
 } from '../src/kernels/native/batch-norm';
+import { batchNormPoolCallCount, batchNormReluPool } from '../src/kernels/native/batch-norm-pool';
 import { enableOurOps } from '../src/kernels/native/our-ops';
 import { buildModel } from '../src/models';
 
@@ -125,6 +126,83 @@ describe('AntifragileBatchNorm (src/kernels/native/batch-norm.ts)', () => {
     },
   );
 
+  const POOLS: [
+    number[],
+    [[number, number], [number, number]],
+    [number, number],
+    [number, number],
+  ][] = [
+    [
+      [30, 14, 14, 16],
+      [
+        [1, 0],
+        [1, 0],
+      ],
+      [3, 3],
+      [2, 2],
+    ],
+    [
+      [20, 8, 8, 6],
+      [
+        [1, 1],
+        [1, 1],
+      ],
+      [3, 3],
+      [2, 2],
+    ],
+    [
+      [10, 9, 7, 24],
+      [
+        [0, 1],
+        [2, 0],
+      ],
+      [2, 3],
+      [1, 2],
+    ],
+    [
+      [8, 5, 5, 3],
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [2, 2],
+      [2, 2],
+    ],
+  ];
+
+  it.each(POOLS)(
+    'input %j, padding %j: batch norm, ReLU, padding and max pooling as one op, TensorFlow’s values',
+    (shape, padding, poolSize, strides) => {
+      if (!native()) return;
+      tf.tidy(() => {
+        const c = shape[3];
+        const args = {
+          x: values(shape, 41, 2),
+          mean: tf.randomNormal([c], 0, 0.5, 'float32', 42),
+          variance: tf.randomUniform([c], 0.2, 2, 'float32', 43),
+          scale: tf.randomNormal([c], 0.5, 1, 'float32', 44),
+          offset: tf.randomNormal([c], 0, 0.5, 'float32', 45),
+          varianceEpsilon: 1e-5,
+          padding,
+          poolSize,
+          strides,
+        };
+        const before = batchNormPoolCallCount();
+        const ours = batchNormReluPool(args);
+        expect(batchNormPoolCallCount()).toBe(before + 1);
+        const { x, mean, variance, offset, scale } = args;
+        const normed = tf.relu(tf.batchNorm(x, mean, variance, offset, scale, 1e-5));
+        const padded = tf.pad(normed, [[0, 0], ...padding, [0, 0]]) as tf.Tensor4D;
+        const theirs = tf.maxPool(padded, poolSize, strides, 'valid');
+        expect(ours?.shape).toEqual(theirs.shape);
+        expect(bits(ours as tf.Tensor)).toEqual(bits(theirs));
+        enableOurOps(false);
+        expect(batchNormReluPool(args)).toBeUndefined();
+        enableOurOps(true);
+      });
+    },
+  );
+
   it('does not run with our ops switched off (the caller then runs TensorFlow’s)', () => {
     enableOurOps(false);
     const x = tf.ones([2, 4]);
@@ -160,7 +238,10 @@ describe('AntifragileBatchNorm (src/kernels/native/batch-norm.ts)', () => {
     const ys = tf.tidy(() => tf.argMax(model.predict(xs) as tf.Tensor, -1).toInt());
     const runner = new GraphRunner(model);
     const before = batchNormCallCount();
+    const stems = batchNormPoolCallCount();
     const withOp = runner.predict(xs);
+    // The stem's batch norm, ReLU, padding and max pooling as one op.
+    expect(batchNormPoolCallCount()).toBe(stems + 1);
     const blocks = model.layers.filter((l) => l.getClassName() === 'Add').length;
     // Every block's residual Add and the stem, at least.
     expect(batchNormCallCount() - before).toBeGreaterThan(blocks);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchNormAddRelu, batchNormFusable } from '../kernels/native/batch-norm';
-import { isPlainRelu, readersOf, sameInputShapes } from './blocks';
+import { batchNormReluPool } from '../kernels/native/batch-norm-pool';
+import { isPlainRelu, pair, readersOf, sameInputShapes } from './blocks';
 import type { LayerNode } from './conv-pool-block';
 
 /**
@@ -97,5 +98,67 @@ export function applyBatchNormBlock(
     varianceEpsilon: own.epsilon,
     side,
     relu: true,
+  });
+}
+
+/** A batch norm's ReLU, then a zero padding and a `valid` max pooling that alone read it. */
+export interface NormPoolChain<N extends LayerNode> {
+  relu: N;
+  pad: N;
+  pool: N;
+}
+
+/**
+ * The batch norms of `blocks` (see {@link batchNormBlocks}) whose ReLU only a ZeroPadding2D
+ * reads, and that only a `valid` MaxPooling2D (a network's stem: ResNet's, ShuffleNet's), keyed
+ * by the batch norm's node: forward passes compute the four layers as one op.
+ */
+export function normPoolChains<N extends LayerNode>(
+  nodes: N[],
+  blocks: Map<N, BatchNormBlock<N>>,
+  outputId: number,
+): Map<N, NormPoolChain<N>> {
+  const readers = readersOf(nodes);
+  const chains = new Map<N, NormPoolChain<N>>();
+  for (const [norm, block] of blocks) {
+    if (block.add || block.relu.outputs[0].id === outputId) continue;
+    const pad = onlyReader(readers, block.relu);
+    const pool = pad && onlyReader(readers, pad);
+    if (!pad || !pool || pad.outputs[0].id === outputId) continue;
+    const padConfig = pad.layer.getConfig();
+    const poolConfig = pool.layer.getConfig();
+    const fits =
+      pad.layer.getClassName() === 'ZeroPadding2D' &&
+      padConfig.dataFormat === 'channelsLast' &&
+      pool.layer.getClassName() === 'MaxPooling2D' &&
+      poolConfig.dataFormat === 'channelsLast' &&
+      poolConfig.padding === 'valid';
+    if (fits) chains.set(norm, { relu: block.relu, pad, pool });
+  }
+  return chains;
+}
+
+/**
+ * `maxPool(pad(relu(batchNorm(x))))` with the layers' inference weights, as one op (forward
+ * only); undefined where the op does not run.
+ */
+export function applyNormPool<N extends LayerNode>(
+  norm: tf.layers.Layer,
+  chain: NormPoolChain<N>,
+  x: tf.Tensor,
+): tf.Tensor | undefined {
+  const own = norm as unknown as Required<BatchNormFields>;
+  const pool = chain.pool.layer.getConfig();
+  const poolSize = pair(pool.poolSize);
+  return batchNormReluPool({
+    x,
+    mean: own.movingMean.read(),
+    variance: own.movingVariance.read(),
+    scale: own.gamma ? own.gamma.read() : undefined,
+    offset: own.beta ? own.beta.read() : undefined,
+    varianceEpsilon: own.epsilon,
+    padding: chain.pad.layer.getConfig().padding as [[number, number], [number, number]],
+    poolSize,
+    strides: pair(pool.strides ?? poolSize),
   });
 }

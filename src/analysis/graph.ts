@@ -1,9 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   applyBatchNormBlock,
+  applyNormPool,
   batchNormBlockFits,
   batchNormBlocks,
+  normPoolChains,
   type BatchNormBlock,
+  type NormPoolChain,
 } from './batch-norm-block';
 import { convPoolPairs, convThenPool, ownWeights, type BlockWeights } from './conv-pool-block';
 import { copies, perExample } from './blocks';
@@ -309,6 +312,8 @@ export class GraphRunner {
   private readonly pooledBy: Map<GraphNode, GraphNode>;
   /** Batch norms computed with the ReLU after them (and an Add between): one op. */
   private readonly normBlocks: Map<GraphNode, BatchNormBlock<GraphNode>>;
+  /** Batch norms whose ReLU, padding and max pooling forward passes compute with them: one op. */
+  private readonly normPools: Map<GraphNode, NormPoolChain<GraphNode>>;
   /** Conv2D nodes whose padding they take as explicit amounts (./padded-conv.ts), and back. */
   private readonly paddedBy: Map<GraphNode, GraphNode>;
   private readonly padsInto: Map<GraphNode, GraphNode>;
@@ -340,6 +345,7 @@ export class GraphRunner {
     visit(model.outputs[0]);
     this.pooledBy = convPoolPairs(this.nodes, this.outputId);
     this.normBlocks = batchNormBlocks(this.nodes, this.outputId);
+    this.normPools = normPoolChains(this.nodes, this.normBlocks, this.outputId);
     this.paddedBy = paddedConvPairs(this.nodes, this.outputId);
     this.padsInto = new Map([...this.paddedBy].map(([conv, pad]) => [pad, conv]));
   }
@@ -573,6 +579,13 @@ export class GraphRunner {
     for (const node of nodes) {
       if (done.has(node)) continue;
       const varied = options.variants && this.varies(node.layer, options.variants);
+      const chain = this.pooledNorm(node, inRun, options);
+      const stem = chain && applyNormPool(node.layer, chain, argOf(node, 0));
+      if (chain && stem) {
+        values.set(chain.pool.outputs[0].id, stem);
+        [chain.relu, chain.pad, chain.pool].forEach((n) => done.add(n));
+        continue;
+      }
       const block = this.normBlocks.get(node);
       if (block && !varied && inRun.has(block.relu) && batchNormBlockFits(node)) {
         pending.set(node.outputs[0].id, node);
@@ -641,6 +654,18 @@ export class GraphRunner {
     }
     plain(this.outputId);
     return values;
+  }
+
+  /** The ReLU, padding and pooling that a forward pass computes with batch norm `node`, if any. */
+  private pooledNorm(
+    node: GraphNode,
+    inRun: Set<GraphNode>,
+    options: RunOptions,
+  ): NormPoolChain<GraphNode> | undefined {
+    const chain = this.normPools.get(node);
+    if (!chain || !options.forwardOnly || !inRun.has(chain.pool)) return undefined;
+    if (options.variants && this.varies(node.layer, options.variants)) return undefined;
+    return batchNormBlockFits(node) ? chain : undefined;
   }
 
   /**

@@ -171,7 +171,7 @@ function register(): void {
 }
 
 /** Probe values: a fixed pseudo-random spread of magnitudes, with NaN, ±0 and infinities. */
-function probeValues(count: number, seed: number, spread: number): Float32Array {
+export function probeValues(count: number, seed: number, spread: number): Float32Array {
   const out = new Float32Array(count);
   let state = seed >>> 0;
   for (let i = 0; i < count; i++) {
@@ -182,7 +182,8 @@ function probeValues(count: number, seed: number, spread: number): Float32Array 
   return out;
 }
 
-function sameBits(a: tf.Tensor, b: tf.Tensor): boolean {
+/** Whether two tensors hold the same values bit for bit (−0 and NaN included). */
+export function sameBits(a: tf.Tensor, b: tf.Tensor): boolean {
   const x = a.dataSync();
   const y = b.dataSync();
   return x.length === y.length && x.every((v, i) => Object.is(v, y[i]));
@@ -219,7 +220,8 @@ function probe(channels: number): 0 | 1 | null {
   return found === 0 || found === 1 ? found : null;
 }
 
-function formulaFor(channels: number): 0 | 1 | null {
+/** Our op's formula that gives TensorFlow's batch norm for `channels`, or null (probed once). */
+export function formulaFor(channels: number): 0 | 1 | null {
   let formula = formulas.get(channels);
   if (formula === undefined) {
     formula = probe(channels);

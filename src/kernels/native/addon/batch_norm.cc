@@ -63,14 +63,19 @@ struct Plan {
 
 inline float Relu(float y) { return 0.0f > y ? 0.0f : y; }
 
+// The batch norm of one value of channel k, by the plan's formula.
+inline float Norm(const Plan& p, float x, int64_t k) {
+  const float t = (x - p.mean[k]) * p.factor[k];
+  return p.formula == 0 ? std::fma(t, p.scale[k], p.offset[k]) : t + p.offset[k];
+}
+
 void RowsScalar(const Plan& p, const float* x, const float* side, float* y, int64_t begin,
                 int64_t end) {
   const int64_t c = p.channels;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t at = row * c;
     for (int64_t k = 0; k < c; ++k) {
-      const float t = (x[at + k] - p.mean[k]) * p.factor[k];
-      float v = p.formula == 0 ? std::fma(t, p.scale[k], p.offset[k]) : t + p.offset[k];
+      float v = Norm(p, x[at + k], k);
       if (side) v = v + side[at + k];
       y[at + k] = p.relu ? Relu(v) : v;
     }
@@ -88,12 +93,19 @@ inline __mmask16 TailMask(int64_t remaining) {
 // One vector of 16 values: the formula (kFma: 0, else 1), the side, ReLU; the same roundings as
 // the scalar path. `m` masks a tail.
 template <bool kFma>
+__attribute__((target("avx512f"))) inline __m512 Norm16(__mmask16 m, __m512 mean, __m512 factor,
+                                                        __m512 scale, __m512 offset,
+                                                        const float* x) {
+  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), mean), factor);
+  return kFma ? _mm512_fmadd_ps(t, scale, offset) : _mm512_add_ps(t, offset);
+}
+
+template <bool kFma>
 __attribute__((target("avx512f"))) inline void Vector16(const Plan& p, __mmask16 m, __m512 mean,
                                                         __m512 factor, __m512 scale,
                                                         __m512 offset, const float* x,
                                                         const float* side, float* y) {
-  const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x), mean), factor);
-  __m512 v = kFma ? _mm512_fmadd_ps(t, scale, offset) : _mm512_add_ps(t, offset);
+  __m512 v = Norm16<kFma>(m, mean, factor, scale, offset, x);
   if (side) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, side));
   // max_ps(a, b) is a > b ? a : b: TensorFlow's ReLU, NaN and −0 kept.
   if (p.relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
@@ -151,6 +163,17 @@ void Rows(const Plan& p, const float* x, const float* side, float* y, int64_t be
   RowsScalar(p, x, side, y, begin, end);
 }
 
+// Per channel: 1/√(var + ε) (formula 0, γ applied by the fused multiply-add) or γ/√(var + ε).
+std::vector<float> Factors(int64_t formula, float epsilon, const float* variance,
+                           const float* scale, int64_t c) {
+  std::vector<float> factor(c);
+  for (int64_t k = 0; k < c; ++k) {
+    const float root = std::sqrt(variance[k] + epsilon);
+    factor[k] = formula == 0 ? 1.0f / root : scale[k] / root;
+  }
+  return factor;
+}
+
 // The shape checks; an error message, or empty.
 std::string Check(TF_Tensor* const* in) {
   TF_Tensor* x = in[0];
@@ -196,11 +219,7 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
       const int64_t c = shape[dims - 1];
       const auto* variance = static_cast<const float*>(TF_TensorData(in[2]));
       const auto* scale = static_cast<const float*>(TF_TensorData(in[3]));
-      std::vector<float> factor(c);
-      for (int64_t k = 0; k < c; ++k) {
-        const float root = std::sqrt(variance[k] + attrs.epsilon);
-        factor[k] = attrs.formula == 0 ? 1.0f / root : scale[k] / root;
-      }
+      const std::vector<float> factor = Factors(attrs.formula, attrs.epsilon, variance, scale, c);
       const Plan plan{total / c,
                       c,
                       attrs.formula,
@@ -220,6 +239,205 @@ void Compute(void* kernel, TF_OpKernelContext* ctx) {
       } else {
         antifragile::Split(plan.rows,
                            [&](int64_t begin, int64_t end) { Rows(plan, xp, sp, yp, begin, end); });
+      }
+    }
+  }
+  for (TF_Tensor* t : in) {
+    if (t) TF_DeleteTensor(t);
+  }
+  if (out) TF_DeleteTensor(out);
+  TF_DeleteStatus(status);
+}
+
+// ---- Batch norm, ReLU, zero padding and max pooling: AntifragileBatchNormPool ----
+//
+// x [N, H, W, C] → relu(batchNorm(x)), zero-padded by `pads` (top, bottom, left, right), then
+// max pooled (`pool`: window height and width, stride height and width; `valid` on the padded
+// map): a network's stem in one pass, without the normalised map in memory. TensorFlow's
+// MaxPool takes, in window order from the lowest float, m = v > m ? v : m (the first of equal
+// values, never a NaN); max_ps(v, m) is that.
+
+struct PoolAttrs {
+  float epsilon;
+  int64_t formula;
+  int64_t pool[4];
+  int64_t pads[4];
+};
+
+void* CreatePool(TF_OpKernelConstruction* ctx) {
+  auto* attrs = new PoolAttrs{};
+  TF_Status* status = TF_NewStatus();
+  TF_OpKernelConstruction_GetAttrFloat(ctx, "epsilon", &attrs->epsilon, status);
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64(ctx, "formula", &attrs->formula, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, "pool", attrs->pool, 4, status);
+  }
+  if (TF_GetCode(status) == TF_OK) {
+    TF_OpKernelConstruction_GetAttrInt64List(ctx, "pads", attrs->pads, 4, status);
+  }
+  const bool positive = attrs->pool[0] > 0 && attrs->pool[1] > 0 && attrs->pool[2] > 0 &&
+                        attrs->pool[3] > 0;
+  const bool pads = attrs->pads[0] >= 0 && attrs->pads[1] >= 0 && attrs->pads[2] >= 0 &&
+                    attrs->pads[3] >= 0;
+  if (TF_GetCode(status) == TF_OK && (attrs->formula < 0 || attrs->formula > 1 || !positive ||
+                                      !pads)) {
+    TF_SetStatus(status, TF_INVALID_ARGUMENT,
+                 "AntifragileBatchNormPool: formula 0 or 1, pool sizes and strides > 0, "
+                 "pads >= 0");
+  }
+  if (TF_GetCode(status) != TF_OK) TF_OpKernelConstruction_Failure(ctx, status);
+  TF_DeleteStatus(status);
+  return attrs;
+}
+
+void DeletePool(void* attrs) { delete static_cast<PoolAttrs*>(attrs); }
+
+// The pooling's sizes, input and output.
+struct PoolShape {
+  int64_t in_h, in_w, out_h, out_w;
+  int64_t kh, kw, sh, sw, top, left;
+};
+
+// Whether input pixel (ih, iw) is on the map (else it is padding: 0).
+inline bool OnMap(const PoolShape& g, int64_t ih, int64_t iw) {
+  return ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w;
+}
+
+void PoolRowsScalar(const Plan& p, const PoolShape& g, const float* x, float* y, int64_t begin,
+                    int64_t end) {
+  const int64_t c = p.channels;
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t n = row / g.out_h, oh = row % g.out_h;
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      for (int64_t k = 0; k < c; ++k) {
+        float best = -3.40282347e+38f;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t ih = oh * g.sh + i - g.top, iw = ow * g.sw + j - g.left;
+            const float v =
+                OnMap(g, ih, iw) ? Relu(Norm(p, x[((n * g.in_h + ih) * g.in_w + iw) * c + k], k))
+                                 : 0.0f;
+            best = v > best ? v : best;
+          }
+        }
+        y[(row * g.out_w + ow) * c + k] = best;
+      }
+    }
+  }
+}
+
+#ifdef HAVE_AVX512_PATH
+template <bool kFma>
+__attribute__((target("avx512f"))) void PoolRowsAvx512(const Plan& p, const PoolShape& g,
+                                                       const float* x, float* y, int64_t begin,
+                                                       int64_t end) {
+  const int64_t c = p.channels;
+  const __m512 zero = _mm512_setzero_ps(), lowest = _mm512_set1_ps(-3.40282347e+38f);
+  for (int64_t k = 0; k < c; k += 16) {
+    const __mmask16 m = TailMask(c - k);
+    const __m512 mean = _mm512_maskz_loadu_ps(m, p.mean + k);
+    const __m512 factor = _mm512_maskz_loadu_ps(m, p.factor + k);
+    const __m512 scale = _mm512_maskz_loadu_ps(m, p.scale + k);
+    const __m512 offset = _mm512_maskz_loadu_ps(m, p.offset + k);
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t n = row / g.out_h, oh = row % g.out_h;
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        __m512 best = lowest;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          for (int64_t j = 0; j < g.kw; ++j) {
+            const int64_t ih = oh * g.sh + i - g.top, iw = ow * g.sw + j - g.left;
+            __m512 v = zero;
+            if (OnMap(g, ih, iw)) {
+              const float* at = x + ((n * g.in_h + ih) * g.in_w + iw) * c + k;
+              // ReLU as in Vector16: max_ps(0, v) is 0 > v ? 0 : v.
+              v = _mm512_max_ps(zero, Norm16<kFma>(m, mean, factor, scale, offset, at));
+            }
+            best = _mm512_max_ps(v, best);
+          }
+        }
+        _mm512_mask_storeu_ps(y + (row * g.out_w + ow) * c + k, m, best);
+      }
+    }
+  }
+}
+#endif
+
+void PoolRows(const Plan& p, const PoolShape& g, const float* x, float* y, int64_t begin,
+              int64_t end) {
+#ifdef HAVE_AVX512_PATH
+  if (__builtin_cpu_supports("avx512f")) {
+    if (p.formula == 0) {
+      PoolRowsAvx512<true>(p, g, x, y, begin, end);
+    } else {
+      PoolRowsAvx512<false>(p, g, x, y, begin, end);
+    }
+    return;
+  }
+#endif
+  PoolRowsScalar(p, g, x, y, begin, end);
+}
+
+// The pooling's shape from x [N, H, W, C] and the attributes; an error message, or empty.
+std::string PoolCheck(TF_Tensor* const* in, const PoolAttrs& a, PoolShape* g) {
+  TF_Tensor* x = in[0];
+  if (TF_NumDims(x) != 4) return "x must be [N, H, W, C]";
+  const int64_t c = TF_Dim(x, 3);
+  for (int i = 1; i <= 4; ++i) {
+    if (TF_NumDims(in[i]) != 1 || TF_Dim(in[i], 0) != c) {
+      return "mean, variance, scale and offset must be [C], C = x's last dimension";
+    }
+  }
+  g->in_h = TF_Dim(x, 1), g->in_w = TF_Dim(x, 2);
+  g->kh = a.pool[0], g->kw = a.pool[1], g->sh = a.pool[2], g->sw = a.pool[3];
+  g->top = a.pads[0], g->left = a.pads[2];
+  const int64_t padded_h = g->in_h + a.pads[0] + a.pads[1];
+  const int64_t padded_w = g->in_w + a.pads[2] + a.pads[3];
+  if (padded_h < g->kh || padded_w < g->kw) return "the pooling window exceeds the padded map";
+  g->out_h = (padded_h - g->kh) / g->sh + 1;
+  g->out_w = (padded_w - g->kw) / g->sw + 1;
+  return "";
+}
+
+void ComputePool(void* kernel, TF_OpKernelContext* ctx) {
+  const PoolAttrs& attrs = *static_cast<PoolAttrs*>(kernel);
+  TF_Status* status = TF_NewStatus();
+  TF_Tensor* in[5] = {};
+  for (int i = 0; i < 5 && TF_GetCode(status) == TF_OK; ++i) TF_GetInput(ctx, i, &in[i], status);
+  PoolShape g{};
+  const std::string why = TF_GetCode(status) == TF_OK ? PoolCheck(in, attrs, &g) : "";
+  TF_Tensor* out = nullptr;
+  if (TF_GetCode(status) != TF_OK) {
+    TF_OpKernelContext_Failure(ctx, status);
+  } else if (!why.empty()) {
+    antifragile::Fail(ctx, "AntifragileBatchNormPool: " + why);
+  } else {
+    const int64_t n = TF_Dim(in[0], 0), c = TF_Dim(in[0], 3);
+    const int64_t shape[4] = {n, g.out_h, g.out_w, c};
+    const int64_t total = n * g.out_h * g.out_w * c;
+    out = TF_AllocateOutput(ctx, 0, TF_FLOAT, shape, 4, total * sizeof(float), status);
+    if (TF_GetCode(status) != TF_OK) {
+      TF_OpKernelContext_Failure(ctx, status);
+    } else if (total > 0) {
+      const auto* variance = static_cast<const float*>(TF_TensorData(in[2]));
+      const auto* scale = static_cast<const float*>(TF_TensorData(in[3]));
+      const std::vector<float> factor = Factors(attrs.formula, attrs.epsilon, variance, scale, c);
+      const Plan plan{n * g.in_h * g.in_w,
+                      c,
+                      attrs.formula,
+                      true,
+                      static_cast<const float*>(TF_TensorData(in[1])),
+                      factor.data(),
+                      scale,
+                      static_cast<const float*>(TF_TensorData(in[4]))};
+      const auto* xp = static_cast<const float*>(TF_TensorData(in[0]));
+      auto* yp = static_cast<float*>(TF_TensorData(out));
+      auto rows = [&](int64_t begin, int64_t end) { PoolRows(plan, g, xp, yp, begin, end); };
+      if (TF_TensorElementCount(in[0]) < (1 << 16)) {
+        rows(0, n * g.out_h);
+      } else {
+        antifragile::Split(n * g.out_h, rows);
       }
     }
   }
@@ -390,6 +608,11 @@ void RegisterBatchNormOps(TF_Status* status) {
               "side: float"},
              {"y: float"}, {"epsilon: float", "formula: int", "relu: bool"}, Create, Compute,
              Delete, status);
+  if (TF_GetCode(status) != TF_OK) return;
+  RegisterOp("AntifragileBatchNormPool",
+             {"x: float", "mean: float", "variance: float", "scale: float", "offset: float"},
+             {"y: float"}, {"epsilon: float", "formula: int", "pool: list(int)", "pads: list(int)"},
+             CreatePool, ComputePool, DeletePool, status);
   if (TF_GetCode(status) != TF_OK) return;
   RegisterOp("AntifragileReluScaleGrad", {"dy: float", "y: float", "factor: float"},
              {"dx: float", "g: float"}, {"with_side: bool"}, CreateGrad, ComputeGrad, DeleteGrad,

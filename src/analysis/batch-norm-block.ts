@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { batchNormAddRelu, batchNormFusable } from '../kernels/native/batch-norm';
+import {
+  batchNormAddRelu,
+  batchNormFusable,
+  type BatchNormInputs,
+} from '../kernels/native/batch-norm';
 import { batchNormReluPool } from '../kernels/native/batch-norm-pool';
 import { isPlainRelu, pair, readersOf, sameInputShapes } from './blocks';
 import type { LayerNode } from './conv-pool-block';
@@ -82,20 +86,27 @@ export function batchNormBlockFits(node: LayerNode): boolean {
   return batchNormFusable(input.shape[input.rank - 1] as number);
 }
 
-/** `relu(batchNorm(x) + side)` with the layer's inference weights; undefined where the op does not run. */
-export function applyBatchNormBlock(
-  layer: tf.layers.Layer,
-  x: tf.Tensor,
-  side: tf.Tensor | undefined,
-): tf.Tensor | undefined {
+/** The layer's inference weights with input `x`, as the ops take them. */
+function inferenceInputs(layer: tf.layers.Layer, x: tf.Tensor): BatchNormInputs {
   const own = layer as unknown as Required<BatchNormFields>;
-  return batchNormAddRelu({
+  return {
     x,
     mean: own.movingMean.read(),
     variance: own.movingVariance.read(),
     scale: own.gamma ? own.gamma.read() : undefined,
     offset: own.beta ? own.beta.read() : undefined,
     varianceEpsilon: own.epsilon,
+  };
+}
+
+/** `relu(batchNorm(x) + side)` with the layer's inference weights; undefined where the op does not run. */
+export function applyBatchNormBlock(
+  layer: tf.layers.Layer,
+  x: tf.Tensor,
+  side: tf.Tensor | undefined,
+): tf.Tensor | undefined {
+  return batchNormAddRelu({
+    ...inferenceInputs(layer, x),
     side,
     relu: true,
   });
@@ -147,16 +158,10 @@ export function applyNormPool<N extends LayerNode>(
   chain: NormPoolChain<N>,
   x: tf.Tensor,
 ): tf.Tensor | undefined {
-  const own = norm as unknown as Required<BatchNormFields>;
   const pool = chain.pool.layer.getConfig();
   const poolSize = pair(pool.poolSize);
   return batchNormReluPool({
-    x,
-    mean: own.movingMean.read(),
-    variance: own.movingVariance.read(),
-    scale: own.gamma ? own.gamma.read() : undefined,
-    offset: own.beta ? own.beta.read() : undefined,
-    varianceEpsilon: own.epsilon,
+    ...inferenceInputs(norm, x),
     padding: chain.pad.layer.getConfig().padding as [[number, number], [number, number]],
     poolSize,
     strides: pair(pool.strides ?? poolSize),

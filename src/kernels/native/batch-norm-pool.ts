@@ -1,5 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { batchNormFusable, formulaFor, probeValues, sameBits } from './batch-norm';
+import {
+  batchNormFusable,
+  formulaFor,
+  probeValues,
+  sameBits,
+  type BatchNormInputs,
+} from './batch-norm';
 import type { NativeBackend } from './native-backend';
 
 /**
@@ -15,16 +21,7 @@ import type { NativeBackend } from './native-backend';
  * not run and the caller runs TensorFlow's.
  */
 
-export interface BatchNormReluPoolArgs {
-  /** `[N, H, W, C]`. */
-  x: tf.Tensor;
-  mean: tf.Tensor;
-  variance: tf.Tensor;
-  /** γ; none = 1. */
-  scale?: tf.Tensor;
-  /** β; none = 0. */
-  offset?: tf.Tensor;
-  varianceEpsilon: number;
+export interface BatchNormReluPoolArgs extends BatchNormInputs {
   /** `[[top, bottom], [left, right]]` zeros around the map before the pooling. */
   padding: [[number, number], [number, number]];
   /** The pooling window, `[height, width]`, `valid` on the padded map. */

@@ -21,7 +21,8 @@ import { ourOpsAvailable } from './our-ops';
 const KERNEL = 'AntifragileBatchNorm';
 const BACKEND = 'tensorflow';
 
-export interface BatchNormAddReluArgs {
+/** A batch norm in inference: its input and weights (as `tf.batchNorm` takes them). */
+export interface BatchNormInputs {
   x: tf.Tensor;
   mean: tf.Tensor;
   variance: tf.Tensor;
@@ -30,6 +31,9 @@ export interface BatchNormAddReluArgs {
   /** β; none = 0. */
   offset?: tf.Tensor;
   varianceEpsilon: number;
+}
+
+export interface BatchNormAddReluArgs extends BatchNormInputs {
   /** Added after the normalisation (x's shape). */
   side?: tf.Tensor;
   /** ReLU last. */

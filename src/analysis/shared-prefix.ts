@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
 import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
+import { inputGradientFactor } from '../kernels/gradients/batch-norm';
 import { reluScaleGradient } from '../kernels/native/batch-norm';
 import { applyBatchNormBlock, batchNormBlockFits, batchNormBlocks } from './batch-norm-block';
 import { copies, isPlainRelu, pair, perExample, sameInputShapes } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
+import { pads4, type Padding } from './padded-conv';
 import type { KernelLayer } from './graph';
 
 /**
@@ -49,9 +51,6 @@ function maskCopies(dy: tf.Tensor, mask: tf.Tensor, count: number): tf.Tensor {
 }
 
 type Shape4 = [number, number, number, number];
-type Pads4 = [[number, number], [number, number], [number, number], [number, number]];
-/** A ZeroPadding2D's `[[top, bottom], [left, right]]`. */
-type Padding = [[number, number], [number, number]];
 
 /**
  * A Conv2D or Dense layer with a linear or ReLU activation: forward as the graph runner computes
@@ -93,14 +92,7 @@ function productStep(layer: tf.layers.Layer, apply: Apply, folded?: Padding): St
         [0, 0],
       ];
       const shape: Shape4 = [count * n, h - top - bottom, w - left - right, c];
-      const pad: Pads4 | 'same' | 'valid' = folded
-        ? [
-            [0, 0],
-            [top, bottom],
-            [left, right],
-            [0, 0],
-          ]
-        : padding;
+      const pad = folded ? pads4(folded) : padding;
       return [
         tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, pad),
       ];
@@ -164,9 +156,8 @@ interface NormFields {
  */
 function normFactor(layer: tf.layers.Layer): tf.Tensor {
   const own = layer as unknown as Required<NormFields>;
-  const scale = own.gamma ? own.gamma.read() : tf.scalar(1);
   const epsilon = layer.getConfig().epsilon as number;
-  return tf.mul(tf.rsqrt(tf.add(own.movingVariance.read(), tf.scalar(epsilon))), scale);
+  return inputGradientFactor(own.movingVariance.read(), epsilon, own.gamma?.read());
 }
 
 /** BatchNormalization in inference (tf.batchNorm on the last axis): dy·(γ/√(var + ε)). */

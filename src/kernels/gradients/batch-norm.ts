@@ -14,6 +14,15 @@ import * as tf from '@tensorflow/tfjs';
 
 let original: tf.GradConfig | undefined;
 
+/** The input gradient's `[C]` factor γ/√(variance + ε) (γ = 1 when absent), as this gradient takes it. */
+export function inputGradientFactor(
+  variance: tf.Tensor,
+  varianceEpsilon: number,
+  scale?: tf.Tensor | null,
+): tf.Tensor {
+  return tf.mul(tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon))), scale ?? tf.scalar(1));
+}
+
 function reductionAxes(meanShape: number[], xShape: number[]): number[] {
   return tf.backend_util.getReductionAxes(meanShape, xShape);
 }
@@ -32,7 +41,8 @@ const leanBatchNormGradient: tf.GradConfig = {
     const reduce = (t: tf.Tensor) => tf.reshape(perChannel ? tf.sum(t, axes) : t, mean.shape);
     return {
       // One pass over dy: the [C] factor γ/√(variance + ε) first.
-      x: () => tf.reshape(tf.mul(grad, tf.mul(oneOverSqrtVariance(), scaleValue)), x.shape),
+      x: () =>
+        tf.reshape(tf.mul(grad, inputGradientFactor(variance, varianceEpsilon, scale)), x.shape),
       mean: () =>
         reduce(tf.mul(tf.mul(oneOverSqrtVariance(), tf.scalar(-1)), tf.mul(grad, scaleValue))),
       variance: () => {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { leanGradientsActive } from '../gradients/batch-norm';
+import { inputGradientFactor, leanGradientsActive } from '../gradients/batch-norm';
 import type { NativeBackend } from './native-backend';
 import { ourOpsAvailable } from './our-ops';
 
@@ -136,7 +136,7 @@ function gradFunc(dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.Na
   // (The op runs only on `tensorflow`, so its gradient does too.)
   if (relu && leanGradientsActive()) {
     // The factor by the lean gradient's own ops ([C]: cheap), the two passes in one.
-    const factor = tf.mul(tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon))), scale);
+    const factor = inputGradientFactor(variance, varianceEpsilon, scale);
     const { dx, g } = reluScaleGrad(
       tf.reshape(dy as tf.Tensor, y.shape),
       y,

@@ -51,12 +51,6 @@ export interface KernelLayer {
   activation?: ActivationLike | null;
 }
 
-/** The padding before a `valid` Conv2D that the convolution takes as explicit amounts. */
-interface FoldedPadding {
-  padding: Padding;
-  forwardOnly: boolean;
-}
-
 /** Reads a weight's value; the batched sweep substitutes one filtered variant's. */
 type WeightReader = (v: tf.LayerVariable) => tf.Tensor;
 
@@ -95,10 +89,12 @@ function convolve(
   x: tf.Tensor4D,
   kernel: tf.Tensor4D,
   depthwise: boolean,
-  folded?: FoldedPadding,
+  folded?: Padding,
+  forwardOnly = false,
 ): tf.Tensor {
   const { strides, padding, rate } = convGeometry(layer);
-  if (folded) return paddedConv(x, kernel, strides, folded.padding, !folded.forwardOnly);
+  // The padding before a `valid` Conv2D, taken as explicit amounts (./padded-conv.ts).
+  if (folded) return paddedConv(x, kernel, strides, folded, !forwardOnly);
   return depthwise
     ? tf.depthwiseConv2d(x, kernel, strides, padding, 'NHWC', rate)
     : tf.conv2d(x, kernel, strides, padding, 'NHWC', rate);
@@ -177,8 +173,14 @@ function applyUnfused(
   } else {
     if (layer.getConfig().dataFormat !== 'channelsLast') return undefined;
     const depthwise = cls === 'DepthwiseConv2D';
-    const fold = folded && { padding: folded, forwardOnly };
-    y = convolve(layer, x as tf.Tensor4D, read(kernel) as tf.Tensor4D, depthwise, fold);
+    y = convolve(
+      layer,
+      x as tf.Tensor4D,
+      read(kernel) as tf.Tensor4D,
+      depthwise,
+      folded,
+      forwardOnly,
+    );
   }
   if (own.bias) y = tf.add(y, read(own.bias));
   if (withActivation && own.activation) y = own.activation.apply(y);

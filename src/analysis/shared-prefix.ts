@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { convPoolGrad, convPoolRoute } from '../kernels/native/conv-pool';
 import { maxPoolArgmax, maxPoolGradFromArgmax } from '../kernels/native/max-pool-argmax';
-import { narrowConvTakesExplicitPadding } from '../kernels/native/narrow-conv';
 import { inputGradientFactor } from '../kernels/gradients/batch-norm';
 import { reluScaleGradient } from '../kernels/native/batch-norm';
 import { applyBatchNormBlock, batchNormBlockFits, batchNormBlocks } from './batch-norm-block';
 import { copies, isPlainRelu, pair, perExample, sameInputShapes } from './blocks';
 import { convPoolPairs, convPoolStepShape, ownWeights } from './conv-pool-block';
-import { pads4, type Padding } from './padded-conv';
+import { paddedConvInputGrad, paddedConvPairs, paddingOf, type Padding } from './padded-conv';
 import type { KernelLayer } from './graph';
 
 /**
@@ -86,16 +85,15 @@ function productStep(layer: tf.layers.Layer, apply: Apply, folded?: Padding): St
         return [tf.matMul(g as tf.Tensor2D, kernel.read() as tf.Tensor2D, false, true)];
       }
       const [n, h, w, c] = x.shape;
-      // With the ZeroPadding2D before this layer folded in: straight into its unpadded input.
-      const [[top, bottom], [left, right]] = folded ?? [
-        [0, 0],
-        [0, 0],
-      ];
+      const filter = kernel.read() as tf.Tensor4D;
+      if (!folded) {
+        const shape: Shape4 = [count * n, h, w, c];
+        return [tf.conv2dTranspose(g as tf.Tensor4D, filter, shape, strides, padding)];
+      }
+      // With the ZeroPadding2D before this layer folded in: into its unpadded input.
+      const [[top, bottom], [left, right]] = folded;
       const shape: Shape4 = [count * n, h - top - bottom, w - left - right, c];
-      const pad = folded ? pads4(folded) : padding;
-      return [
-        tf.conv2dTranspose(g as tf.Tensor4D, kernel.read() as tf.Tensor4D, shape, strides, pad),
-      ];
+      return [paddedConvInputGrad(g as tf.Tensor4D, filter, shape, strides, folded)];
     },
   };
 }
@@ -252,12 +250,12 @@ function paddingStep(layer: tf.layers.Layer, apply: Apply): Step | undefined {
 }
 
 /**
- * ZeroPadding2D layers whose one consumer is a `valid` Conv2D into fewer than 8 channels (a
- * network's stem) where the backend's input gradient takes explicit padding: that convolution's
- * input gradient is computed straight into the unpadded input (ResNet-18's stem: 11.6 against
- * 15.6 µs per example for the gradient into the padded input and the slice; the same values),
- * and the padding's backward passes the gradient through. Maps each such convolution to its
- * padding; `paddings` holds the folded padding nodes.
+ * ZeroPadding2D layers whose one reader is a `valid` Conv2D (./padded-conv.ts): that
+ * convolution's input gradient goes to the unpadded input ({@link paddedConvInputGrad}: straight
+ * into it where the backend's kernel takes explicit padding, ResNet-18's stem 11.6 against
+ * 15.6 µs per example; else into the padded input and its window, as the two steps would), and
+ * the padding's backward passes the gradient through. Maps each such convolution to its padding;
+ * `paddings` holds the folded padding nodes.
  */
 function paddingFolds(
   nodes: PrefixNode[],
@@ -265,19 +263,9 @@ function paddingFolds(
 ): { convs: Map<PrefixNode, Padding>; paddings: Set<PrefixNode> } {
   const convs = new Map<PrefixNode, Padding>();
   const paddings = new Set<PrefixNode>();
-  const uses = new Map<number, number>();
-  nodes.forEach((n) => n.inputs.forEach((t) => uses.set(t.id, (uses.get(t.id) ?? 0) + 1)));
-  const producer = new Map(nodes.map((n) => [n.outputs[0].id, n]));
-  for (const node of nodes) {
-    const config = node.layer.getConfig();
-    if (node.layer.getClassName() !== 'Conv2D' || config.padding !== 'valid') continue;
-    const input = node.inputs[0] as tf.SymbolicTensor;
-    const pad = producer.get(input.id);
-    if (!pad || pad.layer.getClassName() !== 'ZeroPadding2D') continue;
-    if (uses.get(input.id) !== 1 || frontier.includes(input.id)) continue;
-    if (pad.layer.getConfig().dataFormat !== 'channelsLast') continue;
-    if (!narrowConvTakesExplicitPadding(input.shape[3] as number)) continue;
-    convs.set(node, pad.layer.getConfig().padding as Padding);
+  for (const [conv, pad] of paddedConvPairs(nodes, -1)) {
+    if (frontier.includes(pad.outputs[0].id)) continue;
+    convs.set(conv, paddingOf(pad.layer));
     paddings.add(pad);
   }
   return { convs, paddings };
